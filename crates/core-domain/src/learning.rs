@@ -1,0 +1,129 @@
+//! What the learning engine records: experiments, patterns, learning events.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    DomainError::Invalid(format!(concat!("unknown ", stringify!($name), " {:?}"), s))
+                })
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum! {
+    /// Where an experiment stands.
+    ExperimentStatus {
+        Active => "active",
+        /// Enough samples and analysed, no decision applied yet.
+        Complete => "complete",
+        /// The test value became the new parameter value.
+        Adopted => "adopted",
+        Rejected => "rejected",
+        /// Adopted, then undone because performance got significantly worse.
+        RolledBack => "rolled_back",
+    }
+}
+
+string_enum! {
+    /// Whether a pattern still holds.
+    PatternStatus {
+        Active => "active",
+        Retired => "retired",
+    }
+}
+
+string_enum! {
+    /// What happened in the learning engine.
+    LearningEventType {
+        PatternDetected => "pattern_detected",
+        PatternRetired => "pattern_retired",
+        ExperimentStarted => "experiment_started",
+        ExperimentConcluded => "experiment_concluded",
+        ParameterAdopted => "parameter_adopted",
+        ParameterRolledBack => "parameter_rolled_back",
+        ProposalReceived => "proposal_received",
+    }
+}
+
+/// An A/B test of one strategy parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub parameter_name: String,
+    /// Parameter values as text (a number, or a range such as `0.15..0.20`).
+    pub control_value: String,
+    pub test_value: String,
+    /// Share of new opportunities assigned to the test arm (0.20).
+    pub allocation: f64,
+    /// Closed trades needed per arm before any decision.
+    pub min_samples: i64,
+    pub status: ExperimentStatus,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub control_trades: i64,
+    pub test_trades: i64,
+    pub p_value: Option<f64>,
+    pub effect_size: Option<f64>,
+    pub decision: Option<String>,
+}
+
+/// A regularity found in closed trades (or shadow trades).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pattern {
+    /// The dimension, e.g. `otm_bucket`, `sector`, `weekday`.
+    pub pattern_type: String,
+    /// e.g. "18-20% OTM outperforms".
+    pub pattern_name: String,
+    pub sample_size: i64,
+    pub win_rate: f64,
+    pub avg_roi: f64,
+    pub confidence: f64,
+    pub p_value: f64,
+    pub status: PatternStatus,
+    pub date_detected: NaiveDate,
+    /// Free-form numbers behind the pattern (bucket bounds, comparison group).
+    pub context: serde_json::Value,
+}
+
+/// One step of the learning engine, with its reasoning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningEvent {
+    pub event_type: LearningEventType,
+    pub event_date: DateTime<Utc>,
+    pub pattern_name: Option<String>,
+    pub confidence: Option<f64>,
+    pub sample_size: Option<i64>,
+    pub parameter_changed: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub reasoning: String,
+}

@@ -1,0 +1,523 @@
+//! Orders: the intent written before sending, the status state machine, and
+//! fills.
+//!
+//! The state machine follows the life of an IBKR order:
+//!
+//! ```text
+//!            ┌──────────────► Rejected ◄───────────────┐
+//!            │                                          │
+//! Created ──► Sent ──► Accepted ──► PartiallyFilled ──► Filled
+//!    │         │  │       │  ▲           │      ▲         ▲
+//!    │         │  │       ▼  │           ▼      │         │
+//!    │         │  └──► PendingCancel ───────────┴─────────┘
+//!    │         │            │
+//!    └─────────┴────────────┴──► Cancelled        (Expired from any live state)
+//! ```
+//!
+//! `Filled`, `Cancelled`, `Rejected` and `Expired` are terminal. A fill may
+//! race a cancel request, so `PendingCancel` can still become
+//! `PartiallyFilled` or `Filled`; a refused cancel returns to `Accepted`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Contract, DomainError, Money, Price};
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    /// +1 for a buy, −1 for a sell: the sign of the position change.
+    pub fn sign(self) -> i64 {
+        match self {
+            Side::Buy => 1,
+            Side::Sell => -1,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Buy => "BUY",
+            Side::Sell => "SELL",
+        })
+    }
+}
+
+/// How long an order works (IBKR's `tif`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TimeInForce {
+    /// Day order: cancelled by the exchange at the close.
+    Day,
+    /// Good till cancelled.
+    Gtc,
+    /// Immediate or cancel.
+    Ioc,
+}
+
+/// Why an order exists; closing orders are never blocked by entry limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderPurpose {
+    /// Sell to open a short put.
+    Open,
+    /// Buy to close a short put.
+    Close,
+    /// Sell stock received by assignment.
+    Liquidate,
+}
+
+impl OrderPurpose {
+    pub fn reduces_risk(self) -> bool {
+        !matches!(self, OrderPurpose::Open)
+    }
+}
+
+/// What the system wants to do, before any broker sees it. It is written to
+/// the store (with its idempotency key) before it is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderIntent {
+    /// Idempotency key, sent to IBKR as `orderRef`; unique forever.
+    pub order_ref: String,
+    pub contract: Contract,
+    pub side: Side,
+    /// Contracts (options) or shares (stock); always positive.
+    pub quantity: i64,
+    pub limit_price: Price,
+    pub time_in_force: TimeInForce,
+    pub purpose: OrderPurpose,
+    /// The trade this order opens or closes.
+    pub trade_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OrderIntent {
+    /// Checks what can be checked without a market: positive quantity and
+    /// limit, a non-empty idempotency key.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.order_ref.trim().is_empty() {
+            return Err(DomainError::Invalid("order intent: empty order_ref".into()));
+        }
+        if self.quantity <= 0 {
+            return Err(DomainError::Invalid(format!(
+                "order {}: quantity must be positive, got {}",
+                self.order_ref, self.quantity
+            )));
+        }
+        if !self.limit_price.is_positive() {
+            return Err(DomainError::Invalid(format!(
+                "order {}: limit price must be positive, got {}",
+                self.order_ref, self.limit_price
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The status of an order. See the module docs for the legal transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Written to the store, not yet sent.
+    Created,
+    /// Handed to the broker, no acknowledgement yet (IBKR PendingSubmit).
+    Sent,
+    /// Working at the broker (IBKR PreSubmitted / Submitted).
+    Accepted,
+    PartiallyFilled,
+    /// A cancel was requested and not yet confirmed.
+    PendingCancel,
+    Filled,
+    Cancelled,
+    Rejected,
+    /// The time in force ran out (a day order at the close).
+    Expired,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 9] = [
+        OrderStatus::Created,
+        OrderStatus::Sent,
+        OrderStatus::Accepted,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::PendingCancel,
+        OrderStatus::Filled,
+        OrderStatus::Cancelled,
+        OrderStatus::Rejected,
+        OrderStatus::Expired,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Filled
+                | OrderStatus::Cancelled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
+        )
+    }
+
+    /// Whether the broker may still fill (part of) the order.
+    pub fn is_working(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Sent
+                | OrderStatus::Accepted
+                | OrderStatus::PartiallyFilled
+                | OrderStatus::PendingCancel
+        )
+    }
+
+    /// The legal transitions. Staying in `PartiallyFilled` (another partial
+    /// fill) is legal; every other self-transition is not.
+    pub fn can_transition_to(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        match self {
+            Created => matches!(next, Sent | Cancelled | Rejected),
+            Sent => matches!(
+                next,
+                Accepted | PartiallyFilled | Filled | PendingCancel | Cancelled | Rejected | Expired
+            ),
+            Accepted => matches!(
+                next,
+                PartiallyFilled | Filled | PendingCancel | Cancelled | Rejected | Expired
+            ),
+            PartiallyFilled => matches!(
+                next,
+                PartiallyFilled | Filled | PendingCancel | Cancelled | Expired
+            ),
+            PendingCancel => matches!(
+                next,
+                Accepted | PartiallyFilled | Filled | Cancelled | Expired
+            ),
+            Filled | Cancelled | Rejected | Expired => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Created => "created",
+            OrderStatus::Sent => "sent",
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::PartiallyFilled => "partially_filled",
+            OrderStatus::PendingCancel => "pending_cancel",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OrderStatus {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| DomainError::Invalid(format!("unknown order status {s:?}")))
+    }
+}
+
+/// An execution (a fill, whole or partial) with its commission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fill {
+    /// Broker execution id; unique (fills are deduplicated by it).
+    pub exec_id: String,
+    pub order_ref: String,
+    pub contract: Contract,
+    pub side: Side,
+    /// Contracts or shares, positive.
+    pub quantity: i64,
+    pub price: Price,
+    pub commission: Money,
+    pub time: DateTime<Utc>,
+}
+
+impl Fill {
+    /// The cash this fill moves, commission included: a sell brings in
+    /// premium, a buy pays it, and the commission is always paid.
+    pub fn cash_flow(&self) -> Money {
+        let gross = self.price.notional(self.quantity, self.contract.multiplier());
+        let signed = match self.side {
+            Side::Sell => gross,
+            Side::Buy => -gross,
+        };
+        signed - self.commission
+    }
+}
+
+/// An order and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub intent: OrderIntent,
+    pub status: OrderStatus,
+    /// The broker's id once sent (IBKR order id; not stable across gateway
+    /// restarts, which is why `order_ref` is the key).
+    pub broker_order_id: Option<i64>,
+    pub filled_quantity: i64,
+    /// Volume-weighted average fill price so far.
+    pub avg_fill_price: Option<Price>,
+    pub commission: Money,
+    /// The last rejection or cancellation reason.
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    pub fn new(intent: OrderIntent) -> Self {
+        let updated_at = intent.created_at;
+        Order {
+            intent,
+            status: OrderStatus::Created,
+            broker_order_id: None,
+            filled_quantity: 0,
+            avg_fill_price: None,
+            commission: Money::ZERO,
+            reason: None,
+            updated_at,
+        }
+    }
+
+    pub fn remaining(&self) -> i64 {
+        self.intent.quantity - self.filled_quantity
+    }
+
+    /// Moves to `next` if the transition is legal; otherwise the order is
+    /// unchanged and the error names both states. Fill states are reached
+    /// through [`Order::apply_fill`] only, which keeps the filled quantity
+    /// and the status in step.
+    pub fn transition(
+        &mut self,
+        next: OrderStatus,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+    ) -> Result<(), DomainError> {
+        if matches!(next, OrderStatus::PartiallyFilled | OrderStatus::Filled) {
+            return Err(DomainError::IllegalTransition {
+                order_ref: self.intent.order_ref.clone(),
+                from: self.status,
+                to: next,
+                why: "fill states are reached by applying a fill".into(),
+            });
+        }
+        self.check_transition(next)?;
+        self.status = next;
+        self.updated_at = at;
+        if reason.is_some() {
+            self.reason = reason;
+        }
+        Ok(())
+    }
+
+    fn check_transition(&self, next: OrderStatus) -> Result<(), DomainError> {
+        if self.status.can_transition_to(next) {
+            Ok(())
+        } else {
+            Err(DomainError::IllegalTransition {
+                order_ref: self.intent.order_ref.clone(),
+                from: self.status,
+                to: next,
+                why: "not a legal order status transition".into(),
+            })
+        }
+    }
+
+    /// Applies an execution. Refused (order unchanged) when the fill belongs
+    /// to another order, is for a non-positive quantity, would overfill, or
+    /// arrives in a state that cannot fill.
+    pub fn apply_fill(&mut self, fill: &Fill) -> Result<(), DomainError> {
+        if fill.order_ref != self.intent.order_ref {
+            return Err(DomainError::Invalid(format!(
+                "fill {} is for order {}, not {}",
+                fill.exec_id, fill.order_ref, self.intent.order_ref
+            )));
+        }
+        if fill.quantity <= 0 || fill.quantity > self.remaining() {
+            return Err(DomainError::Invalid(format!(
+                "fill {} of {} on order {} with {} remaining",
+                fill.exec_id,
+                fill.quantity,
+                self.intent.order_ref,
+                self.remaining()
+            )));
+        }
+        let next = if fill.quantity == self.remaining() {
+            OrderStatus::Filled
+        } else {
+            OrderStatus::PartiallyFilled
+        };
+        self.check_transition(next)?;
+        let filled_before = self.filled_quantity;
+        let total = filled_before + fill.quantity;
+        let prev_value =
+            i128::from(self.avg_fill_price.map_or(0, Price::raw)) * i128::from(filled_before);
+        let value = prev_value + i128::from(fill.price.raw()) * i128::from(fill.quantity);
+        let avg = value / i128::from(total);
+        self.avg_fill_price = Some(Price::from_raw(i64::try_from(avg).unwrap_or(i64::MAX)));
+        self.filled_quantity = total;
+        self.commission += fill.commission;
+        self.status = next;
+        self.updated_at = fill.time;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{StockContract, Symbol};
+    use proptest::prelude::*;
+
+    fn intent(qty: i64) -> OrderIntent {
+        OrderIntent {
+            order_ref: "ref-1".into(),
+            contract: Contract::Stock(StockContract::us(Symbol::new("KO").unwrap())),
+            side: Side::Sell,
+            quantity: qty,
+            limit_price: Price::from_cents(50),
+            time_in_force: TimeInForce::Day,
+            purpose: OrderPurpose::Open,
+            trade_id: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn fill(qty: i64, n: usize) -> Fill {
+        Fill {
+            exec_id: format!("e{n}"),
+            order_ref: "ref-1".into(),
+            contract: Contract::Stock(StockContract::us(Symbol::new("KO").unwrap())),
+            side: Side::Sell,
+            quantity: qty,
+            price: Price::from_cents(50),
+            commission: Money::from_cents(100),
+            time: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn test_fill_after_cancel_is_refused_and_order_unchanged() {
+        let mut o = Order::new(intent(5));
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        o.transition(OrderStatus::Sent, t, None).unwrap();
+        o.transition(OrderStatus::Cancelled, t, Some("user".into())).unwrap();
+        let before = o.clone();
+        assert!(o.apply_fill(&fill(1, 0)).is_err());
+        assert_eq!(o, before);
+    }
+
+    #[test]
+    fn test_created_order_cannot_be_filled_before_it_is_sent() {
+        let mut o = Order::new(intent(5));
+        assert!(o.apply_fill(&fill(5, 0)).is_err());
+        assert_eq!(o.status, OrderStatus::Created);
+    }
+
+    #[test]
+    fn test_partial_fills_average_price_and_sum_commission() {
+        let mut o = Order::new(intent(5));
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        o.transition(OrderStatus::Sent, t, None).unwrap();
+        o.apply_fill(&fill(2, 0)).unwrap();
+        assert_eq!(o.status, OrderStatus::PartiallyFilled);
+        let mut f = fill(3, 1);
+        f.price = Price::from_cents(40);
+        o.apply_fill(&f).unwrap();
+        assert_eq!(o.status, OrderStatus::Filled);
+        assert_eq!(o.avg_fill_price, Some(Price::from_cents(44)));
+        assert_eq!(o.commission, Money::from_cents(200));
+    }
+
+    #[test]
+    fn test_sell_fill_cash_flow_is_premium_less_commission() {
+        let f = Fill {
+            contract: Contract::Option(crate::OptionContract::us(
+                Symbol::new("KO").unwrap(),
+                crate::Right::Put,
+                Price::from_cents(5_000),
+                chrono::NaiveDate::from_ymd_opt(2024, 1, 19).unwrap(),
+            )),
+            ..fill(5, 0)
+        };
+        // 5 × $0.50 × 100 = $250.00, less $1.00 commission
+        assert_eq!(f.cash_flow(), Money::from_cents(24_900));
+    }
+
+    /// Events the broker or the executor can throw at an order.
+    #[derive(Debug, Clone)]
+    enum Event {
+        To(usize),
+        Fill(i64),
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (0..OrderStatus::ALL.len()).prop_map(Event::To),
+            (-2i64..8).prop_map(Event::Fill),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Invariants of the order state machine, under any sequence of
+        /// requested transitions and fills:
+        /// 1. an illegal transition or fill is refused and leaves the order unchanged;
+        /// 2. a terminal order never changes again;
+        /// 3. 0 ≤ filled ≤ quantity, and status is Filled exactly when filled = quantity.
+        #[test]
+        fn order_state_machine_rejects_illegal_transitions(
+            qty in 1i64..6,
+            events in proptest::collection::vec(event(), 0..40),
+        ) {
+            let mut o = Order::new(intent(qty));
+            let t = DateTime::<Utc>::UNIX_EPOCH;
+            for (n, e) in events.into_iter().enumerate() {
+                let before = o.clone();
+                let result = match e {
+                    Event::To(i) => o.transition(OrderStatus::ALL[i], t, None),
+                    Event::Fill(q) => o.apply_fill(&fill(q, n)),
+                };
+                match &result {
+                    Ok(()) => {
+                        prop_assert!(before.status.can_transition_to(o.status));
+                        prop_assert!(!before.status.is_terminal());
+                    }
+                    Err(_) => prop_assert_eq!(&o, &before),
+                }
+                prop_assert!(o.filled_quantity >= 0 && o.filled_quantity <= qty);
+                prop_assert_eq!(o.status == OrderStatus::Filled, o.filled_quantity == qty);
+                if before.status.is_terminal() {
+                    prop_assert_eq!(&o, &before);
+                }
+            }
+        }
+
+        /// Every pair of states the table calls illegal is refused by `transition`.
+        #[test]
+        fn transition_agrees_with_the_table(from in 0..OrderStatus::ALL.len(), to in 0..OrderStatus::ALL.len()) {
+            let (from, to) = (OrderStatus::ALL[from], OrderStatus::ALL[to]);
+            let mut o = Order::new(intent(1));
+            o.status = from;
+            let r = o.transition(to, DateTime::<Utc>::UNIX_EPOCH, None);
+            let fill_state = matches!(to, OrderStatus::PartiallyFilled | OrderStatus::Filled);
+            prop_assert_eq!(r.is_ok(), from.can_transition_to(to) && !fill_state);
+        }
+    }
+}
