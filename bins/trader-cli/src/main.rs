@@ -1,1 +1,161 @@
-fn main() {}
+//! `trader-cli`: set up, inspect and (in later issues) drive the trader.
+//!
+//! Exit codes: 0 success; 1 the command failed (the message says why);
+//! 2 usage error; 3 the subcommand is not implemented yet.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod commands;
+mod output;
+
+/// Exit code of a subcommand that exists in the plan but not yet in code.
+pub const EXIT_NOT_IMPLEMENTED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trader-cli",
+    version,
+    about = "Command line of the self-learning naked-put trader for Interactive Brokers",
+    long_about = "Command line of the self-learning naked-put trader for Interactive Brokers.\n\n\
+                  Exit codes: 0 success, 1 failure, 2 usage error, 3 not implemented yet."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Missing is fine for read-only commands:
+    /// the defaults apply.
+    #[arg(long, global = true, env = "TRADER_CONFIG", default_value = settings::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// Print data as JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the commented configuration template and create the database.
+    Init {
+        /// Overwrite an existing configuration file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Database migrations and health.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// What the trader is doing: trading state, open trades, orders, the last decisions.
+    Status,
+    /// Open positions as last reconciled with the broker.
+    Positions,
+    /// Trades, newest first.
+    Trades {
+        /// Only open trades.
+        #[arg(long, conflicts_with = "closed")]
+        open: bool,
+        /// Only closed trades.
+        #[arg(long)]
+        closed: bool,
+        /// Only this underlying.
+        #[arg(long)]
+        symbol: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Decision records (what was decided, why, the numbers compared), newest first.
+    Decisions {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// The durable audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Experiments of the learning engine.
+    Experiments,
+    /// Patterns found in closed trades.
+    Patterns {
+        /// Include retired patterns.
+        #[arg(long)]
+        all: bool,
+    },
+    /// The learning engine's history of events and parameter changes.
+    LearningHistory {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Screen the market and list ranked opportunities (strategy issue #4).
+    Scan(commands::Pending),
+    /// Validate the strategy's selection over history (strategy issue #4).
+    Validate(commands::Pending),
+    /// Run a backtest over real history (engine-loop issue #6).
+    Backtest(commands::Pending),
+    /// Run the engine loop in the foreground (engine-loop issue #6).
+    Run(commands::Pending),
+    /// Analyze performance (learning issue #7).
+    Analyze(commands::Pending),
+    /// Shadow trades (learning issue #7).
+    Shadow(commands::Pending),
+    /// Run the parameter optimizer (learning issue #7).
+    Optimize(commands::Pending),
+    /// Halt trading, cancel open orders, optionally flatten (execution issue #5).
+    EmergencyStop(commands::Pending),
+    /// Resume trading after an emergency stop (execution issue #5).
+    Resume(commands::Pending),
+    /// Write a performance report (engine-loop issue #6).
+    Report(commands::Pending),
+    /// Price an option and its greeks (simulated-market issue #3).
+    Price(commands::Pending),
+    /// Solve an implied volatility (simulated-market issue #3).
+    Iv(commands::Pending),
+    /// Reg-T short put margin (simulated-market issue #3).
+    Margin(commands::Pending),
+    /// Run the simulated TWS gateway (Interactive Brokers issue #8).
+    SimGateway(commands::Pending),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration; lists every problem with its key path.
+    Check,
+    /// Print the effective configuration (file + environment), secrets redacted.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+    /// Migrations applied and pending, row counts, integrity.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "trader-cli",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    match commands::run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn symbol_is_normalised_and_validated() {
-        assert_eq!(Symbol::new(" aapl ").map(|s| s.to_string()).ok(), Some("AAPL".into()));
+        assert_eq!(
+            Symbol::new(" aapl ").map(|s| s.to_string()).ok(),
+            Some("AAPL".into())
+        );
         assert!(Symbol::new("").is_err());
         assert!(Symbol::new("A;DROP").is_err());
         assert!(Symbol::new("BRK.B").is_ok());
@@ -218,10 +221,17 @@ mod tests {
 
     #[test]
     fn option_key_is_readable() -> Result<(), DomainError> {
-        let expiry = NaiveDate::from_ymd_opt(2024, 1, 19).ok_or(DomainError::Invalid("date".into()))?;
-        let o = OptionContract::us(Symbol::new("AAPL")?, Right::Put, Price::from_cents(15_000), expiry);
+        let expiry =
+            NaiveDate::from_ymd_opt(2024, 1, 19).ok_or(DomainError::Invalid("date".into()))?;
+        let o = OptionContract::us(
+            Symbol::new("AAPL")?,
+            Right::Put,
+            Price::from_cents(15_000),
+            expiry,
+        );
         assert_eq!(o.key(), "AAPL 2024-01-19 150.00 P");
-        let today = NaiveDate::from_ymd_opt(2024, 1, 9).ok_or(DomainError::Invalid("date".into()))?;
+        let today =
+            NaiveDate::from_ymd_opt(2024, 1, 9).ok_or(DomainError::Invalid("date".into()))?;
         assert_eq!(o.days_to_expiry(today), 10);
         Ok(())
     }

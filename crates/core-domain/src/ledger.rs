@@ -116,7 +116,9 @@ impl Ledger {
                 fill.exec_id, fill.quantity
             )));
         }
-        let gross = fill.price.notional(fill.quantity, fill.contract.multiplier());
+        let gross = fill
+            .price
+            .notional(fill.quantity, fill.contract.multiplier());
         let (kind, cash) = match fill.side {
             Side::Sell => (LedgerEntryKind::SaleProceeds, gross),
             Side::Buy => (LedgerEntryKind::PurchaseCost, -gross),
@@ -144,11 +146,14 @@ impl Ledger {
 
     fn apply_position_change(&mut self, contract: &Contract, delta_qty: i64, delta_cost: Money) {
         let key = contract.key();
-        let pos = self.positions.entry(key.clone()).or_insert_with(|| BookPosition {
-            contract: contract.clone(),
-            quantity: 0,
-            cost_basis: Money::ZERO,
-        });
+        let pos = self
+            .positions
+            .entry(key.clone())
+            .or_insert_with(|| BookPosition {
+                contract: contract.clone(),
+                quantity: 0,
+                cost_basis: Money::ZERO,
+            });
         let same_direction = pos.quantity == 0 || pos.quantity.signum() == delta_qty.signum();
         if same_direction {
             pos.quantity += delta_qty;
@@ -263,12 +268,21 @@ mod tests {
     #[test]
     fn test_short_put_round_trip_realizes_premium_less_costs() {
         let mut l = Ledger::new();
-        l.deposit(DateTime::<Utc>::UNIX_EPOCH, Money::from_dollars(100_000), "seed");
-        l.post_fill(&fill(1, put(50), Side::Sell, 5, 4_000, 325)).unwrap();
-        l.post_fill(&fill(2, put(50), Side::Buy, 5, 2_000, 325)).unwrap();
+        l.deposit(
+            DateTime::<Utc>::UNIX_EPOCH,
+            Money::from_dollars(100_000),
+            "seed",
+        );
+        l.post_fill(&fill(1, put(50), Side::Sell, 5, 4_000, 325))
+            .unwrap();
+        l.post_fill(&fill(2, put(50), Side::Buy, 5, 2_000, 325))
+            .unwrap();
         // $200 premium − $100 to close − $6.50 commissions
         assert_eq!(l.realized_pnl(), Money::from_cents(9_350));
-        assert_eq!(l.cash(), Money::from_dollars(100_000) + Money::from_cents(9_350));
+        assert_eq!(
+            l.cash(),
+            Money::from_dollars(100_000) + Money::from_cents(9_350)
+        );
         assert_eq!(l.positions().count(), 0);
     }
 

@@ -102,9 +102,9 @@ impl FromStr for Money {
 
     /// Parses `"-12.34"`, `"12"`, `"12.3"`; more than two decimals is an error.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_fixed(s, 2).map(Money).map_err(|why| {
-            crate::DomainError::InvalidAmount(format!("money {s:?}: {why}"))
-        })
+        parse_fixed(s, 2)
+            .map(Money)
+            .map_err(|why| crate::DomainError::InvalidAmount(format!("money {s:?}: {why}")))
     }
 }
 
@@ -262,7 +262,7 @@ impl fmt::Display for Price {
         let abs = self.0.unsigned_abs();
         let whole = abs / PRICE_SCALE as u64;
         let frac = abs % PRICE_SCALE as u64;
-        if frac % 100 == 0 {
+        if frac.is_multiple_of(100) {
             write!(f, "{sign}{whole}.{:02}", frac / 100)
         } else {
             let s = format!("{frac:04}");
@@ -369,9 +369,15 @@ mod tests {
     #[test]
     fn option_premium_notional_is_exact() {
         // 5 contracts at $0.35 = $175.00
-        assert_eq!(Price::from_cents(35).notional(5, 100), Money::from_cents(17_500));
+        assert_eq!(
+            Price::from_cents(35).notional(5, 100),
+            Money::from_cents(17_500)
+        );
         // $0.3512 per share on one contract = $35.12
-        assert_eq!(Price::from_raw(3_512).notional(1, 100), Money::from_cents(3_512));
+        assert_eq!(
+            Price::from_raw(3_512).notional(1, 100),
+            Money::from_cents(3_512)
+        );
     }
 
     #[test]
@@ -393,10 +399,22 @@ mod tests {
     #[test]
     fn ticks_round_as_documented() {
         let nickel = Price::from_cents(5);
-        assert_eq!(Price::from_raw(31_240).round_to_tick(nickel), Price::from_cents(310));
-        assert_eq!(Price::from_raw(31_250).round_to_tick(nickel), Price::from_cents(315));
-        assert_eq!(Price::from_raw(31_001).ceil_to_tick(nickel), Price::from_cents(315));
-        assert_eq!(Price::from_raw(31_499).floor_to_tick(nickel), Price::from_cents(310));
+        assert_eq!(
+            Price::from_raw(31_240).round_to_tick(nickel),
+            Price::from_cents(310)
+        );
+        assert_eq!(
+            Price::from_raw(31_250).round_to_tick(nickel),
+            Price::from_cents(315)
+        );
+        assert_eq!(
+            Price::from_raw(31_001).ceil_to_tick(nickel),
+            Price::from_cents(315)
+        );
+        assert_eq!(
+            Price::from_raw(31_499).floor_to_tick(nickel),
+            Price::from_cents(310)
+        );
     }
 
     proptest! {

@@ -185,7 +185,13 @@ impl OrderStatus {
             Created => matches!(next, Sent | Cancelled | Rejected),
             Sent => matches!(
                 next,
-                Accepted | PartiallyFilled | Filled | PendingCancel | Cancelled | Rejected | Expired
+                Accepted
+                    | PartiallyFilled
+                    | Filled
+                    | PendingCancel
+                    | Cancelled
+                    | Rejected
+                    | Expired
             ),
             Accepted => matches!(
                 next,
@@ -253,7 +259,9 @@ impl Fill {
     /// The cash this fill moves, commission included: a sell brings in
     /// premium, a buy pays it, and the commission is always paid.
     pub fn cash_flow(&self) -> Money {
-        let gross = self.price.notional(self.quantity, self.contract.multiplier());
+        let gross = self
+            .price
+            .notional(self.quantity, self.contract.multiplier());
         let signed = match self.side {
             Side::Sell => gross,
             Side::Buy => -gross,
@@ -416,7 +424,8 @@ mod tests {
         let mut o = Order::new(intent(5));
         let t = DateTime::<Utc>::UNIX_EPOCH;
         o.transition(OrderStatus::Sent, t, None).unwrap();
-        o.transition(OrderStatus::Cancelled, t, Some("user".into())).unwrap();
+        o.transition(OrderStatus::Cancelled, t, Some("user".into()))
+            .unwrap();
         let before = o.clone();
         assert!(o.apply_fill(&fill(1, 0)).is_err());
         assert_eq!(o, before);

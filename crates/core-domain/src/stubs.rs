@@ -19,7 +19,12 @@ pub fn symbol(s: &str) -> Symbol {
 
 /// An AAPL $150 put expiring 2024-01-19.
 pub fn aapl_put() -> OptionContract {
-    OptionContract::us(symbol("AAPL"), Right::Put, Price::from_cents(15_000), date(2024, 1, 19))
+    OptionContract::us(
+        symbol("AAPL"),
+        Right::Put,
+        Price::from_cents(15_000),
+        date(2024, 1, 19),
+    )
 }
 
 /// An open short put: 5 AAPL $150 puts sold at $0.40 on 2024-01-09.

@@ -241,13 +241,15 @@ mod tests {
         assert_eq!(t.days_held, Some(3));
         assert!((t.profit_pct.unwrap() - 0.4675).abs() < 1e-12);
         assert!((t.roi.unwrap() - 93.5 / 7500.0).abs() < 1e-12);
-        assert!(t.close(TradeExit {
-            time: DateTime::<Utc>::UNIX_EPOCH,
-            date: NaiveDate::from_ymd_opt(2024, 1, 12).unwrap(),
-            exit_premium: Price::ZERO,
-            reason: ExitReason::Manual,
-            commission: Money::ZERO,
-        })
-        .is_err());
+        assert!(
+            t.close(TradeExit {
+                time: DateTime::<Utc>::UNIX_EPOCH,
+                date: NaiveDate::from_ymd_opt(2024, 1, 12).unwrap(),
+                exit_premium: Price::ZERO,
+                reason: ExitReason::Manual,
+                commission: Money::ZERO,
+            })
+            .is_err()
+        );
     }
 }

@@ -13,10 +13,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccountSnapshot, AuditEntry, BrokerError, Contract, DailyBar, DecisionRecord, Experiment,
-    ExitReason, Fill, LearningEvent, LedgerEntry, MarginImpact, Money, OptionChain,
-    OptionContract, OptionQuote, Order, OrderIntent, OrderStatus, Pattern, PatternStatus,
-    Position, Price, Quote, RepoError, Symbol, Trade,
+    AccountSnapshot, AuditEntry, BrokerError, Contract, DailyBar, DecisionRecord, ExitReason,
+    Experiment, Fill, LearningEvent, LedgerEntry, MarginImpact, Money, OptionChain, OptionContract,
+    OptionQuote, Order, OrderIntent, OrderStatus, Pattern, PatternStatus, Position, Price, Quote,
+    RepoError, Symbol, Trade,
 };
 
 /// Prices, bars and option chains.
@@ -121,10 +121,8 @@ pub trait Broker: Send + Sync {
     ) -> impl Future<Output = Result<i64, BrokerError>> + Send;
 
     /// Requests cancellation; the outcome arrives as an order event.
-    fn cancel_order(
-        &self,
-        order_ref: &str,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    fn cancel_order(&self, order_ref: &str)
+    -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Orders still working at the broker.
     fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderUpdate>, BrokerError>> + Send;

@@ -1,0 +1,648 @@
+//! The subcommands.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::Args;
+use core_domain::{
+    AccountRepository, AuditEntry, AuditRepository, LearningRepository, OrderRepository,
+    PatternStatus, Symbol, TradeFilter, TradeRepository,
+};
+use serde_json::json;
+use settings::{ConfigError, LoadOptions, Loaded};
+use store::Store;
+
+use crate::output::{self, opt, pct, table};
+use crate::{Cli, Command, ConfigCommand, DbCommand, EXIT_NOT_IMPLEMENTED};
+
+/// Arguments of a subcommand that is planned but not built yet; accepted so
+/// that the message is the same whatever is passed.
+#[derive(Debug, Args)]
+pub struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+/// Who is acting, for the audit log.
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("trader-cli:{user}")
+}
+
+pub fn run(cli: &Cli) -> Result<ExitCode> {
+    // The console stays quiet (warnings only); RUST_LOG can raise it.
+    let quiet = settings::LoggingSettings {
+        file: false,
+        ..Default::default()
+    };
+    let _guard = settings::logging::init(&quiet, "trader-cli", Some("warn"));
+    match &cli.command {
+        Command::Init { force } => init(cli, *force),
+        Command::Config(ConfigCommand::Check) => config_check(cli),
+        Command::Config(ConfigCommand::Show) => config_show(cli),
+        Command::Db(DbCommand::Migrate) => db_migrate(cli),
+        Command::Db(DbCommand::Status) => db_status(cli),
+        Command::Status => status(cli),
+        Command::Positions => positions(cli),
+        Command::Trades {
+            open,
+            closed,
+            symbol,
+            limit,
+        } => trades(cli, *open, *closed, symbol.as_deref(), *limit),
+        Command::Decisions { limit } => decisions(cli, *limit),
+        Command::Audit { limit } => audit(cli, *limit),
+        Command::Experiments => experiments(cli),
+        Command::Patterns { all } => patterns(cli, *all),
+        Command::LearningHistory { limit } => learning_history(cli, *limit),
+        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        Command::Scan(_) => not_yet("scan", 4, "the strategy issue"),
+        Command::Validate(_) => not_yet("validate", 4, "the strategy issue"),
+        Command::Backtest(_) => not_yet("backtest", 6, "the engine-loop issue"),
+        Command::Run(_) => not_yet("run", 6, "the engine-loop issue"),
+        Command::Report(_) => not_yet("report", 6, "the engine-loop issue"),
+        Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
+        Command::Shadow(_) => not_yet("shadow", 7, "the learning issue"),
+        Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
+        Command::EmergencyStop(_) => not_yet("emergency-stop", 5, "the execution and risk issue"),
+        Command::Resume(_) => not_yet("resume", 5, "the execution and risk issue"),
+        Command::Price(_) => not_yet("price", 3, "the simulated-market issue"),
+        Command::Iv(_) => not_yet("iv", 3, "the simulated-market issue"),
+        Command::Margin(_) => not_yet("margin", 3, "the simulated-market issue"),
+        Command::SimGateway(_) => not_yet("sim-gateway", 8, "the Interactive Brokers issue"),
+    }
+}
+
+fn not_yet(name: &str, issue: u32, what: &str) -> Result<ExitCode> {
+    eprintln!(
+        "trader-cli {name}: not implemented yet; it arrives with {what} (#{issue}). Nothing was done."
+    );
+    Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
+}
+
+/// Loads the configuration; a missing file means the defaults.
+fn load_settings(cli: &Cli) -> Result<Loaded> {
+    let opts = LoadOptions::from_process(&cli.config, false);
+    settings::load(&opts).map_err(|e| match e {
+        ConfigError::Invalid(_) => anyhow::anyhow!(
+            "{e}\nfix {} (or the environment variables named) and run `trader-cli config check`",
+            cli.config.display()
+        ),
+        other => other.into(),
+    })
+}
+
+fn open_store(loaded: &Loaded) -> Result<Store> {
+    let url = &loaded.settings.database.url;
+    Store::open(url).with_context(|| format!("opening the database {url}"))
+}
+
+fn init(cli: &Cli, force: bool) -> Result<ExitCode> {
+    let path = &cli.config;
+    let existed = path.exists();
+    if existed && !force {
+        println!(
+            "config   {} exists; kept as it is (use --force to overwrite with the template)",
+            path.display()
+        );
+    } else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the directory {}", dir.display()))?;
+        }
+        std::fs::write(path, settings::TEMPLATE)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "config   {} {} (every key commented; edit it, then `trader-cli config check`)",
+            path.display(),
+            if existed { "overwritten" } else { "written" }
+        );
+    }
+    let loaded = load_settings(cli)?;
+    let store = open_store(&loaded)?;
+    let applied = store.migrate().context("applying database migrations")?;
+    println!(
+        "database {} ready ({} migration(s) applied now)",
+        loaded.settings.database.url,
+        applied.len()
+    );
+    store.append_audit(
+        &AuditEntry::new(Utc::now(), actor(), "init")
+            .context(json!({
+                "config": path.display().to_string(),
+                "config_written": !existed || force,
+                "migrations_applied": applied,
+            }))
+            .outcome("ok"),
+    )?;
+    println!("next     `trader-cli config check`, then `trader-cli status`");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(cli: &Cli) -> Result<ExitCode> {
+    let opts = LoadOptions::from_process(&cli.config, false);
+    match settings::load(&opts) {
+        Ok(loaded) => {
+            if cli.json {
+                output::json(&json!({
+                    "ok": true,
+                    "file": loaded.path.display().to_string(),
+                    "file_found": loaded.file_found,
+                    "environment_overrides": loaded.env_overrides,
+                    "problems": [],
+                }))?;
+            } else {
+                let source = if loaded.file_found {
+                    loaded.path.display().to_string()
+                } else {
+                    format!("{} not found: defaults", loaded.path.display())
+                };
+                println!("ok: {source}");
+                println!(
+                    "    broker {} ({}), database {}",
+                    loaded.settings.broker.kind,
+                    loaded.settings.broker.trading_mode,
+                    settings::redact_url(&loaded.settings.database.url)
+                );
+                if !loaded.env_overrides.is_empty() {
+                    println!("    overridden by {}", loaded.env_overrides.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError::Invalid(issues)) => {
+            if cli.json {
+                let problems: Vec<_> = issues
+                    .iter()
+                    .map(|i| json!({"key": i.key, "message": i.message, "origin": i.origin}))
+                    .collect();
+                output::json(&json!({
+                    "ok": false,
+                    "file": cli.config.display().to_string(),
+                    "problems": problems,
+                }))?;
+            } else {
+                eprintln!("{}: {} problem(s):", cli.config.display(), issues.len());
+                for i in &issues {
+                    eprintln!("  - {i}");
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            if cli.json {
+                output::json(
+                    &json!({"ok": false, "file": cli.config.display().to_string(),
+                    "problems": [{"key": "(file)", "message": e.to_string(), "origin": null}]}),
+                )?;
+            } else {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn config_show(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    if cli.json {
+        output::json(&settings::effective_json(&loaded))?;
+    } else {
+        print!("{}", settings::effective_toml(&loaded));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn db_migrate(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_store(&loaded)?;
+    let applied = store.migrate().context("applying database migrations")?;
+    store.append_audit(
+        &AuditEntry::new(Utc::now(), actor(), "db.migrate")
+            .context(json!({"applied": applied}))
+            .outcome("ok"),
+    )?;
+    if cli.json {
+        output::json(&json!({"applied": applied}))?;
+    } else if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        for m in &applied {
+            println!("applied {m}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn db_status(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_store(&loaded)?;
+    let migrations = store.migration_status()?;
+    let counts = store.table_counts()?;
+    let integrity = store.integrity_check()?;
+    if cli.json {
+        output::json(&json!({
+            "database": settings::redact_url(&loaded.settings.database.url),
+            "migrations": migrations.iter().map(|m| json!({"name": m.name, "applied": m.applied})).collect::<Vec<_>>(),
+            "tables": counts.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+            "integrity": integrity,
+        }))?;
+    } else {
+        println!(
+            "database  {}",
+            settings::redact_url(&loaded.settings.database.url)
+        );
+        println!("integrity {integrity}");
+        println!();
+        let rows: Vec<Vec<String>> = migrations
+            .iter()
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    if m.applied { "applied" } else { "pending" }.into(),
+                ]
+            })
+            .collect();
+        table(&["migration", "state"], &rows);
+        println!();
+        let rows: Vec<Vec<String>> = counts
+            .iter()
+            .map(|(t, n)| vec![t.clone(), n.to_string()])
+            .collect();
+        table(&["table", "rows"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database for reading; if it does not exist yet, says how to
+/// create it instead of creating an empty one.
+fn open_existing(loaded: &Loaded) -> Result<Store> {
+    let url = loaded.settings.database.url.trim();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path != ":memory:" && !Path::new(path).exists() {
+        bail!("no database at {path}; run `trader-cli init` (or `trader-cli db migrate`) first");
+    }
+    let store = open_store(loaded)?;
+    let pending = store
+        .migration_status()?
+        .iter()
+        .filter(|m| !m.applied)
+        .count();
+    if pending > 0 {
+        bail!("the database has {pending} pending migration(s); run `trader-cli db migrate`");
+    }
+    Ok(store)
+}
+
+fn status(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let s = &loaded.settings;
+    let state = store.trading_state()?;
+    let open = store.trades(&TradeFilter {
+        open: Some(true),
+        ..Default::default()
+    })?;
+    let closed = store.trades(&TradeFilter {
+        open: Some(false),
+        ..Default::default()
+    })?;
+    let working = store.open_orders()?;
+    let positions = store.positions()?;
+    let snapshot = store.latest_snapshot()?;
+    let decisions = store.recent_decisions(5)?;
+    let realized: core_domain::Money = closed.iter().filter_map(|t| t.profit_loss).sum();
+    let (state_name, state_cause, state_since) = match &state {
+        Some((st, cause, since)) => (st.clone(), cause.clone(), Some(since.to_string())),
+        None => ("active".into(), "no state change recorded".into(), None),
+    };
+    if cli.json {
+        output::json(&json!({
+            "config": {"file": loaded.path.display().to_string(), "file_found": loaded.file_found},
+            "broker": {"kind": s.broker.kind, "trading_mode": s.broker.trading_mode},
+            "strategy": s.strategy.name,
+            "database": settings::redact_url(&s.database.url),
+            "trading_state": {"state": state_name, "cause": state_cause, "since": state_since},
+            "trades": {"open": open.len(), "closed": closed.len(), "realized_pnl": realized.to_string()},
+            "orders_working": working.len(),
+            "positions": positions.len(),
+            "account": snapshot,
+            "recent_decisions": decisions,
+            "engine": "the engine loop (traderd) arrives with the engine-loop issue (#6)",
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("trader status");
+    println!(
+        "  config      {} ({})",
+        loaded.path.display(),
+        if loaded.file_found {
+            "found"
+        } else {
+            "not found: defaults"
+        }
+    );
+    println!(
+        "  strategy    {}: puts {:.0}-{:.0}% OTM, ${:.2}-${:.2} premium, {}-{} DTE, {} contracts",
+        s.strategy.name,
+        s.strategy.otm_range.min * 100.0,
+        s.strategy.otm_range.max * 100.0,
+        s.strategy.premium_range.min,
+        s.strategy.premium_range.max,
+        s.strategy.dte_range.min,
+        s.strategy.dte_range.max,
+        s.strategy.position_size
+    );
+    println!(
+        "  broker      {} ({})",
+        s.broker.kind, s.broker.trading_mode
+    );
+    println!("  database    {}", settings::redact_url(&s.database.url));
+    match &state_since {
+        Some(since) => println!("  trading     {state_name} since {since}: {state_cause}"),
+        None => println!("  trading     {state_name} ({state_cause})"),
+    }
+    println!(
+        "  trades      {} open, {} closed, realized P&L ${realized}",
+        open.len(),
+        closed.len()
+    );
+    println!("  orders      {} working", working.len());
+    println!("  positions   {}", positions.len());
+    match &snapshot {
+        Some(a) => println!(
+            "  account     net liquidation ${}, cash ${}, margin ${} ({})",
+            a.net_liquidation, a.cash, a.initial_margin, a.time
+        ),
+        None => println!("  account     no snapshot yet"),
+    }
+    if decisions.is_empty() {
+        println!("  decisions   none yet");
+    } else {
+        println!("  decisions   latest {}:", decisions.len());
+        for d in &decisions {
+            println!(
+                "    {} {} {}: {} ({})",
+                d.time.format("%Y-%m-%d %H:%M"),
+                d.kind,
+                d.subject,
+                d.decision,
+                d.reason
+            );
+        }
+    }
+    println!("  engine      the trading loop (traderd) arrives with the engine-loop issue (#6)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn positions(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let positions = store.positions()?;
+    if cli.json {
+        output::json(&positions)?;
+    } else {
+        let rows: Vec<Vec<String>> = positions
+            .iter()
+            .map(|p| {
+                vec![
+                    p.contract.key(),
+                    p.quantity.to_string(),
+                    p.avg_cost.to_string(),
+                    opt(p.market_price),
+                    opt(p.market_value()),
+                    p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &["contract", "qty", "avg cost", "mark", "value", "updated"],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trades(
+    cli: &Cli,
+    open: bool,
+    closed: bool,
+    symbol: Option<&str>,
+    limit: i64,
+) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let filter = TradeFilter {
+        open: if open {
+            Some(true)
+        } else if closed {
+            Some(false)
+        } else {
+            None
+        },
+        symbol: symbol.map(Symbol::new).transpose()?,
+        experiment_id: None,
+        limit: Some(limit),
+    };
+    let trades = store.trades(&filter)?;
+    if cli.json {
+        output::json(&trades)?;
+    } else {
+        let rows: Vec<Vec<String>> = trades
+            .iter()
+            .map(|t| {
+                vec![
+                    t.trade_id.clone(),
+                    t.symbol.to_string(),
+                    t.strike.to_string(),
+                    t.expiration.to_string(),
+                    t.contracts.to_string(),
+                    t.entry_date.to_string(),
+                    t.entry_premium.to_string(),
+                    opt(t.exit_date),
+                    opt(t.exit_premium),
+                    opt(t.exit_reason),
+                    opt(t.profit_loss),
+                    pct(t.roi),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "trade", "symbol", "strike", "expiry", "qty", "entry", "premium", "exit", "paid",
+                "reason", "P&L", "ROI",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decisions(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let records = store.recent_decisions(limit)?;
+    if cli.json {
+        output::json(&records)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!("(no decisions yet)");
+    }
+    for d in &records {
+        println!(
+            "{} {} {} -> {}: {}",
+            d.time.format("%Y-%m-%d %H:%M:%S"),
+            d.kind,
+            d.subject,
+            d.decision,
+            d.reason
+        );
+        for c in &d.criteria {
+            println!(
+                "    [{}] {} = {} (threshold {})",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.value,
+                c.threshold
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let entries = store.recent_audit(limit)?;
+    if cli.json {
+        output::json(&entries)?;
+    } else {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    opt(e.decision.as_deref()),
+                    opt(e.outcome.as_deref()),
+                ]
+            })
+            .collect();
+        table(&["time", "actor", "action", "decision", "outcome"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn experiments(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let list = store.experiments()?;
+    if cli.json {
+        output::json(&list)?;
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|e| {
+                vec![
+                    e.experiment_id.clone(),
+                    e.parameter_name.clone(),
+                    e.control_value.clone(),
+                    e.test_value.clone(),
+                    e.status.to_string(),
+                    format!("{}/{}", e.control_trades, e.test_trades),
+                    opt(e.p_value.map(|p| format!("{p:.4}"))),
+                    opt(e.decision.as_deref()),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "experiment",
+                "parameter",
+                "control",
+                "test",
+                "status",
+                "trades c/t",
+                "p",
+                "decision",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn patterns(cli: &Cli, all: bool) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let list = store.patterns(if all {
+        None
+    } else {
+        Some(PatternStatus::Active)
+    })?;
+    if cli.json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|(id, p)| json!({"id": id, "pattern": p}))
+            .collect();
+        output::json(&v)?;
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|(id, p)| {
+                vec![
+                    id.to_string(),
+                    p.pattern_type.clone(),
+                    p.pattern_name.clone(),
+                    p.sample_size.to_string(),
+                    pct(Some(p.win_rate)),
+                    pct(Some(p.avg_roi)),
+                    format!("{:.4}", p.p_value),
+                    p.status.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "id", "type", "pattern", "n", "win rate", "avg ROI", "p", "status",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn learning_history(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let events = store.learning_history(limit)?;
+    if cli.json {
+        output::json(&events)?;
+    } else {
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                vec![
+                    e.event_date.format("%Y-%m-%d %H:%M").to_string(),
+                    e.event_type.to_string(),
+                    opt(e.parameter_changed.as_deref()),
+                    opt(e.old_value.as_deref()),
+                    opt(e.new_value.as_deref()),
+                    e.reasoning.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &["time", "event", "parameter", "old", "new", "reasoning"],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

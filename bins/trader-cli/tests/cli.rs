@@ -1,0 +1,142 @@
+//! trader-cli as a user runs it: in a fresh directory, through the binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cli(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trader-cli"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TRADER_CONFIG")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run trader-cli")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn test_config_check_with_three_mistakes_lists_all_three_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trader.toml"),
+        "[strategy]\nposition_size = \"five\"\n\n[risk]\nmax_daily_loss = 0.02\nmax_drawdown = 0.1\n",
+    )
+    .unwrap();
+    let out = cli(dir.path(), &["config", "check"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(
+        err.contains("strategy.position_size: expected a whole number"),
+        "{err}"
+    );
+    assert!(
+        err.contains("risk.max_daily_loss: must be between -1 and 0"),
+        "{err}"
+    );
+    assert!(err.contains("risk.max_drawdown: unknown key"), "{err}");
+
+    let out = cli(dir.path(), &["config", "check", "--json"]);
+    let (json, _) = text(&out);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn test_init_then_status_then_init_again_keeps_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["init"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(dir.path().join("trader.toml").exists());
+    assert!(dir.path().join("data/trader.db").exists());
+
+    let out = cli(dir.path(), &["config", "check"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = cli(dir.path(), &["status"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("trading     active"), "{stdout}");
+    assert!(stdout.contains("0 open, 0 closed"), "{stdout}");
+
+    let out = cli(dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v["broker"]["trading_mode"], "paper");
+
+    std::fs::write(
+        dir.path().join("trader.toml"),
+        "[risk]\nmax_positions_per_day = 3\n",
+    )
+    .unwrap();
+    let out = cli(dir.path(), &["init"]);
+    assert!(out.status.success());
+    let kept = std::fs::read_to_string(dir.path().join("trader.toml")).unwrap();
+    assert_eq!(kept, "[risk]\nmax_positions_per_day = 3\n");
+
+    let out = cli(dir.path(), &["audit", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "one audit entry per init");
+}
+
+#[test]
+fn test_status_before_init_says_to_run_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["status"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("trader-cli init"), "{err}");
+}
+
+#[test]
+fn test_unimplemented_subcommand_says_so_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["scan", "--date", "2020-01-02"],
+        vec!["backtest"],
+        vec!["price", "--right", "put"],
+        vec!["emergency-stop", "--reason", "x"],
+    ] {
+        let out = cli(dir.path(), &args);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains("not implemented yet"), "{err}");
+    }
+}
+
+#[test]
+fn test_config_show_redacts_the_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trader-cli"))
+        .args(["config", "show"])
+        .current_dir(dir.path())
+        .env("ANTHROPIC_API_KEY", "sk-very-secret")
+        .env("TRADER__RISK__MAX_CORRELATION", "0.6")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("sk-very-secret"));
+    assert!(
+        stdout.contains("ANTHROPIC_API_KEY: set (redacted)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("max_correlation = 0.6"), "{stdout}");
+    assert!(stdout.contains("TRADER__RISK__MAX_CORRELATION"), "{stdout}");
+}
+
+#[test]
+fn test_completions_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(text(&out).0.contains("trader-cli"));
+}

@@ -1,0 +1,352 @@
+//! The settings tree. Every field has a default equal to the value in the
+//! template (`config/trader.example.toml`); a test keeps the two in step.
+
+use serde::{Deserialize, Serialize};
+
+/// An inclusive range `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range<T> {
+    pub min: T,
+    pub max: T,
+}
+
+impl<T: PartialOrd + Copy> Range<T> {
+    /// Whether `v` lies in the range, both ends included.
+    pub fn contains(&self, v: T) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub strategy: StrategySettings,
+    pub risk: RiskSettings,
+    pub circuit_breakers: CircuitBreakerSettings,
+    pub learning: LearningSettings,
+    pub broker: BrokerSettings,
+    pub schedule: ScheduleSettings,
+    pub database: DatabaseSettings,
+    pub logging: LoggingSettings,
+    pub agent: AgentSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategySettings {
+    pub name: String,
+    /// Only "PUT" is traded.
+    pub option_type: String,
+    /// Out-of-the-money distance as a fraction of the underlying price.
+    pub otm_range: Range<f64>,
+    /// Premium per share in dollars, at the bid.
+    pub premium_range: Range<f64>,
+    /// Calendar days to expiry.
+    pub dte_range: Range<i64>,
+    /// Contracts per position.
+    pub position_size: i64,
+    pub max_positions: i64,
+    /// "uptrend" (price > SMA20 > SMA50) or "none".
+    pub trend_filter: String,
+    pub exits: ExitSettings,
+}
+
+impl Default for StrategySettings {
+    fn default() -> Self {
+        StrategySettings {
+            name: "Naked Put - Weekly".into(),
+            option_type: "PUT".into(),
+            otm_range: Range {
+                min: 0.15,
+                max: 0.20,
+            },
+            premium_range: Range {
+                min: 0.30,
+                max: 0.50,
+            },
+            dte_range: Range { min: 7, max: 14 },
+            position_size: 5,
+            max_positions: 10,
+            trend_filter: "uptrend".into(),
+            exits: ExitSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExitSettings {
+    /// Take profit when this fraction of the maximum profit is captured.
+    pub profit_target: f64,
+    /// Stop when the loss reaches this multiple of the premium (−2.00 = −200%).
+    pub stop_loss: f64,
+    /// Close when days to expiry fall to this many.
+    pub time_exit_dte: i64,
+}
+
+impl Default for ExitSettings {
+    fn default() -> Self {
+        ExitSettings {
+            profit_target: 0.50,
+            stop_loss: -2.00,
+            time_exit_dte: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSettings {
+    /// Fraction of net liquidation at the session's start.
+    pub max_daily_loss: f64,
+    /// Dollars per position.
+    pub max_position_loss: f64,
+    pub max_portfolio_var_95: f64,
+    pub max_sector_concentration: f64,
+    pub max_correlation: f64,
+    pub max_margin_utilization: f64,
+    pub max_positions_per_day: i64,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        RiskSettings {
+            max_daily_loss: -0.02,
+            max_position_loss: -500.0,
+            max_portfolio_var_95: 0.10,
+            max_sector_concentration: 0.30,
+            max_correlation: 0.70,
+            max_margin_utilization: 0.80,
+            max_positions_per_day: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSettings {
+    pub daily_loss: DailyLossBreaker,
+    pub position_loss: PositionLossBreaker,
+    pub api_errors: ApiErrorBreaker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DailyLossBreaker {
+    pub threshold: f64,
+    /// "halt_trading" or "reduce_only".
+    pub action: String,
+}
+
+impl Default for DailyLossBreaker {
+    fn default() -> Self {
+        DailyLossBreaker {
+            threshold: -0.02,
+            action: "halt_trading".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PositionLossBreaker {
+    /// Dollars.
+    pub threshold: f64,
+    /// "exit_position".
+    pub action: String,
+}
+
+impl Default for PositionLossBreaker {
+    fn default() -> Self {
+        PositionLossBreaker {
+            threshold: -500.0,
+            action: "exit_position".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiErrorBreaker {
+    pub max_per_hour: i64,
+    /// "halt_trading" or "reduce_only".
+    pub action: String,
+}
+
+impl Default for ApiErrorBreaker {
+    fn default() -> Self {
+        ApiErrorBreaker {
+            max_per_hour: 5,
+            action: "halt_trading".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearningSettings {
+    pub min_trades_before_analysis: i64,
+    pub significance_level: f64,
+    pub min_effect_roi: f64,
+    pub max_parameter_changes_per_month: i64,
+    pub max_parameter_shift: f64,
+    pub experiment_allocation: f64,
+}
+
+impl Default for LearningSettings {
+    fn default() -> Self {
+        LearningSettings {
+            min_trades_before_analysis: 30,
+            significance_level: 0.05,
+            min_effect_roi: 0.005,
+            max_parameter_changes_per_month: 1,
+            max_parameter_shift: 0.20,
+            experiment_allocation: 0.20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// "sim" or "ibkr".
+    pub kind: String,
+    /// "paper" or "live".
+    pub trading_mode: String,
+    pub sim: SimBrokerSettings,
+    pub ibkr: IbkrSettings,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            kind: "sim".into(),
+            trading_mode: "paper".into(),
+            sim: SimBrokerSettings::default(),
+            ibkr: IbkrSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimBrokerSettings {
+    /// Dollars.
+    pub starting_cash: f64,
+    pub seed: i64,
+}
+
+impl Default for SimBrokerSettings {
+    fn default() -> Self {
+        SimBrokerSettings {
+            starting_cash: 100_000.0,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IbkrSettings {
+    pub host: String,
+    pub port: i64,
+    pub client_id: i64,
+    /// Empty: the first managed account the gateway reports.
+    pub account: String,
+}
+
+impl Default for IbkrSettings {
+    fn default() -> Self {
+        IbkrSettings {
+            host: "127.0.0.1".into(),
+            port: 4002,
+            client_id: 1,
+            account: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    pub timezone: String,
+    /// "HH:MM" in `timezone`.
+    pub market_open: String,
+    pub market_close: String,
+    pub cycle_minutes_market: i64,
+    pub cycle_minutes_off_hours: i64,
+    pub no_entries_last_minutes: i64,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        ScheduleSettings {
+            timezone: "America/New_York".into(),
+            market_open: "09:30".into(),
+            market_close: "16:00".into(),
+            cycle_minutes_market: 15,
+            cycle_minutes_off_hours: 60,
+            no_entries_last_minutes: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://data/trader.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSettings {
+    /// A tracing filter: "info", "warn", "traderd=debug,info".
+    pub level: String,
+    /// Write a daily rolling log file too.
+    pub file: bool,
+    pub directory: String,
+    /// JSON lines in the log file instead of text.
+    pub json: bool,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        LoggingSettings {
+            level: "info".into(),
+            file: true,
+            directory: "logs".into(),
+            json: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    pub enabled: bool,
+    pub model: String,
+    pub max_tokens: i64,
+    /// Base URL of the Messages API (a loopback server in tests).
+    pub api_base_url: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            enabled: true,
+            model: "claude-sonnet-4-5".into(),
+            max_tokens: 2048,
+            api_base_url: "https://api.anthropic.com".into(),
+        }
+    }
+}

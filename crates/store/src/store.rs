@@ -1,0 +1,626 @@
+//! The [`Store`]: one SQLite connection behind a mutex, its configuration,
+//! migrations and maintenance queries, and [`StoreTx`] for several
+//! repository calls in one transaction.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use core_domain::OrderStatus;
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::schema::{TABLES, trading_state};
+use crate::{StoreError, ops};
+
+/// The migrations under `migrations/` at the workspace root, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// The trading states [`Store::set_trading_state`] accepts.
+pub const TRADING_STATES: [&str; 3] = ["active", "reduce_only", "halted"];
+
+/// PRAGMAs set on every connection, in this order.
+///
+/// * `busy_timeout` first, so that the others wait for a lock held by
+///   another process (the CLI and the daemon share the file) instead of
+///   failing at once.
+/// * `journal_mode = WAL`: readers (the CLI, the dashboard) do not block the
+///   writer, and a commit is one append to the log.
+/// * `synchronous = FULL`: in WAL mode `NORMAL` may lose the last commits on
+///   a power cut or an OS crash; `FULL` syncs the log at every commit, so an
+///   order intent that was committed before it was sent is still there
+///   after any crash, and the restart cannot send it a second time.
+/// * `foreign_keys = ON`: SQLite leaves foreign keys off unless asked, per
+///   connection; a fill for an unknown order must be refused.
+const PRAGMAS: [(&str, &str); 4] = [
+    ("busy_timeout", "PRAGMA busy_timeout = 5000"),
+    ("journal_mode", "PRAGMA journal_mode = WAL"),
+    ("synchronous", "PRAGMA synchronous = FULL"),
+    ("foreign_keys", "PRAGMA foreign_keys = ON"),
+];
+
+/// One migration and whether the database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// The migration's directory name, e.g. `2026-11-27-000001_initial`. A
+    /// migration the database has but this build does not know (a newer
+    /// program migrated it) is listed by its version alone.
+    pub name: String,
+    pub applied: bool,
+}
+
+/// The connection settings in effect, as SQLite reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `wal` for a file database (`memory` for `:memory:`).
+    pub journal_mode: String,
+    pub foreign_keys: bool,
+    pub busy_timeout_ms: i64,
+    /// `OFF`, `NORMAL`, `FULL` or `EXTRA`.
+    pub synchronous: String,
+}
+
+/// One status change of an order, as `insert_order` and `update_order`
+/// recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderEvent {
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+    /// The order's `updated_at` at that change.
+    pub time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    Memory,
+    File(PathBuf),
+}
+
+impl Location {
+    /// Accepts `sqlite://PATH`, `sqlite:PATH`, a plain path and `:memory:`
+    /// (also as `sqlite::memory:`). A `?query` after a `sqlite:` URL is
+    /// ignored (other tools write `?mode=rwc`).
+    fn parse(url: &str) -> Result<Location, StoreError> {
+        let trimmed = url.trim();
+        let unsupported = || StoreError::UnsupportedUrl {
+            url: url.to_string(),
+        };
+        let rest = if let Some(r) = trimmed.strip_prefix("sqlite://") {
+            r.split('?').next().unwrap_or(r)
+        } else if let Some(r) = trimmed.strip_prefix("sqlite:") {
+            r.split('?').next().unwrap_or(r)
+        } else if trimmed.contains("://") {
+            return Err(unsupported());
+        } else {
+            trimmed
+        };
+        match rest {
+            "" => Err(unsupported()),
+            ":memory:" => Ok(Location::Memory),
+            path => Ok(Location::File(PathBuf::from(path))),
+        }
+    }
+
+    fn display(&self) -> String {
+        match self {
+            Location::Memory => ":memory:".into(),
+            Location::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Opens a connection and sets the [`PRAGMAS`].
+fn connect(location: &Location) -> Result<SqliteConnection, StoreError> {
+    let path = location.display();
+    if let Location::File(p) = location
+        && let Some(parent) = p.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    let target = match location {
+        Location::Memory => ":memory:".to_string(),
+        Location::File(p) => p.to_string_lossy().into_owned(),
+    };
+    let mut conn = SqliteConnection::establish(&target).map_err(|source| StoreError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    for (what, sql) in PRAGMAS {
+        conn.batch_execute(sql)
+            .map_err(|source| StoreError::Configure {
+                path: path.clone(),
+                what,
+                source,
+            })?;
+    }
+    if let Location::File(_) = location {
+        let mode = pragma_text(&mut conn, "journal_mode", "journal_mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Some file systems (network shares) cannot hold a WAL; SQLite
+            // then keeps its rollback journal, which is still crash safe.
+            tracing::warn!(
+                database = %path,
+                journal_mode = %mode,
+                "SQLite refused WAL mode; readers will block the writer"
+            );
+        }
+    }
+    Ok(conn)
+}
+
+#[derive(QueryableByName)]
+struct TextValue {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+#[derive(QueryableByName)]
+struct IntValue {
+    #[diesel(sql_type = BigInt)]
+    v: i64,
+}
+
+/// The versions diesel recorded as applied. Read-only, unlike diesel's
+/// `applied_migrations` (which first creates its table and so needs the
+/// write lock): a status check must not wait behind a busy writer.
+fn applied_versions(conn: &mut SqliteConnection) -> Result<BTreeSet<String>, StoreError> {
+    match diesel::sql_query("SELECT version AS v FROM __diesel_schema_migrations")
+        .load::<TextValue>(conn)
+    {
+        Ok(rows) => Ok(rows.into_iter().map(|r| r.v).collect()),
+        // A database no migration ever ran on has no such table yet.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().starts_with("no such table") =>
+        {
+            Ok(BTreeSet::new())
+        }
+        Err(e) => Err(StoreError::Migration {
+            detail: format!("cannot read the applied migrations: {e}"),
+        }),
+    }
+}
+
+/// Reads a PRAGMA through its table-valued function (`pragma_NAME`), each
+/// row's `column` as text, rows joined by newlines.
+fn pragma_text(
+    conn: &mut SqliteConnection,
+    name: &str,
+    column: &str,
+) -> Result<String, StoreError> {
+    // Names come from this module, never from input.
+    let rows: Vec<TextValue> = diesel::sql_query(format!(
+        "SELECT CAST({column} AS TEXT) AS v FROM pragma_{name}"
+    ))
+    .load(conn)
+    .map_err(StoreError::query(format!("read PRAGMA {name}")))?;
+    Ok(rows.into_iter().map(|r| r.v).collect::<Vec<_>>().join("\n"))
+}
+
+/// The persistence of the trader: one SQLite connection (no pool; SQLite
+/// has one writer at a time anyway) behind a mutex.
+///
+/// Every repository call is one transaction (`BEGIN IMMEDIATE` for writes,
+/// so that two processes on the same file queue on the busy timeout rather
+/// than fail mid-transaction). Calls from several threads are serialised.
+/// Use [`Store::atomically`] to make several calls one transaction.
+pub struct Store {
+    conn: Mutex<SqliteConnection>,
+    location: Location,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location.display())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `database_url`:
+    /// `sqlite://PATH`, `sqlite:PATH`, a plain file path, or `:memory:` (a
+    /// private database that lives as long as the `Store`). Creates the
+    /// parent directory of a missing file. Does not migrate: call
+    /// [`Store::migrate`] or use [`Store::open_and_migrate`].
+    pub fn open(database_url: &str) -> Result<Store, StoreError> {
+        let location = Location::parse(database_url)?;
+        let conn = connect(&location)?;
+        tracing::debug!(database = %location.display(), "database opened");
+        Ok(Store {
+            conn: Mutex::new(conn),
+            location,
+        })
+    }
+
+    /// [`Store::open`] then [`Store::migrate`].
+    pub fn open_and_migrate(database_url: &str) -> Result<Store, StoreError> {
+        let store = Store::open(database_url)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file, `None` for `:memory:`.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Memory => None,
+            Location::File(p) => Some(p),
+        }
+    }
+
+    /// Applies the pending embedded migrations, oldest first, and returns
+    /// their names (empty when the database is up to date). All of them run
+    /// in one `BEGIN IMMEDIATE` transaction, so two processes starting
+    /// together do not both migrate, and a failure leaves the database as it
+    /// was. (A future migration that must run outside a transaction, e.g.
+    /// one that switches foreign keys off to rebuild a table, needs this
+    /// revisited.)
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut guard = self.lock()?;
+        let conn: &mut SqliteConnection = &mut guard;
+        let applied = conn.immediate_transaction(|c| {
+            let pending = c
+                .pending_migrations(MIGRATIONS)
+                .map_err(|e| StoreError::Migration {
+                    detail: format!("cannot list the pending migrations: {e}"),
+                })?;
+            let mut names = Vec::with_capacity(pending.len());
+            for m in pending {
+                let name = m.name().to_string();
+                c.run_migration(&*m).map_err(|e| StoreError::Migration {
+                    detail: format!("{name}: {e}"),
+                })?;
+                names.push(name);
+            }
+            Ok::<_, StoreError>(names)
+        })?;
+        for name in &applied {
+            tracing::info!(migration = %name, database = %self.location.display(), "migration applied");
+        }
+        Ok(applied)
+    }
+
+    /// Every migration this build knows, oldest first, and whether the
+    /// database has it; then any the database has that this build does not
+    /// know.
+    pub fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        let mut guard = self.lock()?;
+        let conn: &mut SqliteConnection = &mut guard;
+        let mut applied = applied_versions(conn)?;
+        let known = MigrationSource::<Sqlite>::migrations(&MIGRATIONS).map_err(|e| {
+            StoreError::Migration {
+                detail: format!("cannot list the embedded migrations: {e}"),
+            }
+        })?;
+        let mut states: Vec<MigrationState> = known
+            .iter()
+            .map(|m| MigrationState {
+                name: m.name().to_string(),
+                applied: applied.remove(&m.name().version().to_string()),
+            })
+            .collect();
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        states.extend(applied.into_iter().map(|name| MigrationState {
+            name,
+            applied: true,
+        }));
+        Ok(states)
+    }
+
+    /// Row counts of every table of the schema, in schema order.
+    pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            TABLES
+                .iter()
+                .map(|t| {
+                    // Table names come from the schema constant, not input.
+                    let n: IntValue = diesel::sql_query(format!("SELECT COUNT(*) AS v FROM {t}"))
+                        .get_result(c)
+                        .map_err(StoreError::query(format!("count the rows of {t}")))?;
+                    Ok((t.to_string(), n.v))
+                })
+                .collect()
+        })
+    }
+
+    /// SQLite's `PRAGMA integrity_check`: `"ok"`, or the problems found, one
+    /// a line.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        let mut guard = self.lock()?;
+        pragma_text(&mut guard, "integrity_check", "integrity_check")
+    }
+
+    /// The PRAGMAs in effect on the connection.
+    pub fn connection_settings(&self) -> Result<ConnectionSettings, StoreError> {
+        let mut guard = self.lock()?;
+        let c: &mut SqliteConnection = &mut guard;
+        let journal_mode = pragma_text(c, "journal_mode", "journal_mode")?;
+        let foreign_keys = pragma_text(c, "foreign_keys", "foreign_keys")? == "1";
+        let busy = pragma_text(c, "busy_timeout", "timeout")?;
+        let busy_timeout_ms = busy.parse().map_err(|_| StoreError::Corrupt {
+            table: "pragma_busy_timeout",
+            row: "0".into(),
+            column: "timeout",
+            detail: format!("not a number: {busy:?}"),
+        })?;
+        let synchronous = match pragma_text(c, "synchronous", "synchronous")?.as_str() {
+            "0" => "OFF".to_string(),
+            "1" => "NORMAL".to_string(),
+            "2" => "FULL".to_string(),
+            "3" => "EXTRA".to_string(),
+            other => other.to_string(),
+        };
+        Ok(ConnectionSettings {
+            journal_mode,
+            foreign_keys,
+            busy_timeout_ms,
+            synchronous,
+        })
+    }
+
+    /// The current trading state (the latest change): `(state, cause,
+    /// time in UTC)`, or `None` if it was never set. What no row means is
+    /// the caller's decision.
+    pub fn trading_state(&self) -> Result<Option<(String, String, NaiveDateTime)>, StoreError> {
+        self.read(|c| {
+            trading_state::table
+                .order(trading_state::id.desc())
+                .select((
+                    trading_state::state,
+                    trading_state::cause,
+                    trading_state::time,
+                ))
+                .first(c)
+                .optional()
+                .map_err(StoreError::query("read the trading state"))
+        })
+    }
+
+    /// Records a trading state change, stamped with the wall clock. `state`
+    /// must be one of [`TRADING_STATES`]; anything else is refused and
+    /// nothing is written.
+    pub fn set_trading_state(
+        &self,
+        state: &str,
+        cause: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        if !TRADING_STATES.contains(&state) {
+            return Err(StoreError::InvalidTradingState {
+                state: state.to_string(),
+            });
+        }
+        self.write(|c| {
+            diesel::insert_into(trading_state::table)
+                .values((
+                    trading_state::time.eq(Utc::now().naive_utc()),
+                    trading_state::state.eq(state),
+                    trading_state::cause.eq(cause),
+                    trading_state::actor.eq(actor),
+                ))
+                .execute(c)
+                .map_err(StoreError::query("record the trading state"))?;
+            Ok(())
+        })?;
+        tracing::info!(state, cause, actor, "trading state recorded");
+        Ok(())
+    }
+
+    /// The status history of an order, oldest first (empty for an unknown
+    /// order).
+    pub fn order_events(&self, order_ref: &str) -> Result<Vec<OrderEvent>, StoreError> {
+        self.read(|c| ops::order_events(c, order_ref))
+    }
+
+    /// Ledger entries in the order they were appended; only those with the
+    /// given reference (an execution id, a trade id) when one is given.
+    pub fn ledger_entries(
+        &self,
+        reference: Option<&str>,
+    ) -> Result<Vec<core_domain::LedgerEntry>, StoreError> {
+        self.read(|c| ops::ledger_entries(c, reference))
+    }
+
+    /// Runs `f` in one transaction: everything it writes through the
+    /// [`StoreTx`] is committed together when it returns `Ok`, and nothing
+    /// when it returns `Err` (or the process dies first). A repository call
+    /// that fails inside `f` undoes only itself, so `f` may carry on (e.g.
+    /// after a [`core_domain::RepoError::Duplicate`]).
+    ///
+    /// `f` must not use this `Store` itself (that would wait forever for the
+    /// connection it holds); it uses the `StoreTx` it is given.
+    pub fn atomically<T, E>(&self, f: impl FnOnce(&StoreTx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut guard = self.lock().map_err(E::from)?;
+        let conn: &mut SqliteConnection = &mut guard;
+        conn.immediate_transaction(|c| {
+            let tx = StoreTx {
+                conn: RefCell::new(c),
+            };
+            f(&tx).map_err(TxFail::Caller)
+        })
+        .map_err(|e| match e {
+            TxFail::Caller(e) => e,
+            TxFail::Database(source) => E::from(StoreError::Query {
+                what: "begin or commit a transaction".into(),
+                source,
+            }),
+        })
+    }
+
+    /// The connection. After a panic in another thread that held it, a
+    /// transaction may have been left open on it; a file database is then
+    /// reconnected (SQLite rolls the open transaction back when the old
+    /// connection closes), an in-memory one is unusable.
+    fn lock(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
+        match self.conn.lock() {
+            Ok(guard) => Ok(guard),
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                match &self.location {
+                    Location::Memory => Err(StoreError::Poisoned {
+                        detail: "a thread panicked while using it, and an in-memory database \
+                                 cannot be reopened"
+                            .into(),
+                    }),
+                    Location::File(_) => {
+                        *guard = connect(&self.location)?;
+                        self.conn.clear_poison();
+                        tracing::warn!(database = %self.location.display(), "reconnected after a panic");
+                        Ok(guard)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Either our error or the caller's, inside [`Store::atomically`].
+enum TxFail<E> {
+    Database(diesel::result::Error),
+    Caller(E),
+}
+
+impl<E> From<diesel::result::Error> for TxFail<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        TxFail::Database(e)
+    }
+}
+
+/// The repositories inside one transaction of [`Store::atomically`]. It
+/// implements the same repository traits as [`Store`]; each call is a
+/// savepoint, so a failed call undoes only itself.
+pub struct StoreTx<'a> {
+    conn: RefCell<&'a mut SqliteConnection>,
+}
+
+impl fmt::Debug for StoreTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreTx").finish_non_exhaustive()
+    }
+}
+
+/// How a repository call gets its connection and transaction.
+pub(crate) trait Exec {
+    /// Runs `f` as one writing transaction (or savepoint).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+    /// Runs `f` on a consistent snapshot.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+}
+
+impl Exec for Store {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock()?;
+        guard.immediate_transaction(f)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock()?;
+        guard.transaction(f)
+    }
+}
+
+impl StoreTx<'_> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Poisoned {
+                detail: "a StoreTx was used from inside one of its own calls".into(),
+            })?;
+        conn.transaction(f)
+    }
+}
+
+impl Exec for StoreTx<'_> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(f)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_url_forms_are_parsed() {
+        let file = |p: &str| Location::File(PathBuf::from(p));
+        assert_eq!(
+            Location::parse("sqlite://data/t.db").unwrap(),
+            file("data/t.db")
+        );
+        assert_eq!(
+            Location::parse("sqlite:///abs/t.db").unwrap(),
+            file("/abs/t.db")
+        );
+        assert_eq!(
+            Location::parse("sqlite:data/t.db").unwrap(),
+            file("data/t.db")
+        );
+        assert_eq!(
+            Location::parse("sqlite:data/t.db?mode=rwc").unwrap(),
+            file("data/t.db")
+        );
+        assert_eq!(Location::parse(" data/t.db ").unwrap(), file("data/t.db"));
+        assert_eq!(Location::parse(":memory:").unwrap(), Location::Memory);
+        assert_eq!(
+            Location::parse("sqlite::memory:").unwrap(),
+            Location::Memory
+        );
+        assert!(Location::parse("postgres://u@h/db").is_err());
+        assert!(Location::parse("").is_err());
+        assert!(Location::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn test_store_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Store>();
+    }
+
+    #[test]
+    fn test_in_memory_store_migrates_and_has_no_path() {
+        let s = Store::open_and_migrate(":memory:").unwrap();
+        assert!(s.path().is_none());
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+        assert!(s.table_counts().unwrap().iter().all(|(_, n)| *n == 0));
+    }
+}
