@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::DomainError;
-use crate::learning::string_enum;
+use crate::macros::string_enum;
 
 string_enum! {
     /// What kind of decision was taken.

@@ -26,6 +26,7 @@ mod decision;
 mod error;
 mod learning;
 mod ledger;
+mod macros;
 mod market;
 mod money;
 mod order;

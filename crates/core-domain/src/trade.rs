@@ -1,124 +1,45 @@
 //! The life of one short-put trade, with every field of the `trades` table.
 
-use std::fmt;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::macros::string_enum;
 use crate::{DomainError, Money, Price, Symbol};
 
-/// Why a position was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitReason {
-    /// Cost to close fell to the profit target (50% of the entry premium).
-    ProfitTarget,
-    /// Cost to close rose to the stop (3× the entry premium, a −200% loss).
-    StopLoss,
-    /// Days to expiry reached the time exit (3).
-    TimeExit,
-    /// The per-position loss limit (−$500) was reached.
-    PositionLossLimit,
-    /// Closed by the emergency stop.
-    Emergency,
-    /// Expired out of the money, worthless.
-    ExpiredWorthless,
-    /// Assigned: the put was exercised and stock received.
-    Assigned,
-    /// Closed by a person.
-    Manual,
-}
-
-impl ExitReason {
-    pub const ALL: [ExitReason; 8] = [
-        ExitReason::ProfitTarget,
-        ExitReason::StopLoss,
-        ExitReason::TimeExit,
-        ExitReason::PositionLossLimit,
-        ExitReason::Emergency,
-        ExitReason::ExpiredWorthless,
-        ExitReason::Assigned,
-        ExitReason::Manual,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExitReason::ProfitTarget => "profit_target",
-            ExitReason::StopLoss => "stop_loss",
-            ExitReason::TimeExit => "time_exit",
-            ExitReason::PositionLossLimit => "position_loss_limit",
-            ExitReason::Emergency => "emergency",
-            ExitReason::ExpiredWorthless => "expired_worthless",
-            ExitReason::Assigned => "assigned",
-            ExitReason::Manual => "manual",
-        }
+string_enum! {
+    /// Why a position was closed.
+    ExitReason {
+        /// Cost to close fell to the profit target (50% of the entry premium).
+        ProfitTarget => "profit_target",
+        /// Cost to close rose to the stop (3× the entry premium, a −200% loss).
+        StopLoss => "stop_loss",
+        /// Days to expiry reached the time exit (3).
+        TimeExit => "time_exit",
+        /// The per-position loss limit (−$500) was reached.
+        PositionLossLimit => "position_loss_limit",
+        /// Closed by the emergency stop.
+        Emergency => "emergency",
+        /// Expired out of the money, worthless.
+        ExpiredWorthless => "expired_worthless",
+        /// Assigned: the put was exercised and stock received.
+        Assigned => "assigned",
+        /// Closed by a person.
+        Manual => "manual",
     }
 }
 
-impl fmt::Display for ExitReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ExitReason {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ExitReason::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| DomainError::Invalid(format!("unknown exit reason {s:?}")))
-    }
-}
-
-/// The market's state at entry, recorded for learning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarketRegime {
-    /// Index above its 200-day average, volatility normal.
-    BullQuiet,
-    /// Index above its 200-day average, volatility elevated.
-    BullVolatile,
-    /// Index below its 200-day average, volatility normal.
-    BearQuiet,
-    /// Index below its 200-day average, volatility elevated.
-    BearVolatile,
-    Unknown,
-}
-
-impl MarketRegime {
-    pub const ALL: [MarketRegime; 5] = [
-        MarketRegime::BullQuiet,
-        MarketRegime::BullVolatile,
-        MarketRegime::BearQuiet,
-        MarketRegime::BearVolatile,
-        MarketRegime::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MarketRegime::BullQuiet => "bull_quiet",
-            MarketRegime::BullVolatile => "bull_volatile",
-            MarketRegime::BearQuiet => "bear_quiet",
-            MarketRegime::BearVolatile => "bear_volatile",
-            MarketRegime::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for MarketRegime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for MarketRegime {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MarketRegime::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| DomainError::Invalid(format!("unknown market regime {s:?}")))
+string_enum! {
+    /// The market's state at entry, recorded for learning.
+    MarketRegime {
+        /// Index above its 200-day average, volatility normal.
+        BullQuiet => "bull_quiet",
+        /// Index above its 200-day average, volatility elevated.
+        BullVolatile => "bull_volatile",
+        /// Index below its 200-day average, volatility normal.
+        BearQuiet => "bear_quiet",
+        /// Index below its 200-day average, volatility elevated.
+        BearVolatile => "bear_volatile",
+        Unknown => "unknown",
     }
 }
 
