@@ -68,9 +68,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
         Command::EmergencyStop(_) => not_yet("emergency-stop", 5, "the execution and risk issue"),
         Command::Resume(_) => not_yet("resume", 5, "the execution and risk issue"),
-        Command::Price(_) => not_yet("price", 3, "the simulated-market issue"),
-        Command::Iv(_) => not_yet("iv", 3, "the simulated-market issue"),
-        Command::Margin(_) => not_yet("margin", 3, "the simulated-market issue"),
+        Command::Price(a) => crate::quant::price(a, cli.json),
+        Command::Iv(a) => crate::quant::iv(a, cli.json),
+        Command::Margin(a) => crate::quant::margin(a, cli.json),
+        Command::Bench(a) => crate::bench::run(a, cli.json),
         Command::SimGateway(_) => not_yet("sim-gateway", 8, "the Interactive Brokers issue"),
     }
 }

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod bench;
 mod commands;
 mod output;
+mod quant;
 
 /// Exit code of a subcommand that exists in the plan but not yet in code.
 pub const EXIT_NOT_IMPLEMENTED: u8 = 3;
@@ -114,12 +116,14 @@ pub enum Command {
     Resume(commands::Pending),
     /// Write a performance report (engine-loop issue #6).
     Report(commands::Pending),
-    /// Price an option and its greeks (simulated-market issue #3).
-    Price(commands::Pending),
-    /// Solve an implied volatility (simulated-market issue #3).
-    Iv(commands::Pending),
-    /// Reg-T short put margin (simulated-market issue #3).
-    Margin(commands::Pending),
+    /// Price an option and its greeks (Black-Scholes-Merton; --american adds the American price).
+    Price(quant::PriceArgs),
+    /// Solve the implied volatility of an option price.
+    Iv(quant::IvArgs),
+    /// Reg-T / Cboe short put margin requirement.
+    Margin(quant::MarginArgs),
+    /// Throughput of the options math and the simulated market (run with --release).
+    Bench(bench::BenchArgs),
     /// Run the simulated TWS gateway (Interactive Brokers issue #8).
     SimGateway(commands::Pending),
 }

@@ -102,7 +102,7 @@ fn test_unimplemented_subcommand_says_so_and_exits_3() {
     for args in [
         vec!["scan", "--date", "2020-01-02"],
         vec!["backtest"],
-        vec!["price", "--right", "put"],
+        vec!["validate", "--from", "2020-01-02"],
         vec!["emergency-stop", "--reason", "x"],
     ] {
         let out = cli(dir.path(), &args);

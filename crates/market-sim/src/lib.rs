@@ -1,13 +1,29 @@
 //! # market-sim
 //!
-//! **Owns:** the real historical prices shipped with the project, the NYSE
-//! calendar, option chains modelled from the underlying (strikes,
-//! expirations, an implied-volatility surface, spreads, open interest), the
-//! simulated exchange that implements `Broker` and `MarketData`, and the
-//! seeded synthetic market generator.
+//! **Owns:** the real historical prices shipped with the project
+//! ([`data`]), the NYSE calendar ([`calendar`]), the aligned [`History`]
+//! every model reads, option chains modelled from the underlying
+//! (strikes, expirations, an implied-volatility surface, spreads, open
+//! interest), the simulated exchange that implements `Broker` and
+//! `MarketData`, and the seeded synthetic market generator.
 //!
 //! **Must not:** know about strategies, risk limits or the database; make a
 //! fill at a price the modelled book did not offer.
 //!
-//! Status: filled by the simulated-market issue (#3); empty until then.
+//! No feature flags.
 #![deny(unsafe_code)]
+
+mod bs;
+pub mod calendar;
+pub mod chain;
+pub mod data;
+pub mod exchange;
+mod history;
+pub mod params;
+mod path;
+pub mod synthetic;
+
+pub use chain::{ChainModel, QuoteContext, VolState};
+pub use exchange::SimExchange;
+pub use history::{History, SymbolInfo};
+pub use params::{ChainModelParams, ExchangeParams};

@@ -230,21 +230,13 @@ impl Default for BrokerSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The simulated exchange (`market-sim`): how it trades and how it models
+/// option chains. Every field is documented in `docs/MARKET_MODEL.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimBrokerSettings {
-    /// Dollars.
-    pub starting_cash: f64,
-    pub seed: i64,
-}
-
-impl Default for SimBrokerSettings {
-    fn default() -> Self {
-        SimBrokerSettings {
-            starting_cash: 100_000.0,
-            seed: 42,
-        }
-    }
+    pub exchange: market_sim::ExchangeParams,
+    pub chain: market_sim::ChainModelParams,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

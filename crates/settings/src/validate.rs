@@ -293,19 +293,12 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
     let b = &s.broker;
     c.one_of("broker.kind", &b.kind, &["sim", "ibkr"]);
     c.one_of("broker.trading_mode", &b.trading_mode, &["paper", "live"]);
-    c.check(
-        b.sim.starting_cash > 0.0,
-        "broker.sim.starting_cash",
-        || {
-            format!(
-                "must be a positive number of dollars; got {}",
-                b.sim.starting_cash
-            )
-        },
-    );
-    c.check(b.sim.seed >= 0, "broker.sim.seed", || {
-        format!("must not be negative; got {}", b.sim.seed)
-    });
+    for (key, message) in b.sim.exchange.problems() {
+        c.fail(&format!("broker.sim.exchange.{key}"), message);
+    }
+    for (key, message) in b.sim.chain.problems() {
+        c.fail(&format!("broker.sim.chain.{key}"), message);
+    }
     c.check(!b.ibkr.host.trim().is_empty(), "broker.ibkr.host", || {
         "must not be empty".into()
     });
