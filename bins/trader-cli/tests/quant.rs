@@ -8,14 +8,24 @@ use std::process::Command;
 use serde_json::Value;
 
 fn golden(name: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crates/pricing/tests/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/pricing/tests/golden")
+        .join(name);
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["cases"].as_array().unwrap().clone()
 }
 
 fn cli(args: &[String]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trader-cli")).args(args).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_trader-cli"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -56,7 +66,10 @@ fn test_price_matches_every_golden_and_held_out_european_case() {
             let got = cli(&price_args(&c, right));
             for field in ["price", "delta", "gamma", "vega", "theta", "rho"] {
                 let (g, w) = (got[field].as_f64().unwrap(), c[field].as_f64().unwrap());
-                assert!(close(g, w, 1e-8, 1e-10), "{file} {field}: {g} vs {w} for {c}");
+                assert!(
+                    close(g, w, 1e-8, 1e-10),
+                    "{file} {field}: {g} vs {w} for {c}"
+                );
             }
             n += 1;
         }
@@ -86,12 +99,18 @@ fn test_iv_recovers_the_volatility_of_every_golden_price() {
 
 #[test]
 fn test_american_price_matches_the_golden_and_held_out_puts_to_1e_3() {
-    for (file, field) in [("american_put.json", "price"), ("holdout_american_put.json", "price_high_precision")] {
+    for (file, field) in [
+        ("american_put.json", "price"),
+        ("holdout_american_put.json", "price_high_precision"),
+    ] {
         for c in golden(file) {
             let mut args = price_args(&c, "put");
             args.push("--american".into());
             let got = cli(&args);
-            let (g, w) = (got["american_price"].as_f64().unwrap(), c[field].as_f64().unwrap());
+            let (g, w) = (
+                got["american_price"].as_f64().unwrap(),
+                c[field].as_f64().unwrap(),
+            );
             assert!((g - w).abs() <= 1e-3, "{file}: {g} vs {w} for {c}");
         }
     }
@@ -113,7 +132,11 @@ fn test_margin_matches_every_case_to_the_cent() {
                 num(&c["contracts"]),
             ]);
             let want = (c["requirement"].as_f64().unwrap() * 100.0).round() as i64;
-            assert_eq!(got["requirement_cents"].as_i64().unwrap(), want, "{file}: {c}");
+            assert_eq!(
+                got["requirement_cents"].as_i64().unwrap(),
+                want,
+                "{file}: {c}"
+            );
         }
     }
 }
@@ -121,7 +144,10 @@ fn test_margin_matches_every_case_to_the_cent() {
 #[test]
 fn test_bad_input_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_trader-cli"))
-        .args(["iv", "--price", "0.001", "--right", "put", "--spot", "50", "--strike", "60", "--days", "10"])
+        .args([
+            "iv", "--price", "0.001", "--right", "put", "--spot", "50", "--strike", "60", "--days",
+            "10",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -81,6 +81,19 @@ pub struct QuoteContext<'a> {
     pub sector: &'a str,
 }
 
+/// What every strike of one expiry shares at one moment: computed once per
+/// expiry, not once per quote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpiryContext {
+    pub expiry: NaiveDate,
+    /// Years to the expiry session's close (Actual/365).
+    pub t_years: f64,
+    /// At-the-money implied volatility at that expiry.
+    pub atm_vol: f64,
+    pub forward: f64,
+    pub monthly: bool,
+}
+
 impl ChainModel {
     pub fn new(params: ChainModelParams) -> Self {
         let weeklies_from = params.weeklies_from_date();
@@ -146,18 +159,48 @@ impl ChainModel {
         v.clamp(p.min_vol, p.max_vol)
     }
 
+    /// The shared part of every quote of one expiry.
+    pub fn expiry_context(
+        &self,
+        calendar: &NyseCalendar,
+        ctx: &QuoteContext,
+        expiry: NaiveDate,
+    ) -> ExpiryContext {
+        let t_years = Self::years_to_expiry(calendar, ctx.now, expiry);
+        let t = t_years.max(60.0 / YEAR_SECONDS);
+        ExpiryContext {
+            expiry,
+            t_years,
+            atm_vol: self.atm_vol(&ctx.vol, t_years),
+            forward: ctx.spot * ((ctx.vol.rate - self.params.dividend_yield) * t).exp(),
+            monthly: self.is_monthly(calendar, expiry),
+        }
+    }
+
     /// The implied volatility of a strike: the ATM level times the skew and
     /// smile in standardized moneyness x = ln(F/K)/(σ_atm·√T).
     pub fn implied_vol(&self, ctx: &QuoteContext, strike: f64, t_years: f64) -> f64 {
         let p = &self.params;
-        let atm = self.atm_vol(&ctx.vol, t_years);
-        let t = t_years.max(1.0 / YEAR_SECONDS * 60.0);
-        let forward = ctx.spot * ((ctx.vol.rate - p.dividend_yield) * t).exp();
+        let t = t_years.max(60.0 / YEAR_SECONDS);
+        let e = ExpiryContext {
+            expiry: NaiveDate::MIN,
+            t_years,
+            atm_vol: self.atm_vol(&ctx.vol, t_years),
+            forward: ctx.spot * ((ctx.vol.rate - p.dividend_yield) * t).exp(),
+            monthly: false,
+        };
+        self.smile(&e, strike)
+    }
+
+    fn smile(&self, e: &ExpiryContext, strike: f64) -> f64 {
+        let p = &self.params;
+        let t = e.t_years.max(60.0 / YEAR_SECONDS);
         // Saturate smoothly (a hard clamp would put a kink in the smile and
         // break convexity of prices in strike).
-        let raw = (forward / strike).ln() / (atm * t.sqrt());
+        let raw = (e.forward / strike).ln() / (e.atm_vol * t.sqrt());
         let x = p.max_sd * (raw / p.max_sd).tanh();
-        (atm * (1.0 + p.skew_per_sd * x + p.smile_per_sd2 * x * x)).clamp(p.min_vol, p.max_vol)
+        (e.atm_vol * (1.0 + p.skew_per_sd * x + p.smile_per_sd2 * x * x))
+            .clamp(p.min_vol, p.max_vol)
     }
 
     /// Listed strike interval at a price level (standard intervals; half
@@ -280,17 +323,54 @@ impl ChainModel {
         contract: &OptionContract,
         seed: u64,
     ) -> OptionQuote {
+        let e = self.expiry_context(calendar, ctx, contract.expiry);
+        self.quote_at(ctx, &e, contract, seed)
+    }
+
+    /// Quotes many contracts, sharing the per-expiry work.
+    pub fn quote_many<'c>(
+        &self,
+        calendar: &NyseCalendar,
+        ctx: &QuoteContext,
+        contracts: impl IntoIterator<Item = &'c OptionContract>,
+        seed: u64,
+    ) -> Vec<OptionQuote> {
+        let mut cache: Vec<ExpiryContext> = Vec::new();
+        contracts
+            .into_iter()
+            .map(|c| {
+                let e = match cache.iter().find(|e| e.expiry == c.expiry) {
+                    Some(e) => *e,
+                    None => {
+                        let e = self.expiry_context(calendar, ctx, c.expiry);
+                        cache.push(e);
+                        e
+                    }
+                };
+                self.quote_at(ctx, &e, c, seed)
+            })
+            .collect()
+    }
+
+    /// One quote, given its expiry's shared context (see [`Self::quote`]).
+    pub fn quote_at(
+        &self,
+        ctx: &QuoteContext,
+        e: &ExpiryContext,
+        contract: &OptionContract,
+        seed: u64,
+    ) -> OptionQuote {
         let p = &self.params;
         let strike = contract.strike.to_f64();
-        let t = Self::years_to_expiry(calendar, ctx.now, contract.expiry);
-        let mut iv = self.implied_vol(ctx, strike, t);
+        let t = e.t_years;
+        let mut iv = self.smile(e, strike);
         if !p.planted_edges.is_empty() {
             let otm = 1.0 - strike / ctx.spot;
             let day = ctx.now.date_naive().weekday();
             let extra: f64 = p
                 .planted_edges
                 .iter()
-                .map(|e| e.extra_for(ctx.sector, otm, day))
+                .map(|edge| edge.extra_for(ctx.sector, otm, day))
                 .sum();
             iv = (iv + extra).clamp(p.min_vol, p.max_vol);
         }
@@ -312,7 +392,7 @@ impl ChainModel {
         let theo = theo.max(intrinsic);
         let date = ctx.now.date_naive();
         let key = contract_hash(seed, contract, date);
-        let monthly = self.is_monthly(calendar, contract.expiry);
+        let monthly = e.monthly;
         let moneyness = (strike / ctx.spot).ln().abs();
         let oi_noise = 0.5 + unit(key);
         let oi = (p.oi_at_the_money
@@ -359,14 +439,24 @@ impl ChainModel {
         }
     }
 
-    /// Whether `contract` is listed on `date` at `spot`: an expiration the
-    /// model lists that day, and a strike on the grid of some price level
+    /// Whether `contract` is listed on `date`: an expiration the model
+    /// lists that day, and a strike on the grid of some price level
     /// (strikes stay listed after the price moves away).
     pub fn is_listed(
         &self,
         calendar: &NyseCalendar,
         contract: &OptionContract,
         date: NaiveDate,
+    ) -> bool {
+        self.is_listed_in(contract, date, &self.expirations(calendar, date))
+    }
+
+    /// [`Self::is_listed`] with the day's expirations already computed.
+    pub fn is_listed_in(
+        &self,
+        contract: &OptionContract,
+        date: NaiveDate,
+        expirations: &[NaiveDate],
     ) -> bool {
         let raw = contract.strike.raw();
         let finest = if self.params.fine_strikes {
@@ -378,7 +468,7 @@ impl ChainModel {
             && raw > 0
             && raw % finest == 0
             && contract.expiry >= date
-            && self.expirations(calendar, date).contains(&contract.expiry)
+            && expirations.binary_search(&contract.expiry).is_ok()
     }
 }
 

@@ -36,7 +36,7 @@ use core_domain::{
 
 use crate::History;
 use crate::calendar::NyseCalendar;
-use crate::chain::{ChainModel, QuoteContext, VolState, con_id_for};
+use crate::chain::{ChainModel, ExpiryContext, QuoteContext, VolState, con_id_for};
 use crate::params::ExchangeParams;
 use crate::path::{bridge, variance_times};
 
@@ -52,6 +52,8 @@ struct Day {
     /// `prices[s][k]`: price of symbol `s` at checkpoint `k`; NaN if none.
     prices: Vec<Vec<f64>>,
     vols: Vec<Option<VolState>>,
+    /// Expirations listed this session.
+    expirations: Vec<NaiveDate>,
 }
 
 #[derive(Debug, Clone)]
@@ -276,29 +278,16 @@ impl SimExchange {
             .filter(|p| p.is_finite() && *p > 0.0)
     }
 
-    fn quote_option(
-        &self,
-        st: &State,
-        contract: &OptionContract,
-    ) -> Result<OptionQuote, BrokerError> {
-        let s = self.symbol_index(&contract.underlying)?;
-        if !self.model.is_listed(&self.calendar, contract, st.day.date) {
-            return Err(BrokerError::UnknownContract(format!(
-                "{}: not listed on {} (expiry or strike not on the exchange's grid)",
-                contract.key(),
-                st.day.date
-            )));
-        }
-        let spot = self.spot(st, s).ok_or_else(|| {
-            BrokerError::NoData(format!(
-                "{}: no price on {}",
-                contract.underlying, st.day.date
-            ))
-        })?;
+    /// The quoting context of an underlying now.
+    fn quote_context(&self, st: &State, symbol: &Symbol) -> Result<QuoteContext<'_>, BrokerError> {
+        let s = self.symbol_index(symbol)?;
+        let spot = self
+            .spot(st, s)
+            .ok_or_else(|| BrokerError::NoData(format!("{symbol}: no price on {}", st.day.date)))?;
         let vol = st.day.vols.get(s).copied().flatten().ok_or_else(|| {
             BrokerError::NoData(format!(
-                "{}: not enough history before {} to model options",
-                contract.underlying, st.day.date
+                "{symbol}: not enough history before {} to model options",
+                st.day.date
             ))
         })?;
         let sector = self
@@ -306,15 +295,74 @@ impl SimExchange {
             .symbols
             .get(s)
             .map_or("", |i| i.sector.as_str());
-        let ctx = QuoteContext {
+        Ok(QuoteContext {
             now: st.now,
             spot,
             vol,
             sector,
-        };
+        })
+    }
+
+    fn check_listed(&self, st: &State, contract: &OptionContract) -> Result<(), BrokerError> {
+        if self
+            .model
+            .is_listed_in(contract, st.day.date, &st.day.expirations)
+        {
+            Ok(())
+        } else {
+            Err(BrokerError::UnknownContract(format!(
+                "{}: not listed on {} (expiry or strike not on the exchange's grid)",
+                contract.key(),
+                st.day.date
+            )))
+        }
+    }
+
+    fn quote_option(
+        &self,
+        st: &State,
+        contract: &OptionContract,
+    ) -> Result<OptionQuote, BrokerError> {
+        let ctx = self.quote_context(st, &contract.underlying)?;
+        self.check_listed(st, contract)?;
         Ok(self
             .model
             .quote(&self.calendar, &ctx, contract, self.params.seed))
+    }
+
+    /// Quotes many contracts, sharing the work per underlying and expiry;
+    /// contracts that cannot be quoted are left out.
+    fn quote_options(&self, st: &State, contracts: &[OptionContract]) -> Vec<OptionQuote> {
+        let mut contexts: Vec<(&Symbol, Option<QuoteContext<'_>>)> = Vec::new();
+        let mut expiries: Vec<(&Symbol, ExpiryContext)> = Vec::new();
+        let mut out = Vec::with_capacity(contracts.len());
+        for c in contracts {
+            if self.check_listed(st, c).is_err() {
+                continue;
+            }
+            let ctx = match contexts.iter().find(|(s, _)| **s == c.underlying) {
+                Some((_, ctx)) => *ctx,
+                None => {
+                    let ctx = self.quote_context(st, &c.underlying).ok();
+                    contexts.push((&c.underlying, ctx));
+                    ctx
+                }
+            };
+            let Some(ctx) = ctx else { continue };
+            let e = match expiries
+                .iter()
+                .find(|(s, e)| **s == c.underlying && e.expiry == c.expiry)
+            {
+                Some((_, e)) => *e,
+                None => {
+                    let e = self.model.expiry_context(&self.calendar, &ctx, c.expiry);
+                    expiries.push((&c.underlying, e));
+                    e
+                }
+            };
+            out.push(self.model.quote_at(&ctx, &e, c, self.params.seed));
+        }
+        out
     }
 
     fn stock_quote_at(&self, st: &State, symbol: &Symbol) -> Result<Quote, BrokerError> {
@@ -883,6 +931,7 @@ fn build_day(
         times,
         prices,
         vols,
+        expirations: model.expirations(calendar, date),
     }
 }
 
@@ -941,7 +990,13 @@ impl MarketData for SimExchange {
         let spot = self
             .spot(&st, s)
             .ok_or_else(|| BrokerError::NoData(format!("{symbol}: no price on {}", st.day.date)))?;
-        Ok(self.model.chain(&self.calendar, symbol, st.day.date, spot))
+        Ok(OptionChain {
+            underlying: symbol.clone(),
+            underlying_con_id: Some(con_id_for(symbol.as_str())),
+            expirations: st.day.expirations.clone(),
+            strikes: self.model.strikes(spot),
+            multiplier: 100,
+        })
     }
 
     async fn option_quotes(
@@ -949,10 +1004,7 @@ impl MarketData for SimExchange {
         contracts: &[OptionContract],
     ) -> Result<Vec<OptionQuote>, BrokerError> {
         let st = self.lock();
-        Ok(contracts
-            .iter()
-            .filter_map(|c| self.quote_option(&st, c).ok())
-            .collect())
+        Ok(self.quote_options(&st, contracts))
     }
 }
 
@@ -969,7 +1021,7 @@ impl Broker for SimExchange {
             }
             Contract::Option(o) => {
                 self.symbol_index(&o.underlying)?;
-                if !self.model.is_listed(&self.calendar, o, st.day.date) {
+                if !self.model.is_listed_in(o, st.day.date, &st.day.expirations) {
                     return Err(BrokerError::UnknownContract(format!(
                         "{}: not listed on {}",
                         o.key(),
