@@ -1,13 +1,30 @@
 //! # strategy-naked-put
 //!
-//! **Owns:** the screener (uptrend, price and liquidity filters), the
-//! options finder (OTM %, premium at the bid, DTE, liquidity, margin
+//! **Owns:** the trader's baseline strategy: the screener (uptrend, price
+//! and liquidity filters, ranking), the options finder (OTM %, premium at
+//! the bid, DTE, liquidity, what-if margin against Reg-T, ranking by margin
 //! efficiency), the pure entry and exit rules with their decision records,
-//! and the validator that replays selection over history.
+//! `NakedPutStrategy` (the `Strategy` trait), the scan, and the validator
+//! that replays selection over history.
 //!
 //! **Must not:** send orders, touch the database, or read the clock: it
-//! works on the snapshot it is given, so it runs unchanged in backtest and
-//! live.
+//! works on the snapshot and the traits it is given (`MarketData`,
+//! `Broker` for what-if margin only), so it runs unchanged on the simulated
+//! exchange and on IBKR.
 //!
-//! Status: filled by the strategy issue (#4); empty until then.
+//! No feature flags.
 #![deny(unsafe_code)]
+
+mod error;
+pub mod finder;
+pub mod indicators;
+pub mod params;
+pub mod rules;
+pub mod scan;
+pub mod screener;
+pub mod strategy;
+pub mod validator;
+
+pub use params::{NakedPutParams, TrendFilter};
+pub use rules::{EntryCandidate, ExitInput, is_uptrend, otm_pct, should_enter, should_exit};
+pub use screener::{ScreenInput, ScreenedUnderlying, screen};
