@@ -227,14 +227,19 @@ fn test_planted_edge_raises_implied_vol_only_in_its_bucket() {
     let plain = ChainModel::new(ChainModelParams::default());
     let edged = ChainModel::new(ChainModelParams {
         planted_edges: vec![PlantedEdge {
-            scope: EdgeScope::OtmBucket { min: 0.18, max: 0.20 },
+            scope: EdgeScope::OtmBucket {
+                min: 0.18,
+                max: 0.20,
+            },
             extra_vol: 0.05,
         }],
         ..ChainModelParams::default()
     });
     let cal = NyseCalendar::new();
     let h = real_history().unwrap();
-    let d = h.date_index(NaiveDate::from_ymd_opt(2016, 3, 1).unwrap()).unwrap();
+    let d = h
+        .date_index(NaiveDate::from_ymd_opt(2016, 3, 1).unwrap())
+        .unwrap();
     let ctx = context(&plain, 0, d).unwrap();
     let expiry = plain.expirations(&cal, h.dates[d])[1];
     let iv = |m: &ChainModel, otm: f64| {
@@ -254,14 +259,27 @@ fn test_exchange_trades_a_synthetic_market_too() {
     let h = generate(&SyntheticConfig::null_market(5, start, 300)).unwrap();
     let model = ChainModel::new(null_chain_params());
     let later = h.dates[280];
-    let ex = market_sim::SimExchange::new(std::sync::Arc::new(h), model, market_sim::ExchangeParams::default(), later).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ex = market_sim::SimExchange::new(
+        std::sync::Arc::new(h),
+        model,
+        market_sim::ExchangeParams::default(),
+        later,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use core_domain::MarketData;
         let sym = core_domain::Symbol::new("SYN03").unwrap();
         let chain = ex.option_chain(&sym).await.unwrap();
         assert!(!chain.expirations.is_empty() && !chain.strikes.is_empty());
-        let c = OptionContract::us(sym, Right::Put, chain.strikes[chain.strikes.len() / 2], chain.expirations[1]);
+        let c = OptionContract::us(
+            sym,
+            Right::Put,
+            chain.strikes[chain.strikes.len() / 2],
+            chain.expirations[1],
+        );
         let q = ex.option_quotes(&[c]).await.unwrap();
         assert_eq!(q.len(), 1);
         // No skew, no premium: the IV is the realized level.

@@ -91,3 +91,17 @@ mod template_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod params_tests {
+    use super::*;
+
+    /// The configuration's defaults and the strategy crate's defaults agree.
+    #[test]
+    fn test_default_settings_give_the_strategy_defaults() {
+        assert_eq!(
+            Settings::default().strategy_params(),
+            strategy_naked_put::NakedPutParams::default()
+        );
+    }
+}

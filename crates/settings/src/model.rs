@@ -18,6 +18,38 @@ impl<T: PartialOrd + Copy> Range<T> {
     }
 }
 
+impl Settings {
+    /// The strategy's parameters in the form the strategy crate reads.
+    /// Call on validated settings (a [`crate::Loaded`]): `trend_filter` is
+    /// then "uptrend" or "none".
+    pub fn strategy_params(&self) -> strategy_naked_put::NakedPutParams {
+        let s = &self.strategy;
+        strategy_naked_put::NakedPutParams {
+            name: s.name.clone(),
+            otm_min: s.otm_range.min,
+            otm_max: s.otm_range.max,
+            premium_min: s.premium_range.min,
+            premium_max: s.premium_range.max,
+            dte_min: s.dte_range.min,
+            dte_max: s.dte_range.max,
+            contracts: s.position_size,
+            max_positions: s.max_positions,
+            trend_filter: if s.trend_filter == "none" {
+                strategy_naked_put::TrendFilter::None
+            } else {
+                strategy_naked_put::TrendFilter::Uptrend
+            },
+            price_min: s.underlying_price_range.min,
+            price_max: s.underlying_price_range.max,
+            min_open_interest: s.min_open_interest,
+            max_spread_pct: s.max_spread_pct,
+            profit_target: s.exits.profit_target,
+            stop_loss: s.exits.stop_loss,
+            time_exit_dte: s.exits.time_exit_dte,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -50,6 +82,12 @@ pub struct StrategySettings {
     pub max_positions: i64,
     /// "uptrend" (price > SMA20 > SMA50) or "none".
     pub trend_filter: String,
+    /// Underlying price range, dollars.
+    pub underlying_price_range: Range<f64>,
+    /// Smallest open interest of an option to trade.
+    pub min_open_interest: i64,
+    /// Widest bid/ask spread as a fraction of the mid.
+    pub max_spread_pct: f64,
     pub exits: ExitSettings,
 }
 
@@ -70,6 +108,12 @@ impl Default for StrategySettings {
             position_size: 5,
             max_positions: 10,
             trend_filter: "uptrend".into(),
+            underlying_price_range: Range {
+                min: 10.0,
+                max: 1_000.0,
+            },
+            min_open_interest: 100,
+            max_spread_pct: 0.30,
             exits: ExitSettings::default(),
         }
     }
