@@ -72,6 +72,10 @@ pub enum RepoError {
     Duplicate(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The update contradicts what is stored (an order status going
+    /// backwards, a filled quantity shrinking): a stale copy was written.
+    #[error("conflicting update: {0}; re-read it and apply the change again")]
+    Conflict(String),
     #[error("database error: {0}")]
     Backend(String),
 }

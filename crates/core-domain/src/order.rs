@@ -209,6 +209,25 @@ impl OrderStatus {
         }
     }
 
+    /// Whether `target` can be reached from here by one or more legal
+    /// transitions (an update that skipped intermediate writes).
+    pub fn can_reach(self, target: OrderStatus) -> bool {
+        let mut seen = vec![self];
+        let mut frontier = vec![self];
+        while let Some(s) = frontier.pop() {
+            for next in OrderStatus::ALL {
+                if s.can_transition_to(next) && !seen.contains(&next) {
+                    if next == target {
+                        return true;
+                    }
+                    seen.push(next);
+                    frontier.push(next);
+                }
+            }
+        }
+        self.can_transition_to(target)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Created => "created",
@@ -316,6 +335,34 @@ impl Order {
         at: DateTime<Utc>,
         reason: Option<String>,
     ) -> Result<(), DomainError> {
+        // A refused cancel returns the order to where it was: Accepted if
+        // nothing filled, PartiallyFilled otherwise.
+        let cancel_refused = self.status == OrderStatus::PendingCancel
+            && matches!(next, OrderStatus::Accepted | OrderStatus::PartiallyFilled);
+        if cancel_refused {
+            let back = if self.filled_quantity > 0 {
+                OrderStatus::PartiallyFilled
+            } else {
+                OrderStatus::Accepted
+            };
+            if next != back {
+                return Err(DomainError::IllegalTransition {
+                    order_ref: self.intent.order_ref.clone(),
+                    from: self.status,
+                    to: next,
+                    why: format!(
+                        "a refused cancel returns to {back} ({} of {} filled)",
+                        self.filled_quantity, self.intent.quantity
+                    ),
+                });
+            }
+            self.status = next;
+            self.updated_at = at;
+            if reason.is_some() {
+                self.reason = reason;
+            }
+            return Ok(());
+        }
         if matches!(next, OrderStatus::PartiallyFilled | OrderStatus::Filled) {
             return Err(DomainError::IllegalTransition {
                 order_ref: self.intent.order_ref.clone(),
@@ -527,6 +574,103 @@ mod tests {
             let r = o.transition(to, DateTime::<Utc>::UNIX_EPOCH, None);
             let fill_state = matches!(to, OrderStatus::PartiallyFilled | OrderStatus::Filled);
             prop_assert_eq!(r.is_ok(), from.can_transition_to(to) && !fill_state);
+        }
+    }
+
+    /// The legal transitions, written out by hand from the module docs and
+    /// IBKR's order life, independently of `can_transition_to`: a wrong
+    /// entry in either fails here.
+    #[test]
+    fn test_transition_table_is_exactly_the_documented_one() {
+        use OrderStatus::*;
+        let legal: &[(OrderStatus, &[OrderStatus])] = &[
+            (Created, &[Sent, Cancelled, Rejected]),
+            (
+                Sent,
+                &[
+                    Accepted,
+                    PartiallyFilled,
+                    Filled,
+                    PendingCancel,
+                    Cancelled,
+                    Rejected,
+                    Expired,
+                ],
+            ),
+            (
+                Accepted,
+                &[
+                    PartiallyFilled,
+                    Filled,
+                    PendingCancel,
+                    Cancelled,
+                    Rejected,
+                    Expired,
+                ],
+            ),
+            (
+                PartiallyFilled,
+                &[PartiallyFilled, Filled, PendingCancel, Cancelled, Expired],
+            ),
+            (
+                PendingCancel,
+                &[Accepted, PartiallyFilled, Filled, Cancelled, Expired],
+            ),
+            (Filled, &[]),
+            (Cancelled, &[]),
+            (Rejected, &[]),
+            (Expired, &[]),
+        ];
+        for (from, tos) in legal {
+            for to in OrderStatus::ALL {
+                assert_eq!(
+                    from.can_transition_to(to),
+                    tos.contains(&to),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn test_refused_cancel_of_a_partly_filled_order_returns_to_partially_filled() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let mut o = Order::new(intent(5));
+        o.transition(OrderStatus::Sent, t, None).unwrap();
+        o.apply_fill(&fill(2, 0)).unwrap();
+        o.transition(OrderStatus::PendingCancel, t, None).unwrap();
+        assert!(o.transition(OrderStatus::Accepted, t, None).is_err());
+        o.transition(
+            OrderStatus::PartiallyFilled,
+            t,
+            Some("cancel refused".into()),
+        )
+        .unwrap();
+        assert_eq!(o.status, OrderStatus::PartiallyFilled);
+        let mut fresh = Order::new(intent(5));
+        fresh.transition(OrderStatus::Sent, t, None).unwrap();
+        fresh
+            .transition(OrderStatus::PendingCancel, t, None)
+            .unwrap();
+        assert!(
+            fresh
+                .transition(OrderStatus::PartiallyFilled, t, None)
+                .is_err()
+        );
+        fresh.transition(OrderStatus::Accepted, t, None).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn partially_filled_orders_never_claim_to_be_unfilled(qty in 2i64..6, part in 1i64..2) {
+            let t = DateTime::<Utc>::UNIX_EPOCH;
+            let mut o = Order::new(intent(qty));
+            o.transition(OrderStatus::Sent, t, None).unwrap();
+            o.apply_fill(&fill(part, 0)).unwrap();
+            o.transition(OrderStatus::PendingCancel, t, None).unwrap();
+            let _ = o.transition(OrderStatus::Accepted, t, None);
+            prop_assert!(o.status != OrderStatus::Accepted);
         }
     }
 }

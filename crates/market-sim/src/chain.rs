@@ -439,16 +439,20 @@ impl ChainModel {
         }
     }
 
-    /// Whether `contract` is listed on `date`: an expiration the model
-    /// lists that day, and a strike on the grid of some price level
-    /// (strikes stay listed after the price moves away).
+    /// Whether `contract` is listed on `date` with the underlying at
+    /// `spot`: an expiration the model lists that day, and a strike on the
+    /// listed grid — a multiple of the interval of the current price level
+    /// or of the strike's own level (strikes listed earlier stay listed
+    /// after the price moves away). A `spot` that is not a positive number
+    /// uses the strike's level alone.
     pub fn is_listed(
         &self,
         calendar: &NyseCalendar,
         contract: &OptionContract,
         date: NaiveDate,
+        spot: f64,
     ) -> bool {
-        self.is_listed_in(contract, date, &self.expirations(calendar, date))
+        self.is_listed_in(contract, date, spot, &self.expirations(calendar, date))
     }
 
     /// [`Self::is_listed`] with the day's expirations already computed.
@@ -456,17 +460,20 @@ impl ChainModel {
         &self,
         contract: &OptionContract,
         date: NaiveDate,
+        spot: f64,
         expirations: &[NaiveDate],
     ) -> bool {
         let raw = contract.strike.raw();
-        let finest = if self.params.fine_strikes {
-            2_500
-        } else {
-            5_000
-        };
+        let strike = contract.strike.to_f64();
+        let mut step = self.strike_interval(strike);
+        if spot.is_finite() && spot > 0.0 {
+            step = step.min(self.strike_interval(spot));
+        }
+        let step_raw = (step * 10_000.0).round() as i64;
         contract.multiplier == 100
             && raw > 0
-            && raw % finest == 0
+            && step_raw > 0
+            && raw % step_raw == 0
             && contract.expiry >= date
             && expirations.binary_search(&contract.expiry).is_ok()
     }

@@ -43,6 +43,10 @@ use crate::path::{bridge, variance_times};
 /// The account id the simulated exchange reports.
 pub const SIM_ACCOUNT: &str = "SIM-PAPER";
 
+/// The simulator's own error code for an account under margin at a close
+/// (not an IBKR code), reported as a [`BrokerEvent::Error`].
+pub const MARGIN_DEFICIENCY: i32 = 9_001;
+
 /// One session's intraday checkpoints and the modelled prices at each.
 #[derive(Debug, Clone)]
 struct Day {
@@ -65,6 +69,9 @@ struct SimOrder {
     /// Σ price.raw × quantity, for the average fill price.
     fill_value: i128,
     commission: Money,
+    /// Σ of the per-contract or per-share charges before the order minimum
+    /// and the cap, in dollars.
+    raw_commission: f64,
     reason: Option<String>,
     /// Checkpoint sequence number at which it arrived.
     arrived: u64,
@@ -103,7 +110,13 @@ struct State {
     orders: BTreeMap<i64, SimOrder>,
     by_ref: HashMap<String, i64>,
     events: VecDeque<BrokerEvent>,
+    /// Fills of orders.
     executions: Vec<Fill>,
+    /// Option legs closed by expiry, assignment or exercise, and the stock
+    /// moved by them (not executions of any order).
+    settlements: Vec<Fill>,
+    /// The account marked at each session's close.
+    daily: Vec<AccountSnapshot>,
     next_order_id: i64,
     next_exec: u64,
 }
@@ -161,6 +174,8 @@ impl SimExchange {
                 by_ref: HashMap::new(),
                 events: VecDeque::new(),
                 executions: Vec::new(),
+                settlements: Vec::new(),
+                daily: Vec::new(),
                 next_order_id: 1,
                 next_exec: 1,
             }),
@@ -295,8 +310,11 @@ impl SimExchange {
             .symbols
             .get(s)
             .map_or("", |i| i.sector.as_str());
+        // Prices are those of the last checkpoint, and so is the quote's
+        // time (and the session date its noise is keyed by).
+        let now = st.day.times.get(st.checkpoint).copied().unwrap_or(st.now);
         Ok(QuoteContext {
-            now: st.now,
+            now,
             spot,
             vol,
             sector,
@@ -304,9 +322,14 @@ impl SimExchange {
     }
 
     fn check_listed(&self, st: &State, contract: &OptionContract) -> Result<(), BrokerError> {
+        let spot = self
+            .history
+            .symbol_index(&contract.underlying)
+            .and_then(|s| self.spot(st, s))
+            .unwrap_or(f64::NAN);
         if self
             .model
-            .is_listed_in(contract, st.day.date, &st.day.expirations)
+            .is_listed_in(contract, st.day.date, spot, &st.day.expirations)
         {
             Ok(())
         } else {
@@ -498,22 +521,37 @@ impl SimExchange {
         (initial, maintenance)
     }
 
-    fn positions_with(&self, st: &State, extra: Option<(&Contract, i64)>) -> Vec<(Contract, i64)> {
+    /// Positions (contract, signed quantity) with `extra` quantities added.
+    fn positions_with(&self, st: &State, extra: &[(Contract, i64)]) -> Vec<(Contract, i64)> {
         let mut map: BTreeMap<String, (Contract, i64)> = st
             .ledger
             .positions()
             .map(|p| (p.contract.key(), (p.contract.clone(), p.quantity)))
             .collect();
-        if let Some((c, q)) = extra {
+        for (c, q) in extra {
             map.entry(c.key()).or_insert_with(|| (c.clone(), 0)).1 += q;
         }
         map.into_values().collect()
     }
 
+    /// The unfilled quantities of working orders, signed.
+    fn working_quantities(st: &State) -> Vec<(Contract, i64)> {
+        st.orders
+            .values()
+            .filter(|o| o.status.is_working())
+            .map(|o| {
+                (
+                    o.intent.contract.clone(),
+                    o.intent.side.sign() * (o.intent.quantity - o.filled),
+                )
+            })
+            .collect()
+    }
+
     fn account(&self, st: &State) -> AccountSnapshot {
         let marks = self.marks(st);
         let net = st.ledger.equity(&marks);
-        let positions = self.positions_with(st, None);
+        let positions = self.positions_with(st, &[]);
         let (initial, maintenance) = self.margin_of(st, positions.iter().map(|(c, q)| (c, *q)));
         AccountSnapshot {
             time: st.now,
@@ -528,9 +566,13 @@ impl SimExchange {
         }
     }
 
-    fn commission(&self, order: &SimOrder, price: Price, qty: i64) -> Money {
+    /// The commission of a fill of `qty` at `price` on `order`, with the
+    /// order's new running raw charge. IBKR Pro fixed: per contract by
+    /// premium level, or per share capped at a share of the trade value;
+    /// the minimum applies to the whole order, not to each fill.
+    fn commission(&self, order: &SimOrder, price: Price, qty: i64) -> (Money, f64) {
         let p = &self.params;
-        let raw = match &order.intent.contract {
+        let (added, is_stock) = match &order.intent.contract {
             Contract::Option(_) => {
                 let per = if price >= Price::from_cents(10) {
                     p.option_commission
@@ -539,20 +581,19 @@ impl SimExchange {
                 } else {
                     p.option_commission_penny
                 };
-                per * qty as f64
+                (per * qty as f64, false)
             }
-            Contract::Stock(_) => {
-                let c = p.stock_commission * qty as f64;
-                c.min(p.stock_commission_cap * price.to_f64() * qty as f64)
-            }
+            Contract::Stock(_) => (p.stock_commission * qty as f64, true),
         };
-        let c = Money::from_f64_dollars(raw).unwrap_or(Money::ZERO);
-        let min = Money::from_f64_dollars(p.min_commission).unwrap_or(Money::ZERO);
-        if order.commission == Money::ZERO && c < min {
-            min
-        } else {
-            c
+        let raw_total = order.raw_commission + added;
+        let mut total = raw_total.max(p.min_commission);
+        if is_stock {
+            let value = (order.fill_value + i128::from(price.raw()) * i128::from(qty)) as f64
+                / core_domain::PRICE_SCALE as f64;
+            total = total.min(p.stock_commission_cap * value);
         }
+        let total = Money::from_f64_dollars(total).unwrap_or(Money::ZERO);
+        ((total - order.commission).max(Money::ZERO), raw_total)
     }
 
     /// Tries to fill `id` against the current quote. `arriving` orders fill
@@ -595,7 +636,7 @@ impl SimExchange {
         };
         let remaining = order.intent.quantity - order.filled;
         let qty = remaining.min(size.unwrap_or(remaining).max(1));
-        let commission = self.commission(&order, price, qty);
+        let (commission, raw_commission) = self.commission(&order, price, qty);
         let exec_id = format!("SIM-{:08}", st.next_exec);
         st.next_exec += 1;
         let fill = Fill {
@@ -616,6 +657,7 @@ impl SimExchange {
             o.filled += qty;
             o.fill_value += i128::from(price.raw()) * i128::from(qty);
             o.commission += commission;
+            o.raw_commission = raw_commission;
             o.status = if o.filled == o.intent.quantity {
                 OrderStatus::Filled
             } else {
@@ -652,21 +694,26 @@ impl SimExchange {
 
     /// End of session: day orders expire, options settle.
     fn close_session(&self, st: &mut State) {
-        let day_orders: Vec<i64> = st
+        let today = st.day.date;
+        let ending: Vec<(i64, &'static str)> = st
             .orders
             .iter()
-            .filter(|(_, o)| o.status.is_working() && o.intent.time_in_force != TimeInForce::Gtc)
-            .map(|(id, _)| *id)
+            .filter(|(_, o)| o.status.is_working())
+            .filter_map(|(id, o)| {
+                let option_expires =
+                    matches!(&o.intent.contract, Contract::Option(c) if c.expiry <= today);
+                if option_expires {
+                    Some((*id, "the option expired"))
+                } else if o.intent.time_in_force != TimeInForce::Gtc {
+                    Some((*id, "day order expired at the close"))
+                } else {
+                    None
+                }
+            })
             .collect();
-        for id in day_orders {
-            self.set_status(
-                st,
-                id,
-                OrderStatus::Expired,
-                "day order expired at the close",
-            );
+        for (id, why) in ending {
+            self.set_status(st, id, OrderStatus::Expired, why);
         }
-        let today = st.day.date;
         let options: Vec<(OptionContract, i64)> = st
             .ledger
             .positions()
@@ -702,6 +749,19 @@ impl SimExchange {
                 self.settle_exercise(st, &o, qty);
             }
         }
+        // Daily marking, and a warning when the account is under margin.
+        let account = self.account(st);
+        if account.excess_liquidity.is_negative() {
+            st.events.push_back(BrokerEvent::Error {
+                code: MARGIN_DEFICIENCY,
+                message: format!(
+                    "margin deficiency at the close of {today}: excess liquidity ${} (net liquidation ${}, maintenance margin ${}); reduce positions",
+                    account.excess_liquidity, account.net_liquidation, account.maintenance_margin
+                ),
+                order_ref: None,
+            });
+        }
+        st.daily.push(account);
         st.closed = true;
     }
 
@@ -756,8 +816,8 @@ impl SimExchange {
                 quantity: qty,
                 time: st.now,
             });
-            st.executions.push(option_fill);
-            st.executions.push(stock_fill);
+            st.settlements.push(option_fill);
+            st.settlements.push(stock_fill);
         }
     }
 
@@ -777,14 +837,14 @@ impl SimExchange {
                 quantity: qty,
                 time: st.now,
             });
-            st.executions.push(fill);
+            st.settlements.push(fill);
         }
     }
 
     fn margin_impact(&self, st: &State, intent: &OrderIntent) -> MarginImpact {
-        let before = self.positions_with(st, None);
+        let before = self.positions_with(st, &[]);
         let delta = intent.side.sign() * intent.quantity;
-        let after = self.positions_with(st, Some((&intent.contract, delta)));
+        let after = self.positions_with(st, &[(intent.contract.clone(), delta)]);
         let (ib, mb) = self.margin_of(st, before.iter().map(|(c, q)| (c, *q)));
         let (ia, ma) = self.margin_of(st, after.iter().map(|(c, q)| (c, *q)));
         let probe = SimOrder {
@@ -794,6 +854,7 @@ impl SimExchange {
             filled: 0,
             fill_value: 0,
             commission: Money::ZERO,
+            raw_commission: 0.0,
             reason: None,
             arrived: 0,
         };
@@ -804,7 +865,10 @@ impl SimExchange {
             maintenance_margin_before: mb,
             maintenance_margin_change: ma - mb,
             maintenance_margin_after: ma,
-            commission: Some(self.commission(&probe, intent.limit_price, intent.quantity)),
+            commission: Some(
+                self.commission(&probe, intent.limit_price, intent.quantity)
+                    .0,
+            ),
         }
     }
 
@@ -840,16 +904,31 @@ impl SimExchange {
                 intent.limit_price, mid, band
             )));
         }
-        let impact = self.margin_impact(st, intent);
-        if impact.initial_margin_change.cents() > 0 {
+        // Margin as if every working order and this one filled: resting
+        // orders count, so many small orders cannot add up past the account.
+        let working = Self::working_quantities(st);
+        let without = self.positions_with(st, &working);
+        let mut all = working;
+        all.push((
+            intent.contract.clone(),
+            intent.side.sign() * intent.quantity,
+        ));
+        let with = self.positions_with(st, &all);
+        let (initial_without, _) = self.margin_of(st, without.iter().map(|(c, q)| (c, *q)));
+        let (initial_with, _) = self.margin_of(st, with.iter().map(|(c, q)| (c, *q)));
+        if initial_with > initial_without {
             let account = self.account(st);
-            let commission = impact.commission.unwrap_or(Money::ZERO);
-            if impact.initial_margin_after > account.net_liquidation - commission {
+            let commission = self
+                .margin_impact(st, intent)
+                .commission
+                .unwrap_or(Money::ZERO);
+            if initial_with > account.net_liquidation - commission {
                 return Err(BrokerError::InsufficientMargin {
                     order_ref: intent.order_ref.clone(),
                     detail: format!(
-                        "initial margin after the trade ${} would exceed net liquidation ${}",
-                        impact.initial_margin_after, account.net_liquidation
+                        "initial margin ${initial_with} with this order and the {} working order(s) filled would exceed net liquidation ${}",
+                        st.orders.values().filter(|o| o.status.is_working()).count(),
+                        account.net_liquidation
                     ),
                 });
             }
@@ -860,6 +939,17 @@ impl SimExchange {
     /// Every fill so far, oldest first (for tests and reports).
     pub fn all_executions(&self) -> Vec<Fill> {
         self.lock().executions.clone()
+    }
+
+    /// Expiries, assignments and exercises so far: the option leg closed at
+    /// zero and the stock moved at the strike, oldest first.
+    pub fn settlements(&self) -> Vec<Fill> {
+        self.lock().settlements.clone()
+    }
+
+    /// The account as marked at each session's close, oldest first.
+    pub fn daily_snapshots(&self) -> Vec<AccountSnapshot> {
+        self.lock().daily.clone()
     }
 
     /// The exchange's cash ledger (for reconciliation tests).
@@ -1021,7 +1111,7 @@ impl Broker for SimExchange {
             }
             Contract::Option(o) => {
                 self.symbol_index(&o.underlying)?;
-                if !self.model.is_listed_in(o, st.day.date, &st.day.expirations) {
+                if self.check_listed(&st, o).is_err() {
                     return Err(BrokerError::UnknownContract(format!(
                         "{}: not listed on {}",
                         o.key(),
@@ -1057,6 +1147,7 @@ impl Broker for SimExchange {
             filled: 0,
             fill_value: 0,
             commission: Money::ZERO,
+            raw_commission: 0.0,
             reason: None,
             arrived: st.sequence,
         };
@@ -1065,6 +1156,18 @@ impl Broker for SimExchange {
         st.by_ref.insert(intent.order_ref.clone(), id);
         st.events.push_back(BrokerEvent::OrderStatus(update));
         self.try_fill(&mut st, id, true);
+        let unfilled_ioc = st
+            .orders
+            .get(&id)
+            .is_some_and(|o| o.intent.time_in_force == TimeInForce::Ioc && o.status.is_working());
+        if unfilled_ioc {
+            self.set_status(
+                &mut st,
+                id,
+                OrderStatus::Cancelled,
+                "IOC: the unfilled remainder was cancelled",
+            );
+        }
         Ok(id)
     }
 

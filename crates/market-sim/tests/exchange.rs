@@ -332,12 +332,18 @@ async fn test_in_the_money_short_put_is_assigned_into_stock_at_the_strike() {
     assert_eq!(positions[0].quantity, 100);
     assert!(matches!(&positions[0].contract, Contract::Stock(s) if s.symbol == put.underlying));
     let stock_fill = ex
-        .executions_since(DateTime::<Utc>::UNIX_EPOCH)
-        .await
-        .unwrap()
+        .settlements()
         .into_iter()
         .find(|f| matches!(f.contract, Contract::Stock(_)))
         .unwrap();
+    // Settlements are not executions of any order.
+    assert!(
+        ex.executions_since(DateTime::<Utc>::UNIX_EPOCH)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| f.order_ref == "itm")
+    );
     assert_eq!(stock_fill.price, put.strike);
     balance_check(&ex, &ex.account_summary().await.unwrap());
 }
@@ -439,4 +445,154 @@ async fn test_same_dates_and_seed_give_byte_identical_fills() {
     assert_eq!(a, b);
     let c = scripted_run(43).await;
     assert_ne!(a, c, "another seed draws other intraday paths");
+}
+
+#[tokio::test]
+async fn test_unfilled_ioc_remainder_is_cancelled_at_once() {
+    let ex = exchange((2016, 3, 1), 1);
+    let put = put_near(&ex, "JPM", 0.03, 7).await;
+    let quote = ex
+        .option_quotes(std::slice::from_ref(&put))
+        .await
+        .unwrap()
+        .remove(0)
+        .quote;
+    let mut i = intent("ioc", put, Side::Sell, 1, quote.ask.unwrap());
+    i.time_in_force = TimeInForce::Ioc;
+    ex.place_order(&i).await.unwrap();
+    assert!(ex.open_orders().await.unwrap().is_empty());
+    let events = ex.poll_events().await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, BrokerEvent::OrderStatus(u) if u.status == OrderStatus::Cancelled && u.reason.as_deref().unwrap_or("").contains("IOC"))), "{events:?}");
+}
+
+#[tokio::test]
+async fn test_gtc_order_on_an_option_expires_with_it() {
+    let ex = exchange((2016, 3, 7), 1);
+    let put = put_near(&ex, "KO", 0.10, 3).await;
+    // On expiry day, just before the close: a far out-of-the-money put has
+    // no bid, so a sell at two cents rests until the option is gone.
+    let times = ex.checkpoint_times(put.expiry);
+    ex.advance_to(times[times.len() - 2]);
+    let mut i = intent("gtc", put.clone(), Side::Sell, 1, Price::from_cents(2));
+    i.time_in_force = TimeInForce::Gtc;
+    ex.place_order(&i).await.unwrap();
+    assert_eq!(ex.open_orders().await.unwrap().len(), 1);
+    ex.advance_to(*times.last().unwrap() + Duration::days(3));
+    assert!(ex.open_orders().await.unwrap().is_empty());
+    let events = ex.poll_events().await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, BrokerEvent::OrderStatus(u) if u.order_ref == "gtc" && u.status == OrderStatus::Expired)), "{events:?}");
+}
+
+#[tokio::test]
+async fn test_resting_orders_count_against_margin() {
+    let h = Arc::new(real_history().unwrap().clone());
+    let params = ExchangeParams {
+        starting_cash: 20_000.0,
+        ..ExchangeParams::default()
+    };
+    let ex = SimExchange::new(
+        h,
+        ChainModel::new(ChainModelParams::default()),
+        params,
+        NaiveDate::from_ymd_opt(2016, 3, 1).unwrap(),
+    )
+    .unwrap();
+    let put = put_near(&ex, "JPM", 0.05, 7).await;
+    let quote = ex
+        .option_quotes(std::slice::from_ref(&put))
+        .await
+        .unwrap()
+        .remove(0)
+        .quote;
+    let limit = quote.ask.unwrap() + Price::from_cents(5);
+    let mut accepted = 0;
+    let mut refused = None;
+    for n in 0..40 {
+        match ex
+            .place_order(&intent(&format!("r{n}"), put.clone(), Side::Sell, 1, limit))
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a $20k account cannot margin 40 resting short puts");
+    assert!(
+        matches!(refused, BrokerError::InsufficientMargin { .. }),
+        "{refused}"
+    );
+    assert!(accepted >= 1 && accepted < 40);
+}
+
+#[tokio::test]
+async fn test_commission_minimum_applies_to_the_order_not_each_fill() {
+    let ex = exchange((2016, 3, 1), 1);
+    let put = put_near(&ex, "MSFT", 0.02, 7).await;
+    let quote = ex
+        .option_quotes(std::slice::from_ref(&put))
+        .await
+        .unwrap()
+        .remove(0)
+        .quote;
+    let size = quote.bid_size.unwrap();
+    // Twice the displayed size: fills in pieces over the checkpoints.
+    let qty = size + 1;
+    let limit = quote.bid.unwrap();
+    ex.place_order(&intent("big", put, Side::Sell, qty, limit))
+        .await
+        .unwrap();
+    let fills = ex
+        .executions_since(DateTime::<Utc>::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(fills[0].quantity, size);
+    let total: Money = fills.iter().map(|f| f.commission).sum();
+    let per = if limit >= Price::from_cents(10) {
+        65
+    } else if limit >= Price::from_cents(5) {
+        50
+    } else {
+        25
+    };
+    let filled: i64 = fills.iter().map(|f| f.quantity).sum();
+    assert_eq!(total, Money::from_cents((per * filled).max(100)));
+}
+
+#[tokio::test]
+async fn test_each_close_is_marked_and_strikes_off_the_grid_are_refused() {
+    let ex = exchange((2016, 3, 1), 1);
+    let s = sym("MSFT");
+    let spot = ex.stock_quote(&s).await.unwrap().last.unwrap().to_f64();
+    let chain = ex.option_chain(&s).await.unwrap();
+    // A whole-dollar strike that is not on MSFT's $2.50/$5 grid.
+    let odd = Price::from_f64((spot * 0.86).floor()).unwrap();
+    let odd = if odd.raw() % 25_000 == 0 {
+        odd + Price::from_cents(100)
+    } else {
+        odd
+    };
+    let c = OptionContract::us(s.clone(), Right::Put, odd, chain.expirations[1]);
+    assert!(
+        ex.option_quotes(std::slice::from_ref(&c))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{odd} should not be listed around {spot}"
+    );
+    let end = ex
+        .checkpoint_times(NaiveDate::from_ymd_opt(2016, 3, 4).unwrap())
+        .last()
+        .copied()
+        .unwrap();
+    ex.advance_to(end);
+    let daily = ex.daily_snapshots();
+    assert_eq!(daily.len(), 4);
+    assert!(
+        daily
+            .iter()
+            .all(|a| a.net_liquidation == Money::from_dollars(100_000))
+    );
 }

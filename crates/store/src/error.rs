@@ -49,6 +49,9 @@ pub enum StoreError {
     )]
     Migration { detail: String },
 
+    #[error("conflicting update: {what}; re-read it and apply the change again")]
+    Conflict { what: String },
+
     #[error("{what} already exists")]
     Duplicate { what: String },
 
@@ -139,6 +142,7 @@ impl From<StoreError> for RepoError {
         match e {
             StoreError::Duplicate { what } => RepoError::Duplicate(what),
             StoreError::NotFound { what } => RepoError::NotFound(what),
+            StoreError::Conflict { what } => RepoError::Conflict(what),
             e @ StoreError::Corrupt { .. } => RepoError::Corrupt(e.to_string()),
             StoreError::Query {
                 source: DieselError::NotFound,

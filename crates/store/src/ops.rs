@@ -127,6 +127,21 @@ pub fn update_order(c: &mut Conn, o: &Order) -> R<()> {
             what: format!("order {order_ref}"),
         });
     };
+    // The stored order may only move forward along the state machine.
+    let stored: OrderStatus = status_before.parse().map_err(|_| StoreError::Corrupt {
+        table: "orders",
+        row: order_ref.clone(),
+        column: "status",
+        detail: format!("unknown status {status_before:?}"),
+    })?;
+    if (stored != o.status && !stored.can_reach(o.status)) || o.filled_quantity < filled_before {
+        return Err(StoreError::Conflict {
+            what: format!(
+                "order {order_ref} is stored as {stored} with {filled_before} filled; {} with {} filled does not follow from it",
+                o.status, o.filled_quantity
+            ),
+        });
+    }
     diesel::update(orders::table.filter(orders::order_ref.eq(order_ref)))
         .set(OrderStateRow::from_domain(o))
         .execute(c)

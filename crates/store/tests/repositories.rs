@@ -665,3 +665,21 @@ fn test_times_keep_their_sub_second_precision() {
     store.insert_order(&o).unwrap();
     assert_eq!(store.order("O-1").unwrap(), Some(o));
 }
+
+#[test]
+fn test_a_stale_order_update_that_goes_backwards_is_a_conflict() {
+    let (_dir, store) = temp_store();
+    let mut o = stubs::sell_to_open("O-1");
+    store.insert_order(&o).unwrap();
+    let stale = o.clone();
+    o.transition(OrderStatus::Sent, at(1, 0), None).unwrap();
+    o.apply_fill(&stubs::fill("O-1", "E-1", 5)).unwrap();
+    store.update_order(&o).unwrap();
+    // A copy read before the fill tries to write Created back.
+    let err = store.update_order(&stale).unwrap_err();
+    assert!(matches!(err, RepoError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.order("O-1").unwrap().unwrap().status,
+        OrderStatus::Filled
+    );
+}
