@@ -58,8 +58,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Patterns { all } => patterns(cli, *all),
         Command::LearningHistory { limit } => learning_history(cli, *limit),
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
-        Command::Scan(_) => not_yet("scan", 4, "the strategy issue"),
-        Command::Validate(_) => not_yet("validate", 4, "the strategy issue"),
+        Command::Scan(a) => {
+            let loaded = load_settings(cli)?;
+            crate::scan_cmd::run(a, cli.json, &loaded.settings)
+        }
+        Command::Validate(a) => {
+            let loaded = load_settings(cli)?;
+            crate::validate_cmd::run(a, cli.json, &loaded.settings)
+        }
         Command::Backtest(_) => not_yet("backtest", 6, "the engine-loop issue"),
         Command::Run(_) => not_yet("run", 6, "the engine-loop issue"),
         Command::Report(_) => not_yet("report", 6, "the engine-loop issue"),

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why);
 //! 2 usage error; 3 the subcommand is not implemented yet.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ mod bench;
 mod commands;
 mod output;
 mod quant;
+mod scan_cmd;
+mod validate_cmd;
 
 /// Exit code of a subcommand that exists in the plan but not yet in code.
 pub const EXIT_NOT_IMPLEMENTED: u8 = 3;
@@ -96,10 +99,10 @@ pub enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
-    /// Screen the market and list ranked opportunities (strategy issue #4).
-    Scan(commands::Pending),
-    /// Validate the strategy's selection over history (strategy issue #4).
-    Validate(commands::Pending),
+    /// Screen the market and list ranked opportunities (the simulated market at --date by default).
+    Scan(scan_cmd::ScanArgs),
+    /// Replay the strategy's selection over history; compare with a hand-picked trade list.
+    Validate(validate_cmd::ValidateArgs),
     /// Run a backtest over real history (engine-loop issue #6).
     Backtest(commands::Pending),
     /// Run the engine loop in the foreground (engine-loop issue #6).

@@ -100,9 +100,9 @@ fn test_status_before_init_says_to_run_init() {
 fn test_unimplemented_subcommand_says_so_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        vec!["scan", "--date", "2020-01-02"],
+        vec!["backtest", "--from", "2020-01-02"],
         vec!["backtest"],
-        vec!["validate", "--from", "2020-01-02"],
+        vec!["run"],
         vec!["emergency-stop", "--reason", "x"],
     ] {
         let out = cli(dir.path(), &args);

@@ -25,6 +25,13 @@ pub mod screener;
 pub mod strategy;
 pub mod validator;
 
+pub use error::StrategyError;
+pub use finder::{
+    FindContext, MarginSource, Opportunity, check_params, contracts_to_quote, find, find_in_quotes,
+    rank,
+};
 pub use params::{NakedPutParams, TrendFilter};
 pub use rules::{EntryCandidate, ExitInput, is_uptrend, otm_pct, should_enter, should_exit};
+pub use scan::{ScanReport, UnderlyingScan, scan};
 pub use screener::{ScreenInput, ScreenedUnderlying, screen};
+pub use strategy::NakedPutStrategy;

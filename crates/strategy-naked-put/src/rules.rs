@@ -89,7 +89,12 @@ pub fn should_enter(c: &EntryCandidate, p: &NakedPutParams, time: DateTime<Utc>)
                 ),
                 _ => (false, "not enough history for SMA50".to_string()),
             };
-            criteria.push(Criterion::text("uptrend", value, "price > sma20 > sma50", passed));
+            criteria.push(Criterion::text(
+                "uptrend",
+                value,
+                "price > sma20 > sma50",
+                passed,
+            ));
         }
         TrendFilter::None => {
             criteria.push(Criterion::text("uptrend", "not required", "none", true));
@@ -103,7 +108,11 @@ pub fn should_enter(c: &EntryCandidate, p: &NakedPutParams, time: DateTime<Utc>)
         oi >= p.min_open_interest,
     ));
     let mid = (c.bid.to_f64() + c.ask.to_f64()) / 2.0;
-    let spread_pct = if mid > 0.0 { (c.ask.to_f64() - c.bid.to_f64()) / mid } else { f64::INFINITY };
+    let spread_pct = if mid > 0.0 {
+        (c.ask.to_f64() - c.bid.to_f64()) / mid
+    } else {
+        f64::INFINITY
+    };
     criteria.push(Criterion::number(
         "spread_pct",
         spread_pct,
@@ -128,7 +137,11 @@ pub fn should_enter(c: &EntryCandidate, p: &NakedPutParams, time: DateTime<Utc>)
                 c.dte
             ),
         ),
-        Some(name) => (DecisionKind::Skip, "skip", format!("{name} outside its threshold")),
+        Some(name) => (
+            DecisionKind::Skip,
+            "skip",
+            format!("{name} outside its threshold"),
+        ),
     };
     DecisionRecord::new(time, kind, c.subject.clone(), decision, reason)
         .with_criteria(criteria)
@@ -159,7 +172,11 @@ pub fn should_exit(
 ) -> (Option<ExitReason>, DecisionRecord) {
     let entry = x.entry_premium.raw() as f64;
     let cost = x.cost_to_close.raw() as f64;
-    let ratio = if entry > 0.0 { cost / entry } else { f64::INFINITY };
+    let ratio = if entry > 0.0 {
+        cost / entry
+    } else {
+        f64::INFINITY
+    };
     let target = cost <= p.target_fraction() * entry + EPS;
     let stop = cost >= p.stop_multiple() * entry - EPS;
     let time_exit = x.dte <= p.time_exit_dte;
@@ -176,7 +193,12 @@ pub fn should_exit(
             format!("cost to close <= {}x entry premium", p.target_fraction()),
             target,
         ),
-        Criterion::number("time_exit", x.dte as f64, format!("dte <= {}", p.time_exit_dte), time_exit),
+        Criterion::number(
+            "time_exit",
+            x.dte as f64,
+            format!("dte <= {}", p.time_exit_dte),
+            time_exit,
+        ),
     ];
     let reason = if stop {
         Some(ExitReason::StopLoss)
@@ -247,30 +269,56 @@ mod tests {
         assert_eq!(d.decision, "enter");
         assert_eq!(d.kind, DecisionKind::Entry);
         let names: Vec<&str> = d.criteria.iter().map(|c| c.name.as_str()).collect();
-        for n in ["otm_pct", "premium_bid", "dte", "uptrend", "open_interest", "spread_pct", "open_positions", "underlying_price"] {
+        for n in [
+            "otm_pct",
+            "premium_bid",
+            "dte",
+            "uptrend",
+            "open_interest",
+            "spread_pct",
+            "open_positions",
+            "underlying_price",
+        ] {
             assert!(names.contains(&n), "{n} missing");
         }
     }
 
     #[test]
     fn test_otm_boundaries_0_15_and_0_20_are_inclusive() {
-        for (strike, ok) in [(85.0, true), (85.01, false), (80.0, true), (79.99, false), (84.99, true)] {
+        for (strike, ok) in [
+            (85.0, true),
+            (85.01, false),
+            (80.0, true),
+            (79.99, false),
+            (84.99, true),
+        ] {
             let c = EntryCandidate { strike, ..good() };
             assert_eq!(enters(&c), ok, "strike {strike}");
         }
         // A price where (S - K) / S is not exact in binary.
-        let c = EntryCandidate { underlying_price: 113.33, strike: 113.33 * 0.85, ..good() };
+        let c = EntryCandidate {
+            underlying_price: 113.33,
+            strike: 113.33 * 0.85,
+            ..good()
+        };
         assert!(enters(&c));
     }
 
     #[test]
     fn test_premium_boundaries_0_30_and_0_50_are_inclusive_at_the_bid() {
         for (cents, ok) in [(30, true), (29, false), (50, true), (51, false)] {
-            let c = EntryCandidate { bid: Price::from_cents(cents), ask: Price::from_cents(cents + 5), ..good() };
+            let c = EntryCandidate {
+                bid: Price::from_cents(cents),
+                ask: Price::from_cents(cents + 5),
+                ..good()
+            };
             assert_eq!(enters(&c), ok, "bid {cents}");
         }
         // $0.2999 is below $0.30.
-        let c = EntryCandidate { bid: Price::from_raw(2_999), ..good() };
+        let c = EntryCandidate {
+            bid: Price::from_raw(2_999),
+            ..good()
+        };
         assert!(!enters(&c));
     }
 
@@ -283,18 +331,39 @@ mod tests {
 
     #[test]
     fn test_uptrend_needs_price_above_sma20_above_sma50() {
-        assert!(!enters(&EntryCandidate { sma20: Some(101.0), ..good() }));
-        assert!(!enters(&EntryCandidate { sma50: Some(96.0), ..good() }));
-        assert!(!enters(&EntryCandidate { sma50: None, ..good() }));
-        let p = NakedPutParams { trend_filter: TrendFilter::None, ..NakedPutParams::default() };
-        let c = EntryCandidate { sma50: None, ..good() };
+        assert!(!enters(&EntryCandidate {
+            sma20: Some(101.0),
+            ..good()
+        }));
+        assert!(!enters(&EntryCandidate {
+            sma50: Some(96.0),
+            ..good()
+        }));
+        assert!(!enters(&EntryCandidate {
+            sma50: None,
+            ..good()
+        }));
+        let p = NakedPutParams {
+            trend_filter: TrendFilter::None,
+            ..NakedPutParams::default()
+        };
+        let c = EntryCandidate {
+            sma50: None,
+            ..good()
+        };
         assert_eq!(should_enter(&c, &p, t()).decision, "enter");
     }
 
     #[test]
     fn test_max_positions_blocks_the_eleventh() {
-        assert!(enters(&EntryCandidate { open_positions: 9, ..good() }));
-        assert!(!enters(&EntryCandidate { open_positions: 10, ..good() }));
+        assert!(enters(&EntryCandidate {
+            open_positions: 9,
+            ..good()
+        }));
+        assert!(!enters(&EntryCandidate {
+            open_positions: 10,
+            ..good()
+        }));
     }
 
     fn exit(entry: i64, cost: i64, dte: i64) -> Option<ExitReason> {

@@ -46,14 +46,29 @@ pub fn screen(
     let mut passed = Vec::new();
     let mut rejected = Vec::new();
     for input in inputs {
-        let last = input.closes.last().copied().filter(|c| c.is_finite() && *c > 0.0);
+        let last = input
+            .closes
+            .last()
+            .copied()
+            .filter(|c| c.is_finite() && *c > 0.0);
         let sma20 = sma(&input.closes, 20);
         let sma50 = sma(&input.closes, 50);
         let mut criteria = Vec::new();
         let Some(last) = last else {
             rejected.push(
-                DecisionRecord::new(time, DecisionKind::Skip, input.symbol.to_string(), "skip", "no price history")
-                    .with_criteria(vec![Criterion::text("history", "none", "at least one close", false)]),
+                DecisionRecord::new(
+                    time,
+                    DecisionKind::Skip,
+                    input.symbol.to_string(),
+                    "skip",
+                    "no price history",
+                )
+                .with_criteria(vec![Criterion::text(
+                    "history",
+                    "none",
+                    "at least one close",
+                    false,
+                )]),
             );
             continue;
         };
@@ -65,10 +80,18 @@ pub fn screen(
         ));
         if p.trend_filter == TrendFilter::Uptrend {
             let (ok, value) = match (sma20, sma50) {
-                (Some(a), Some(b)) => (is_uptrend(last, a, b), format!("close {last:.4} sma20 {a:.4} sma50 {b:.4}")),
+                (Some(a), Some(b)) => (
+                    is_uptrend(last, a, b),
+                    format!("close {last:.4} sma20 {a:.4} sma50 {b:.4}"),
+                ),
                 _ => (false, format!("{} closes, 50 needed", input.closes.len())),
             };
-            criteria.push(Criterion::text("uptrend", value, "close > sma20 > sma50", ok));
+            criteria.push(Criterion::text(
+                "uptrend",
+                value,
+                "close > sma20 > sma50",
+                ok,
+            ));
         }
         let failed = criteria.iter().find(|c| !c.passed).map(|c| c.name.clone());
         let score = sma50.map_or(0.0, |s| last / s - 1.0);
@@ -94,7 +117,11 @@ pub fn screen(
             ),
         }
     }
-    passed.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.symbol.cmp(&b.symbol)));
+    passed.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
     (passed, rejected)
 }
 
@@ -103,32 +130,58 @@ mod tests {
     use super::*;
 
     fn input(sym: &str, closes: Vec<f64>) -> ScreenInput {
-        ScreenInput { symbol: Symbol::new(sym).unwrap(), sector: None, closes }
+        ScreenInput {
+            symbol: Symbol::new(sym).unwrap(),
+            sector: None,
+            closes,
+        }
     }
 
     #[test]
     fn test_rising_series_passes_and_falling_is_rejected_with_numbers() {
         let up: Vec<f64> = (0..60).map(|i| 50.0 + i as f64).collect();
         let down: Vec<f64> = (0..60).map(|i| 120.0 - i as f64).collect();
-        let (ok, rej) = screen(&[input("UP", up), input("DOWN", down)], &NakedPutParams::default(), DateTime::<Utc>::UNIX_EPOCH);
+        let (ok, rej) = screen(
+            &[input("UP", up), input("DOWN", down)],
+            &NakedPutParams::default(),
+            DateTime::<Utc>::UNIX_EPOCH,
+        );
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].symbol.as_str(), "UP");
         assert_eq!(rej.len(), 1);
-        assert!(rej[0].criteria.iter().any(|c| c.name == "uptrend" && !c.passed));
+        assert!(
+            rej[0]
+                .criteria
+                .iter()
+                .any(|c| c.name == "uptrend" && !c.passed)
+        );
     }
 
     #[test]
     fn test_short_history_is_rejected_not_guessed() {
-        let (ok, rej) = screen(&[input("NEW", vec![20.0; 30])], &NakedPutParams::default(), DateTime::<Utc>::UNIX_EPOCH);
+        let (ok, rej) = screen(
+            &[input("NEW", vec![20.0; 30])],
+            &NakedPutParams::default(),
+            DateTime::<Utc>::UNIX_EPOCH,
+        );
         assert!(ok.is_empty());
-        assert!(rej[0].criteria.iter().any(|c| c.value.contains("50 needed")));
+        assert!(
+            rej[0]
+                .criteria
+                .iter()
+                .any(|c| c.value.contains("50 needed"))
+        );
     }
 
     #[test]
     fn test_ranked_by_distance_above_sma50() {
         let slow: Vec<f64> = (0..60).map(|i| 50.0 + 0.1 * i as f64).collect();
         let fast: Vec<f64> = (0..60).map(|i| 50.0 + i as f64).collect();
-        let (ok, _) = screen(&[input("SLOW", slow), input("FAST", fast)], &NakedPutParams::default(), DateTime::<Utc>::UNIX_EPOCH);
+        let (ok, _) = screen(
+            &[input("SLOW", slow), input("FAST", fast)],
+            &NakedPutParams::default(),
+            DateTime::<Utc>::UNIX_EPOCH,
+        );
         assert_eq!(ok[0].symbol.as_str(), "FAST");
     }
 }

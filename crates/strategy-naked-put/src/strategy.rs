@@ -1,1 +1,276 @@
-//! (being written)
+//! `NakedPutStrategy`: the baseline strategy behind the [`Strategy`] trait.
+//!
+//! Pure: it reads only the [`MarketSnapshot`] and the open trades it is
+//! handed (no broker, no clock), so it runs unchanged in backtest and live.
+//! The snapshot's time, taken in America/New_York, gives the date DTE is
+//! counted from.
+//!
+//! **Limit prices.** Entries are proposed at the **bid** and exits at the
+//! **ask**: the touch, the price the finder ranked on and the rule judged
+//! on. A sell at the bid (a buy at the ask) is marketable, so it fills at
+//! once on the simulated exchange (which never fills at mid by default)
+//! and is the realistic fill on IBKR; the premium recorded is then the
+//! premium that was ranked. A mid limit would often rest unfilled and let
+//! the trade drift from what the rules approved. Improving on the touch is
+//! the executor's business, not the strategy's.
+//!
+//! **Margin.** The snapshot holds no broker, so entries are ranked on the
+//! Reg-T requirement ([`crate::finder`]); the executor's what-if is the
+//! check that counts before an order is sent.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::America::New_York;
+use core_domain::{
+    Criterion, DecisionKind, DecisionRecord, EntryProposal, ExitProposal, MarketSnapshot,
+    OptionContract, OptionQuote, Right, Strategy, Trade, TradeStatus,
+};
+use serde_json::json;
+
+use crate::error::StrategyError;
+use crate::finder::{FindContext, check_params, find_in_quotes, merge_context, rank};
+use crate::params::NakedPutParams;
+use crate::rules::{ExitInput, should_exit};
+use crate::scan::current_price;
+use crate::screener::{ScreenInput, screen};
+
+/// The baseline naked-put strategy with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NakedPutStrategy {
+    params: NakedPutParams,
+}
+
+impl NakedPutStrategy {
+    /// A strategy with `params`; refused when they describe an impossible
+    /// search (see [`check_params`]).
+    pub fn new(params: NakedPutParams) -> Result<Self, StrategyError> {
+        check_params(&params)?;
+        Ok(NakedPutStrategy { params })
+    }
+
+    pub fn params(&self) -> &NakedPutParams {
+        &self.params
+    }
+}
+
+/// The New York calendar date of `time` (the exchange's date).
+pub fn exchange_date(time: DateTime<Utc>) -> NaiveDate {
+    time.with_timezone(&New_York).date_naive()
+}
+
+fn is_open(t: &Trade) -> bool {
+    t.status == TradeStatus::Open
+}
+
+fn quote_of<'a>(quotes: &'a [OptionQuote], t: &Trade) -> Option<&'a OptionQuote> {
+    quotes.iter().find(|q| {
+        q.contract.underlying == t.symbol
+            && q.contract.right == Right::Put
+            && q.contract.strike == t.strike
+            && q.contract.expiry == t.expiration
+    })
+}
+
+impl Strategy for NakedPutStrategy {
+    fn name(&self) -> &str {
+        &self.params.name
+    }
+
+    /// Screens the snapshot's underlyings on their closes, finds the
+    /// qualifying puts among the snapshot's option quotes (Reg-T margin),
+    /// ranks them by margin efficiency and proposes the best
+    /// `max_positions − open trades` of them, `params.contracts` each at
+    /// the bid. Everything else gets a skip record: screen failures,
+    /// missing prices, puts failing a criterion, and passing puts ranked
+    /// beyond the free position slots.
+    fn propose_entries(
+        &self,
+        snapshot: &MarketSnapshot,
+        open_trades: &[Trade],
+    ) -> (Vec<EntryProposal>, Vec<DecisionRecord>) {
+        let p = &self.params;
+        let time = snapshot.time;
+        let open =
+            i64::try_from(open_trades.iter().filter(|t| is_open(t)).count()).unwrap_or(i64::MAX);
+        let inputs: Vec<ScreenInput> = snapshot
+            .underlyings
+            .iter()
+            .map(|u| ScreenInput {
+                symbol: u.symbol.clone(),
+                sector: u.sector.clone(),
+                closes: u.closes.iter().map(|c| c.to_f64()).collect(),
+            })
+            .collect();
+        let (passed, mut rejected) = screen(&inputs, p, time);
+        let ctx = FindContext {
+            params: p,
+            open_positions: open,
+            today: exchange_date(time),
+            time,
+        };
+        let mut opportunities = Vec::new();
+        for u in &passed {
+            let price = snapshot
+                .underlyings
+                .iter()
+                .find(|s| s.symbol == u.symbol)
+                .and_then(|s| current_price(&s.quote));
+            let Some(price) = price else {
+                rejected.push(
+                    DecisionRecord::new(
+                        time,
+                        DecisionKind::Skip,
+                        u.symbol.to_string(),
+                        "skip",
+                        format!("finder: no current price for {} in the snapshot", u.symbol),
+                    )
+                    .with_criteria(vec![Criterion::text(
+                        "underlying_quote",
+                        "no last and no two-sided quote",
+                        "a price",
+                        false,
+                    )])
+                    .with_context(json!({"stage": "finder", "strategy": p.name})),
+                );
+                continue;
+            };
+            let (found, skipped) = find_in_quotes(&ctx, u, price, &snapshot.option_quotes);
+            if found.is_empty() && skipped.is_empty() {
+                rejected.push(
+                    DecisionRecord::new(
+                        time,
+                        DecisionKind::Skip,
+                        u.symbol.to_string(),
+                        "skip",
+                        format!(
+                            "finder: no quoted put {}..={} OTM from {price} with {}..={} DTE in the snapshot",
+                            p.otm_min, p.otm_max, p.dte_min, p.dte_max
+                        ),
+                    )
+                    .with_criteria(vec![Criterion::text(
+                        "listed_candidates",
+                        "none quoted",
+                        "at least one put in the OTM and DTE ranges",
+                        false,
+                    )])
+                    .with_context(json!({"stage": "finder", "strategy": p.name})),
+                );
+            }
+            rejected.extend(skipped);
+            opportunities.extend(found);
+        }
+        rank(&mut opportunities);
+        let free = usize::try_from((p.max_positions - open).max(0)).unwrap_or(0);
+        let mut proposals = Vec::new();
+        for o in opportunities {
+            let mut decision = o.decision;
+            merge_context(
+                &mut decision,
+                json!({"limit_price": o.bid.to_f64(), "contracts": p.contracts}),
+            );
+            if o.rank <= free {
+                proposals.push(EntryProposal {
+                    contract: o.contract,
+                    contracts: p.contracts,
+                    limit_price: o.bid,
+                    decision,
+                });
+            } else {
+                decision.kind = DecisionKind::Skip;
+                decision.decision = "skip".into();
+                decision.reason = format!(
+                    "ranked #{} but only {free} of {} position slots are free ({open} open)",
+                    o.rank, p.max_positions
+                );
+                decision.criteria.push(Criterion::number(
+                    "free_slots",
+                    free as f64,
+                    format!(">= rank {}", o.rank),
+                    false,
+                ));
+                rejected.push(decision);
+            }
+        }
+        (proposals, rejected)
+    }
+
+    /// For every open trade: its put's quote in the snapshot, the cost to
+    /// close at the ask, DTE from the snapshot's New York date, and
+    /// [`should_exit`]. An exit is proposed at the ask; a trade whose quote
+    /// (or ask) is missing is held with a record saying so. Closed trades
+    /// are ignored.
+    fn propose_exits(
+        &self,
+        snapshot: &MarketSnapshot,
+        open_trades: &[Trade],
+    ) -> (Vec<ExitProposal>, Vec<DecisionRecord>) {
+        let p = &self.params;
+        let time = snapshot.time;
+        let today = exchange_date(time);
+        let mut exits = Vec::new();
+        let mut holds = Vec::new();
+        for t in open_trades.iter().filter(|t| is_open(t)) {
+            let key =
+                OptionContract::us(t.symbol.clone(), Right::Put, t.strike, t.expiration).key();
+            let dte = (t.expiration - today).num_days();
+            let quote = quote_of(&snapshot.option_quotes, t);
+            let Some((q, ask)) = quote.and_then(|q| q.quote.ask.map(|a| (q, a))) else {
+                let what = if quote.is_some() {
+                    "has no ask"
+                } else {
+                    "is missing from the snapshot"
+                };
+                holds.push(
+                    DecisionRecord::new(
+                        time,
+                        DecisionKind::Hold,
+                        t.trade_id.clone(),
+                        "hold",
+                        format!("the quote of {key} {what}: no exit can be judged, holding"),
+                    )
+                    .with_criteria(vec![Criterion::text(
+                        "quote",
+                        what,
+                        "a quote with an ask",
+                        false,
+                    )])
+                    .with_context(json!({
+                        "strategy": p.name,
+                        "contract": key,
+                        "dte": dte,
+                        "entry_premium": t.entry_premium.to_f64(),
+                    })),
+                );
+                continue;
+            };
+            let input = ExitInput {
+                trade_id: t.trade_id.clone(),
+                entry_premium: t.entry_premium,
+                cost_to_close: ask,
+                dte,
+            };
+            let (reason, mut record) = should_exit(&input, p, time);
+            merge_context(
+                &mut record,
+                json!({
+                    "strategy": p.name,
+                    "contract": key,
+                    "bid": q.quote.bid.map(|b| b.to_f64()),
+                    "ask": ask.to_f64(),
+                    "entry_premium": t.entry_premium.to_f64(),
+                    "contracts": t.contracts,
+                    "dte": dte,
+                }),
+            );
+            match reason {
+                Some(reason) => exits.push(ExitProposal {
+                    trade_id: t.trade_id.clone(),
+                    reason,
+                    limit_price: ask,
+                    decision: record,
+                }),
+                None => holds.push(record),
+            }
+        }
+        (exits, holds)
+    }
+}
