@@ -89,13 +89,14 @@ fn not_yet(name: &str, issue: u32, what: &str) -> Result<ExitCode> {
     Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
 }
 
-/// Loads the configuration; a missing file means the defaults.
+/// Loads the configuration. A missing default file means the defaults; a
+/// file named with --config or TRADER_CONFIG must exist.
 fn load_settings(cli: &Cli) -> Result<Loaded> {
-    let opts = LoadOptions::from_process(&cli.config, false);
+    let opts = LoadOptions::for_config_arg(cli.config.as_deref());
     settings::load(&opts).map_err(|e| match e {
         ConfigError::Invalid(_) => anyhow::anyhow!(
             "{e}\nfix {} (or the environment variables named) and run `trader-cli config check`",
-            cli.config.display()
+            opts.path.display()
         ),
         other => other.into(),
     })
@@ -107,7 +108,7 @@ fn open_store(loaded: &Loaded) -> Result<Store> {
 }
 
 fn init(cli: &Cli, force: bool) -> Result<ExitCode> {
-    let path = &cli.config;
+    let path = &settings::config_path(cli.config.as_deref());
     let existed = path.exists();
     if existed && !force {
         println!(
@@ -149,7 +150,7 @@ fn init(cli: &Cli, force: bool) -> Result<ExitCode> {
 }
 
 fn config_check(cli: &Cli) -> Result<ExitCode> {
-    let opts = LoadOptions::from_process(&cli.config, false);
+    let opts = LoadOptions::for_config_arg(cli.config.as_deref());
     match settings::load(&opts) {
         Ok(loaded) => {
             if cli.json {
@@ -187,11 +188,11 @@ fn config_check(cli: &Cli) -> Result<ExitCode> {
                     .collect();
                 output::json(&json!({
                     "ok": false,
-                    "file": cli.config.display().to_string(),
+                    "file": opts.path.display().to_string(),
                     "problems": problems,
                 }))?;
             } else {
-                eprintln!("{}: {} problem(s):", cli.config.display(), issues.len());
+                eprintln!("{}: {} problem(s):", opts.path.display(), issues.len());
                 for i in &issues {
                     eprintln!("  - {i}");
                 }
@@ -201,7 +202,7 @@ fn config_check(cli: &Cli) -> Result<ExitCode> {
         Err(e) => {
             if cli.json {
                 output::json(
-                    &json!({"ok": false, "file": cli.config.display().to_string(),
+                    &json!({"ok": false, "file": opts.path.display().to_string(),
                     "problems": [{"key": "(file)", "message": e.to_string(), "origin": null}]}),
                 )?;
             } else {

@@ -28,10 +28,11 @@ pub const EXIT_NOT_IMPLEMENTED: u8 = 3;
                   Exit codes: 0 success, 1 failure, 2 usage error, 3 not implemented yet."
 )]
 pub struct Cli {
-    /// Configuration file (TOML). Missing is fine for read-only commands:
-    /// the defaults apply.
-    #[arg(long, global = true, env = "TRADER_CONFIG", default_value = settings::DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// Configuration file (TOML) [default: trader.toml, and the defaults
+    /// apply while it does not exist]. A file named here or in TRADER_CONFIG
+    /// must exist (`init` writes it).
+    #[arg(long, global = true, env = "TRADER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Print data as JSON instead of tables.
     #[arg(long, global = true)]

@@ -140,3 +140,155 @@ fn test_completions_are_printed() {
     assert!(out.status.success());
     assert!(text(&out).0.contains("trader-cli"));
 }
+
+fn cli_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trader-cli"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TRADER_CONFIG")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run trader-cli")
+}
+
+#[test]
+fn test_a_named_config_file_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere/prod.toml");
+    let missing = missing.to_str().unwrap();
+    let expected = format!(
+        "config file {missing} not found; run `trader-cli init --config {missing}` to write a commented one"
+    );
+    for args in [
+        vec!["--config", missing, "config", "check"],
+        vec!["config", "show", "--config", missing],
+        vec!["--config", missing, "status"],
+    ] {
+        let out = cli(dir.path(), &args);
+        let (stdout, err) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{err}");
+        assert!(err.contains(&expected), "{args:?}: {err}");
+    }
+    let out = cli_env(
+        dir.path(),
+        &["config", "check"],
+        &[("TRADER_CONFIG", missing)],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&expected), "{err}");
+
+    let out = cli(
+        dir.path(),
+        &["config", "check", "--json", "--config", missing],
+    );
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Without a name, a missing trader.toml still means the defaults.
+    let out = cli(dir.path(), &["config", "check"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("not found: defaults"));
+}
+
+#[test]
+fn test_init_writes_the_named_config_file_which_then_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["init", "--config", "conf/prod.toml"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(dir.path().join("conf/prod.toml").exists());
+    assert!(!dir.path().join("trader.toml").exists());
+
+    let out = cli(
+        dir.path(),
+        &["--config", "conf/prod.toml", "config", "check"],
+    );
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("ok: conf/prod.toml"), "{stdout}");
+    let out = cli_env(
+        dir.path(),
+        &["config", "check"],
+        &[("TRADER_CONFIG", "conf/prod.toml")],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = cli_env(
+        dir.path(),
+        &["init"],
+        &[("TRADER_CONFIG", "conf/other.toml")],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(dir.path().join("conf/other.toml").exists());
+}
+
+#[test]
+fn test_config_check_reports_list_and_unsigned_mistakes_with_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trader.toml"),
+        r#"
+[risk]
+max_daily_loss = 0.5
+
+[broker.sim.exchange]
+seed = -1
+
+[[broker.sim.chain.planted_edges]]
+scope = { kind = "bogus" }
+extra_vol = 0.05
+
+[[broker.sim.chain.planted_edges]]
+scope = { kind = "otm_bucket", min = 0.3, max = 0.2 }
+extra_vol = 0.05
+"#,
+    )
+    .unwrap();
+    let out = cli(dir.path(), &["config", "check"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("4 problem(s)"), "{err}");
+    for line in [
+        "broker.sim.chain.planted_edges[0].scope.kind: unknown variant `bogus`, expected one of `sector`, `otm_bucket`, `weekday`",
+        "broker.sim.exchange.seed: expected a whole number ≥ 0, got the number -1",
+        "broker.sim.chain.planted_edges[1].scope.min: must not exceed",
+        "risk.max_daily_loss: must be between -1 and 0",
+    ] {
+        assert!(err.contains(line), "{line} missing from {err}");
+    }
+    assert!(!err.contains("(configuration)"), "{err}");
+}
+
+#[test]
+fn test_environment_sets_text_lists_and_keeps_text_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_env(
+        dir.path(),
+        &["config", "show", "--json"],
+        &[
+            ("TRADER__BROKER__SIM__CHAIN__PENNY_EVERYWHERE", "AAPL,MSFT"),
+            ("TRADER__BROKER__IBKR__ACCOUNT", "0123"),
+        ],
+    );
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let s = &v["settings"]["broker"];
+    assert_eq!(
+        s["sim"]["chain"]["penny_everywhere"],
+        serde_json::json!(["AAPL", "MSFT"])
+    );
+    assert_eq!(s["ibkr"]["account"], "0123");
+
+    let out = cli_env(
+        dir.path(),
+        &["config", "check"],
+        &[("TRADER__BROKER__SIM__CHAIN__PLANTED_EDGES", "x")],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("set planted_edges in the file"), "{err}");
+}

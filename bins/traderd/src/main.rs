@@ -8,6 +8,7 @@
 //! its start in the audit log; the engine loop arrives with the engine-loop
 //! issue (#6), and until then it exits with code 3 ("not implemented yet")
 //! rather than pretend to trade.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +29,11 @@ const EXIT_NOT_IMPLEMENTED: u8 = 3;
     about = "The self-learning naked-put trading daemon"
 )]
 struct Args {
-    /// Configuration file (TOML); missing means the defaults.
-    #[arg(long, env = "TRADER_CONFIG", default_value = settings::DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
+    /// Configuration file (TOML) [default: trader.toml, and the defaults
+    /// apply while it does not exist]. A file named here or in TRADER_CONFIG
+    /// must exist.
+    #[arg(long, env = "TRADER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -45,7 +48,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode> {
-    let loaded = settings::load(&settings::LoadOptions::from_process(&args.config, false))
+    let opts = settings::LoadOptions::for_config_arg(args.config.as_deref());
+    let loaded = settings::load(&opts)
         .context("loading the configuration (check it with `trader-cli config check`)")?;
     let _log = settings::logging::init(&loaded.settings.logging, "traderd", None);
     tracing::info!(

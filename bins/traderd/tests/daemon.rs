@@ -50,3 +50,33 @@ fn test_traderd_refuses_an_invalid_configuration_with_the_key_path() {
         "nothing is created on a bad config"
     );
 }
+
+#[test]
+fn test_traderd_refuses_a_named_config_file_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_flag = Command::new(env!("CARGO_BIN_EXE_traderd"))
+        .args(["--config", "missing.toml"])
+        .current_dir(dir.path())
+        .env_remove("TRADER_CONFIG")
+        .output()
+        .unwrap();
+    let by_env = Command::new(env!("CARGO_BIN_EXE_traderd"))
+        .current_dir(dir.path())
+        .env("TRADER_CONFIG", "missing.toml")
+        .output()
+        .unwrap();
+    for run in [by_flag, by_env] {
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(
+                "config file missing.toml not found; run `trader-cli init --config missing.toml`"
+            ),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created without its config"
+    );
+}

@@ -285,6 +285,11 @@ impl ChainModelParams {
             "volume_turnover",
             format!("must not be negative; got {}", self.volume_turnover),
         );
+        for (i, edge) in self.planted_edges.iter().enumerate() {
+            for (key, msg) in edge.problems() {
+                p.push((format!("planted_edges[{i}].{key}"), msg));
+            }
+        }
         p
     }
 

@@ -101,6 +101,68 @@ impl PlantedEdge {
         };
         if applies { self.extra_vol } else { 0.0 }
     }
+
+    /// Every out-of-range value, as (key under the edge, message): an
+    /// `otm_bucket` needs `0 <= min <= max < 1`, a `sector` a name, a
+    /// `weekday` a trading day ("Mon".."Fri", or the full name), and
+    /// `extra_vol` lies within -1..=1 vol.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        match &self.scope {
+            EdgeScope::Sector { sector } => {
+                if sector.trim().is_empty() {
+                    p.push((
+                        "scope.sector".into(),
+                        "must name a sector, e.g. \"Energy\"; got an empty text".into(),
+                    ));
+                }
+            }
+            EdgeScope::OtmBucket { min, max } => {
+                let fraction = |v: f64| v.is_finite() && (0.0..1.0).contains(&v);
+                if !fraction(*min) {
+                    p.push((
+                        "scope.min".into(),
+                        format!("must be a fraction below spot within 0..1, e.g. 0.18; got {min}"),
+                    ));
+                }
+                if !fraction(*max) {
+                    p.push((
+                        "scope.max".into(),
+                        format!("must be a fraction below spot within 0..1, e.g. 0.20; got {max}"),
+                    ));
+                }
+                if fraction(*min) && fraction(*max) && min > max {
+                    p.push((
+                        "scope.min".into(),
+                        format!("must not exceed scope.max ({max}); got {min}"),
+                    ));
+                }
+            }
+            EdgeScope::Weekday { day } => {
+                let trading_day = day
+                    .parse::<Weekday>()
+                    .is_ok_and(|w| w.number_from_monday() <= 5);
+                if !trading_day {
+                    p.push((
+                        "scope.day".into(),
+                        format!(
+                            "must be a trading day: \"Mon\", \"Tue\", \"Wed\", \"Thu\" or \"Fri\"; got {day:?}"
+                        ),
+                    ));
+                }
+            }
+        }
+        if !(self.extra_vol.is_finite() && (-1.0..=1.0).contains(&self.extra_vol)) {
+            p.push((
+                "extra_vol".into(),
+                format!(
+                    "must be within -1..=1 vol points as a fraction (0.05 = 5 points); got {}",
+                    self.extra_vol
+                ),
+            ));
+        }
+        p
+    }
 }
 
 /// Everything the generator needs.
@@ -422,6 +484,36 @@ mod tests {
         };
         assert_eq!(w.extra_for("Energy", 0.1, Weekday::Mon), 0.03);
         assert_eq!(w.extra_for("Energy", 0.1, Weekday::Tue), 0.0);
+    }
+
+    #[test]
+    fn test_planted_edge_problems_name_the_key() {
+        let edge = |scope: EdgeScope, extra_vol: f64| PlantedEdge { scope, extra_vol };
+        let keys = |e: PlantedEdge| e.problems().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let bucket = |min: f64, max: f64| EdgeScope::OtmBucket { min, max };
+        let day = |d: &str| EdgeScope::Weekday { day: d.into() };
+        assert!(keys(edge(bucket(0.18, 0.20), 0.05)).is_empty());
+        assert!(keys(edge(bucket(0.0, 0.0), -1.0)).is_empty());
+        assert_eq!(keys(edge(bucket(0.3, 0.2), 0.05)), ["scope.min"]);
+        assert_eq!(
+            keys(edge(bucket(-0.1, 1.0), 0.05)),
+            ["scope.min", "scope.max"]
+        );
+        assert_eq!(
+            keys(edge(bucket(0.1, f64::NAN), -5.0)),
+            ["scope.max", "extra_vol"]
+        );
+        assert!(keys(edge(day("Mon"), 0.05)).is_empty());
+        assert!(keys(edge(day("friday"), 0.05)).is_empty());
+        for bad in ["Sat", "Sunday", "Mo", "", " Mon"] {
+            assert_eq!(keys(edge(day(bad), 0.05)), ["scope.day"], "{bad:?}");
+        }
+        let sector = |s: &str| EdgeScope::Sector { sector: s.into() };
+        assert!(keys(edge(sector("Energy"), 0.05)).is_empty());
+        assert_eq!(
+            keys(edge(sector("  "), f64::INFINITY)),
+            ["scope.sector", "extra_vol"]
+        );
     }
 
     #[test]

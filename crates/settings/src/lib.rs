@@ -23,7 +23,7 @@ mod validate;
 
 pub use load::{
     API_KEY_ENV, ConfigError, ConfigIssue, ENV_PREFIX, LIVE_TRADING_ENV, LoadOptions, Loaded,
-    env_var_for, load, process_env_with_dotenv,
+    config_path, env_var_for, load, process_env_with_dotenv,
 };
 pub use model::*;
 pub use show::{effective_json, effective_toml, redact_url};
