@@ -78,11 +78,27 @@ fn test_price_matches_every_golden_and_held_out_european_case() {
 }
 
 #[test]
-fn test_iv_recovers_the_volatility_of_every_golden_price() {
-    for c in golden("bsm_european.json") {
+fn test_iv_recovers_the_volatility_of_every_golden_and_held_out_price() {
+    let cases: Vec<Value> = golden("bsm_european.json")
+        .into_iter()
+        .chain(golden("holdout_bsm_european.json"))
+        .collect();
+    for c in cases {
         let right = if c["right"] == "P" { "put" } else { "call" };
-        // Prices that carry no information about the vol are skipped.
-        if c["vega"].as_f64().unwrap() < 1e-6 {
+        // Prices whose last bit moves the vol by more than 1e-11 (deep in the
+        // money, where the time value drowns in the rounding of the
+        // intrinsic value) carry too little information: the pricing crate's
+        // own tests check that those reprice instead.
+        let (price, vega, vol) = (
+            c["price"].as_f64().unwrap(),
+            c["vega"].as_f64().unwrap(),
+            c["vol"].as_f64().unwrap(),
+        );
+        // QuantLib's own prices below ~1e-9 of spot are not accurate enough
+        // to invert (see the pricing crate's held-out notes).
+        let spot = c["spot"].as_f64().unwrap();
+        if price <= 1e-9 * spot || price * f64::EPSILON / vega.max(f64::MIN_POSITIVE) > 1e-11 * vol
+        {
             continue;
         }
         let mut args = price_args(&c, right);

@@ -259,6 +259,10 @@ fn test_exchange_trades_a_synthetic_market_too() {
     let h = generate(&SyntheticConfig::null_market(5, start, 300)).unwrap();
     let model = ChainModel::new(null_chain_params());
     let later = h.dates[280];
+    let s = h
+        .symbol_index(&core_domain::Symbol::new("SYN03").unwrap())
+        .unwrap();
+    let expected = model.vol_state(&h, s, 280).unwrap();
     let ex = market_sim::SimExchange::new(
         std::sync::Arc::new(h),
         model,
@@ -274,15 +278,21 @@ fn test_exchange_trades_a_synthetic_market_too() {
         let sym = core_domain::Symbol::new("SYN03").unwrap();
         let chain = ex.option_chain(&sym).await.unwrap();
         assert!(!chain.expirations.is_empty() && !chain.strikes.is_empty());
-        let c = OptionContract::us(
-            sym,
-            Right::Put,
+        for k in [
+            chain.strikes[0],
             chain.strikes[chain.strikes.len() / 2],
-            chain.expirations[1],
-        );
-        let q = ex.option_quotes(&[c]).await.unwrap();
-        assert_eq!(q.len(), 1);
-        // No skew, no premium: the IV is the realized level.
-        assert!(q[0].quote.implied_vol.unwrap() > 0.05);
+            *chain.strikes.last().unwrap(),
+        ] {
+            let c = OptionContract::us(sym.clone(), Right::Put, k, chain.expirations[1]);
+            let q = ex.option_quotes(&[c]).await.unwrap();
+            assert_eq!(q.len(), 1);
+            // No skew, no premium, a flat term structure: every strike is
+            // quoted at the measured realized volatility.
+            let iv = q[0].quote.implied_vol.unwrap();
+            assert!(
+                (iv - expected.realized.max(0.08)).abs() < 1e-12,
+                "{iv} vs {expected:?}"
+            );
+        }
     });
 }
