@@ -28,6 +28,10 @@ pub trait MarketData: Send + Sync {
     ) -> impl Future<Output = Result<Quote, BrokerError>> + Send;
 
     /// Up to `count` daily bars ending on or before `end`, oldest first.
+    /// During a session the last bar may be a partial one for today (IBKR
+    /// sends it); callers that need completed sessions drop bars dated
+    /// today. Implementations never return a bar dated after the current
+    /// session.
     fn daily_bars(
         &self,
         symbol: &Symbol,

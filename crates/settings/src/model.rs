@@ -41,6 +41,7 @@ impl Settings {
             },
             price_min: s.underlying_price_range.min,
             price_max: s.underlying_price_range.max,
+            min_avg_volume: s.min_avg_volume,
             min_open_interest: s.min_open_interest,
             max_spread_pct: s.max_spread_pct,
             profit_target: s.exits.profit_target,
@@ -84,6 +85,8 @@ pub struct StrategySettings {
     pub trend_filter: String,
     /// Underlying price range, dollars.
     pub underlying_price_range: Range<f64>,
+    /// Smallest average daily share volume of the underlying (20 sessions).
+    pub min_avg_volume: f64,
     /// Smallest open interest of an option to trade.
     pub min_open_interest: i64,
     /// Widest bid/ask spread as a fraction of the mid.
@@ -112,6 +115,7 @@ impl Default for StrategySettings {
                 min: 10.0,
                 max: 1_000.0,
             },
+            min_avg_volume: 500_000.0,
             min_open_interest: 100,
             max_spread_pct: 0.30,
             exits: ExitSettings::default(),

@@ -139,6 +139,42 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         &st.trend_filter,
         &["uptrend", "none"],
     );
+    c.range_f64(
+        "strategy.underlying_price_range",
+        &st.underlying_price_range,
+        0.0,
+        1_000_000.0,
+        "dollars",
+    );
+    c.check(st.min_avg_volume >= 0.0, "strategy.min_avg_volume", || {
+        format!(
+            "must not be negative (shares a day); got {}",
+            st.min_avg_volume
+        )
+    });
+    c.at_least(
+        "strategy.min_open_interest",
+        st.min_open_interest,
+        0,
+        "a count of contracts",
+    );
+    c.check(
+        st.max_spread_pct > 0.0 && st.max_spread_pct <= 2.0,
+        "strategy.max_spread_pct",
+        || {
+            format!(
+                "must be above 0 and at most 2 (a fraction of the mid); got {}",
+                st.max_spread_pct
+            )
+        },
+    );
+    // The strategy crate's own check, as a safety net: anything it would
+    // refuse at scan time is refused here.
+    if let Err(e) = strategy_naked_put::check_params(&s.strategy_params())
+        && c.issues.iter().all(|i| !i.key.starts_with("strategy"))
+    {
+        c.fail("strategy", e.to_string());
+    }
     c.fraction_open(
         "strategy.exits.profit_target",
         st.exits.profit_target,
@@ -516,6 +552,33 @@ mod tests {
                 k.contains(&expected.to_string()),
                 "{expected} missing from {k:?}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod strategy_key_tests {
+    use super::*;
+
+    #[test]
+    fn test_strategy_liquidity_and_price_keys_are_checked() {
+        let mut s = Settings::default();
+        s.strategy.underlying_price_range = Range {
+            min: 500.0,
+            max: 10.0,
+        };
+        s.strategy.min_open_interest = -5;
+        s.strategy.max_spread_pct = -3.0;
+        let keys: Vec<String> = validate(&s, &BTreeMap::new())
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        for k in [
+            "strategy.underlying_price_range",
+            "strategy.min_open_interest",
+            "strategy.max_spread_pct",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
     }
 }

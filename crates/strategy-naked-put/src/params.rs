@@ -33,6 +33,9 @@ pub struct NakedPutParams {
     /// Underlying price range, dollars.
     pub price_min: f64,
     pub price_max: f64,
+    /// Smallest average daily share volume (20 sessions) of the underlying,
+    /// where the bars carry volume.
+    pub min_avg_volume: f64,
     /// Liquidity: smallest open interest, widest spread as a fraction of the
     /// mid, per option.
     pub min_open_interest: i64,
@@ -61,6 +64,7 @@ impl Default for NakedPutParams {
             trend_filter: TrendFilter::Uptrend,
             price_min: 10.0,
             price_max: 1_000.0,
+            min_avg_volume: 500_000.0,
             min_open_interest: 100,
             max_spread_pct: 0.30,
             profit_target: 0.50,

@@ -177,10 +177,19 @@ pub fn should_exit(
     } else {
         f64::INFINITY
     };
-    let target = cost <= p.target_fraction() * entry + EPS;
-    let stop = cost >= p.stop_multiple() * entry - EPS;
+    // Without a premium received there is no profit or loss to measure
+    // against: only the time exit can fire, and the record says why.
+    let judged = entry > 0.0;
+    let target = judged && cost <= p.target_fraction() * entry + EPS;
+    let stop = judged && cost >= p.stop_multiple() * entry - EPS;
     let time_exit = x.dte <= p.time_exit_dte;
     let criteria = vec![
+        Criterion::number(
+            "entry_premium",
+            x.entry_premium.to_f64(),
+            "> 0 (the profit and stop rules measure against it)",
+            judged,
+        ),
         Criterion::number(
             "stop_loss",
             ratio,
@@ -433,5 +442,12 @@ mod tests {
             let expected = (0.15 - EPS..=0.20 + EPS).contains(&otm) && (30..=50).contains(&bid) && (7..=14).contains(&dte) && oi >= 100 && open < 10;
             prop_assert_eq!(d.decision == "enter", expected);
         }
+    }
+
+    #[test]
+    fn test_zero_entry_premium_only_allows_the_time_exit() {
+        assert_eq!(exit(0, 30, 10), None);
+        assert_eq!(exit(0, 0, 10), None);
+        assert_eq!(exit(0, 30, 3), Some(ExitReason::TimeExit));
     }
 }

@@ -1,8 +1,9 @@
 //! The scan: screener and finder run against a broker, for `trader-cli
 //! scan` and the engine.
 //!
-//! For every symbol of the universe: daily bars (closes ending at the
-//! latest completed session, which the broker guarantees) for the screen;
+//! For every symbol of the universe: daily bars for the screen, of which
+//! only completed sessions (dated before `today`) are used — a broker may
+//! send a partial bar for the current session;
 //! for every symbol passing it: the stock quote (the current price), the
 //! option chain, quotes of the puts in the search range only, the finder,
 //! and a what-if margin for every passing put. A failing request for one
@@ -78,20 +79,24 @@ pub struct UnderlyingScan {
     pub error: Option<String>,
 }
 
-/// The current price from a stock quote: the last trade, else the mid.
+/// The current price from a stock quote: the mid of a two-sided quote,
+/// else the last trade.
 pub fn current_price(quote: &Quote) -> Option<Price> {
+    // The mid of a two-sided quote first: a last trade can be stale (on
+    // IBKR, yesterday's close before the first trade of the day).
     quote
-        .last
+        .mid()
         .filter(|p| p.is_positive())
-        .or_else(|| quote.mid().filter(|p| p.is_positive()))
+        .or_else(|| quote.last.filter(|p| p.is_positive()))
 }
 
 /// Runs the screen and the finder for `universe` (symbol, sector) against
 /// `market` and `broker` (what-if margin only; nothing is ordered).
 ///
 /// `open_positions` is the count of positions open now (the entry rule's
-/// limit); `today` is the date DTE is counted from and bars end at (the
-/// broker returns completed sessions only); `time` stamps the records.
+/// limit); `today` is the date DTE is counted from, and bars dated `today`
+/// or later are dropped (only completed sessions enter the SMAs); `time`
+/// stamps the records.
 /// Fails only on parameters that cannot be used; every per-symbol failure
 /// is a skip record in the report.
 pub async fn scan<M: MarketData, B: Broker>(
@@ -124,8 +129,15 @@ pub async fn scan<M: MarketData, B: Broker>(
             opportunities: 0,
             error: None,
         };
-        match market.daily_bars(symbol, today, BARS).await {
-            Ok(bars) => {
+        match market.daily_bars(symbol, today, BARS + 1).await {
+            Ok(mut bars) => {
+                // Only completed sessions: a bar dated today is at best a
+                // partial one (IBKR sends it during the session), and a
+                // close that has not happened must not enter the SMAs.
+                bars.retain(|b| b.date < today);
+                if bars.len() > BARS {
+                    bars.drain(..bars.len() - BARS);
+                }
                 let closes: Vec<f64> = bars.iter().map(|b| b.close.to_f64()).collect();
                 row.closes = closes.len();
                 row.last_bar_date = bars.last().map(|b| b.date);
@@ -136,10 +148,14 @@ pub async fn scan<M: MarketData, B: Broker>(
                     (Some(c), Some(a), Some(b)) => is_uptrend(c, a, b),
                     _ => false,
                 };
+                let last20 = &bars[bars.len().saturating_sub(20)..];
+                let avg_volume = (last20.len() == 20 && last20.iter().all(|b| b.volume.is_some()))
+                    .then(|| last20.iter().filter_map(|b| b.volume).sum::<i64>() as f64 / 20.0);
                 inputs.push(ScreenInput {
                     symbol: symbol.clone(),
                     sector: sector.clone(),
                     closes,
+                    avg_volume,
                 });
             }
             Err(e) => {

@@ -22,6 +22,9 @@ pub struct ScreenInput {
     pub sector: Option<String>,
     /// Daily closes, oldest first, ending at the latest completed session.
     pub closes: Vec<f64>,
+    /// Average daily share volume of the last 20 completed sessions, when
+    /// the bars carry volume (the shipped history does not).
+    pub avg_volume: Option<f64>,
 }
 
 /// An underlying that passed the screen.
@@ -78,6 +81,23 @@ pub fn screen(
             format!("{}..={}", p.price_min, p.price_max),
             last >= p.price_min - EPS && last <= p.price_max + EPS,
         ));
+        // Stock liquidity: average daily volume where the bars have it;
+        // otherwise the options' own open interest and spread (checked by
+        // the finder) stand in, and the record says so.
+        criteria.push(match input.avg_volume {
+            Some(v) => Criterion::number(
+                "avg_volume",
+                v,
+                format!(">= {}", p.min_avg_volume),
+                v >= p.min_avg_volume,
+            ),
+            None => Criterion::text(
+                "avg_volume",
+                "not in the data",
+                "option open interest and spread stand in",
+                true,
+            ),
+        });
         if p.trend_filter == TrendFilter::Uptrend {
             let (ok, value) = match (sma20, sma50) {
                 (Some(a), Some(b)) => (
@@ -134,6 +154,7 @@ mod tests {
             symbol: Symbol::new(sym).unwrap(),
             sector: None,
             closes,
+            avg_volume: None,
         }
     }
 
@@ -183,5 +204,21 @@ mod tests {
             DateTime::<Utc>::UNIX_EPOCH,
         );
         assert_eq!(ok[0].symbol.as_str(), "FAST");
+    }
+
+    #[test]
+    fn test_thin_stock_is_rejected_at_its_volume_boundary() {
+        let up: Vec<f64> = (0..60).map(|i| 50.0 + i as f64).collect();
+        let p = NakedPutParams::default();
+        let with = |v: f64| ScreenInput {
+            avg_volume: Some(v),
+            ..input("UP", up.clone())
+        };
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        assert_eq!(screen(&[with(p.min_avg_volume)], &p, t).0.len(), 1);
+        assert_eq!(screen(&[with(p.min_avg_volume - 1.0)], &p, t).0.len(), 0);
+        // Without volume in the data the criterion passes and says why.
+        let (ok, _) = screen(&[input("UP", up)], &p, t);
+        assert_eq!(ok.len(), 1);
     }
 }

@@ -21,8 +21,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::America::New_York;
 use core_domain::{
-    Criterion, DecisionKind, DecisionRecord, EntryProposal, ExitProposal, MarketSnapshot,
-    OptionContract, OptionQuote, Right, Strategy, Trade, TradeStatus,
+    Criterion, DecisionKind, DecisionRecord, EntryProposal, ExitProposal, ExitReason,
+    MarketSnapshot, OptionContract, OptionQuote, Right, Strategy, Trade, TradeStatus,
 };
 use serde_json::json;
 
@@ -98,6 +98,7 @@ impl Strategy for NakedPutStrategy {
                 symbol: u.symbol.clone(),
                 sector: u.sector.clone(),
                 closes: u.closes.iter().map(|c| c.to_f64()).collect(),
+                avg_volume: None,
             })
             .collect();
         let (passed, mut rejected) = screen(&inputs, p, time);
@@ -159,15 +160,60 @@ impl Strategy for NakedPutStrategy {
             opportunities.extend(found);
         }
         rank(&mut opportunities);
+        // One position per underlying: a symbol already held gets no new
+        // put, and only the best-ranked put of a symbol is proposed.
+        let held: Vec<&core_domain::Symbol> = open_trades
+            .iter()
+            .filter(|t| is_open(t))
+            .map(|t| &t.symbol)
+            .collect();
+        let mut chosen: Vec<core_domain::Symbol> = Vec::new();
+        let mut eligible = Vec::new();
+        for o in opportunities {
+            let (why, criterion) = if held.contains(&&o.symbol) {
+                (
+                    format!("{} is already held: one position per underlying", o.symbol),
+                    Criterion::text(
+                        "already_held",
+                        "yes",
+                        "no open trade on the underlying",
+                        false,
+                    ),
+                )
+            } else if chosen.contains(&o.symbol) {
+                (
+                    format!(
+                        "a better-ranked put on {} is already proposed: one per underlying",
+                        o.symbol
+                    ),
+                    Criterion::text(
+                        "one_per_underlying",
+                        "another put proposed",
+                        "one put per underlying",
+                        false,
+                    ),
+                )
+            } else {
+                chosen.push(o.symbol.clone());
+                eligible.push(o);
+                continue;
+            };
+            let mut decision = o.decision;
+            decision.kind = DecisionKind::Skip;
+            decision.decision = "skip".into();
+            decision.reason = why;
+            decision.criteria.push(criterion);
+            rejected.push(decision);
+        }
         let free = usize::try_from((p.max_positions - open).max(0)).unwrap_or(0);
         let mut proposals = Vec::new();
-        for o in opportunities {
+        for (slot, o) in eligible.into_iter().enumerate() {
             let mut decision = o.decision;
             merge_context(
                 &mut decision,
                 json!({"limit_price": o.bid.to_f64(), "contracts": p.contracts}),
             );
-            if o.rank <= free {
+            if slot < free {
                 proposals.push(EntryProposal {
                     contract: o.contract,
                     contracts: p.contracts,
@@ -178,13 +224,15 @@ impl Strategy for NakedPutStrategy {
                 decision.kind = DecisionKind::Skip;
                 decision.decision = "skip".into();
                 decision.reason = format!(
-                    "ranked #{} but only {free} of {} position slots are free ({open} open)",
-                    o.rank, p.max_positions
+                    "ranked #{} ({} among the eligible) but only {free} of {} position slots are free ({open} open)",
+                    o.rank,
+                    slot + 1,
+                    p.max_positions
                 );
                 decision.criteria.push(Criterion::number(
                     "free_slots",
                     free as f64,
-                    format!(">= rank {}", o.rank),
+                    format!(">= {}", slot + 1),
                     false,
                 ));
                 rejected.push(decision);
@@ -219,6 +267,43 @@ impl Strategy for NakedPutStrategy {
                 } else {
                     "is missing from the snapshot"
                 };
+                // The time exit does not depend on a price: near expiry the
+                // position is closed anyway, at intrinsic value plus a
+                // nickel (a marketable guess) from the underlying's price.
+                if dte <= p.time_exit_dte {
+                    let spot = snapshot
+                        .underlyings
+                        .iter()
+                        .find(|u| u.symbol == t.symbol)
+                        .and_then(|u| current_price(&u.quote));
+                    let intrinsic = spot.map_or(t.strike.to_f64(), |s| {
+                        (t.strike.to_f64() - s.to_f64()).max(0.0)
+                    });
+                    let limit = core_domain::Price::from_f64(intrinsic + 0.05)
+                        .unwrap_or(core_domain::Price::from_cents(5));
+                    let record = DecisionRecord::new(
+                        time,
+                        DecisionKind::Exit,
+                        t.trade_id.clone(),
+                        "exit:time_exit",
+                        format!(
+                            "time_exit: {dte} DTE <= {}; the quote of {key} {what}, so the limit is intrinsic value + $0.05 = {limit}",
+                            p.time_exit_dte
+                        ),
+                    )
+                    .with_criteria(vec![
+                        Criterion::number("time_exit", dte as f64, format!("dte <= {}", p.time_exit_dte), true),
+                        Criterion::text("quote", what, "a quote with an ask", false),
+                    ])
+                    .with_context(json!({"strategy": p.name, "contract": key, "dte": dte, "underlying_price": spot.map(|s| s.to_f64())}));
+                    exits.push(ExitProposal {
+                        trade_id: t.trade_id.clone(),
+                        reason: ExitReason::TimeExit,
+                        limit_price: limit,
+                        decision: record,
+                    });
+                    continue;
+                }
                 holds.push(
                     DecisionRecord::new(
                         time,

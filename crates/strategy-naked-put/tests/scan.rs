@@ -148,7 +148,11 @@ fn every_listed_opportunity_satisfies_every_entry_criterion_recomputed_independe
             let what = format!("{day} {}", o.contract.key());
             // The numbers are the exchange's own, now.
             let stock = rt.block_on(ex.stock_quote(&o.symbol)).unwrap();
-            assert_eq!(Some(o.underlying_price), stock.last, "{what}: price");
+            assert_eq!(
+                Some(o.underlying_price),
+                strategy_naked_put::scan::current_price(&stock),
+                "{what}: price (the mid of the stock quote)"
+            );
             let q = rt
                 .block_on(ex.option_quotes(std::slice::from_ref(&o.contract)))
                 .unwrap();

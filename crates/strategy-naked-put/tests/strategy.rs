@@ -244,3 +244,58 @@ fn the_strategy_refuses_unusable_parameters_and_is_named_by_them() {
     assert!(NakedPutStrategy::new(bad).is_err());
     assert_eq!(strategy(10).name(), "Naked Put - Weekly");
 }
+
+#[test]
+fn an_underlying_already_held_gets_no_new_put_and_one_put_per_underlying_is_proposed() {
+    let s = strategy(10);
+    let mut snapshot = entry_snapshot();
+    // A second qualifying put on AAA, ranked lower (smaller credit).
+    snapshot
+        .option_quotes
+        .push(put("AAA", 8_200, date(2024, 1, 19), 30, 34));
+    let (entries, skips) = s.propose_entries(&snapshot, &[]);
+    let aaa: Vec<_> = entries
+        .iter()
+        .filter(|e| e.contract.underlying.as_str() == "AAA")
+        .collect();
+    assert_eq!(aaa.len(), 1, "one put per underlying");
+    assert!(skips.iter().any(|d| {
+        d.criteria
+            .iter()
+            .any(|c| c.name == "one_per_underlying" && !c.passed)
+    }));
+
+    let held = Trade {
+        symbol: sym("AAA"),
+        ..trade("T-AAA", 8_300, date(2024, 1, 19), 40)
+    };
+    let (entries, skips) = s.propose_entries(&snapshot, &[held]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.contract.underlying.as_str() != "AAA")
+    );
+    assert!(skips.iter().any(|d| {
+        d.criteria
+            .iter()
+            .any(|c| c.name == "already_held" && !c.passed)
+    }));
+}
+
+#[test]
+fn a_time_exit_is_proposed_even_without_an_option_quote() {
+    let s = strategy(10);
+    let expiry = now().date_naive() + chrono::Duration::days(2);
+    let t = Trade {
+        symbol: sym("AAA"),
+        ..trade("T-1", 8_300, expiry, 40)
+    };
+    let snapshot = MarketSnapshot {
+        option_quotes: Vec::new(),
+        ..entry_snapshot()
+    };
+    let (exits, _) = s.propose_exits(&snapshot, &[t]);
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0].reason, core_domain::ExitReason::TimeExit);
+    assert!(exits[0].limit_price.is_positive());
+}
