@@ -80,6 +80,15 @@ async fn put_near(ex: &SimExchange, symbol: &str, otm: f64, min_days: i64) -> Op
     OptionContract::us(s, Right::Put, strike, expiry)
 }
 
+/// The exchange's current quote of `put`.
+async fn quote_of(ex: &SimExchange, put: &OptionContract) -> core_domain::Quote {
+    ex.option_quotes(std::slice::from_ref(put))
+        .await
+        .unwrap()
+        .remove(0)
+        .quote
+}
+
 fn balance_check(ex: &SimExchange, account: &core_domain::AccountSnapshot) {
     // P&L equals the equity change to the cent.
     let start = Money::from_f64_dollars(ex.params().starting_cash).unwrap();
@@ -94,12 +103,7 @@ async fn test_marketable_sell_fills_at_the_bid_with_ibkr_commission() {
     let ex = exchange((2016, 3, 1), 1);
     ex.advance_to(ex.now() + Duration::minutes(30));
     let put = put_near(&ex, "MSFT", 0.03, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let bid = quote.bid.unwrap();
     // Limit a few cents under the bid: still fills at the bid, not the limit.
     let limit = Price::from_raw((bid.raw() - 200).max(100));
@@ -136,12 +140,7 @@ async fn test_marketable_sell_fills_at_the_bid_with_ibkr_commission() {
 async fn test_limit_away_from_the_market_rests_and_can_be_cancelled() {
     let ex = exchange((2016, 3, 1), 1);
     let put = put_near(&ex, "JPM", 0.1, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let limit = quote.ask.unwrap() + Price::from_cents(5);
     ex.place_order(&intent("rest", put, Side::Sell, 1, limit))
         .await
@@ -171,12 +170,7 @@ async fn test_limit_away_from_the_market_rests_and_can_be_cancelled() {
 async fn test_same_order_ref_twice_places_one_order() {
     let ex = exchange((2016, 3, 1), 1);
     let put = put_near(&ex, "KO", 0.1, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let i = intent("dup", put, Side::Sell, 1, quote.ask.unwrap());
     let a = ex.place_order(&i).await.unwrap();
     let b = ex.place_order(&i).await.unwrap();
@@ -188,12 +182,7 @@ async fn test_same_order_ref_twice_places_one_order() {
 async fn test_rejects_say_why() {
     let ex = exchange((2016, 3, 1), 1);
     let put = put_near(&ex, "XOM", 0.03, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     // Price far outside the band.
     let far = intent(
         "band",
@@ -268,12 +257,7 @@ async fn test_daily_bars_never_show_a_close_before_it_happens() {
 async fn test_out_of_the_money_put_expires_worthless_and_premium_is_kept() {
     let ex = exchange((2016, 3, 7), 1);
     let put = put_near(&ex, "PG", 0.04, 10).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     ex.place_order(&intent(
         "otm",
         put.clone(),
@@ -308,12 +292,7 @@ async fn test_in_the_money_short_put_is_assigned_into_stock_at_the_strike() {
     let ex = exchange((2016, 3, 7), 1);
     // A put 15% in the money: assigned at expiry, or early within 4 days.
     let put = put_near(&ex, "WMT", -0.15, 3).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     ex.place_order(&intent(
         "itm",
         put.clone(),
@@ -451,12 +430,7 @@ async fn test_same_dates_and_seed_give_byte_identical_fills() {
 async fn test_unfilled_ioc_remainder_is_cancelled_at_once() {
     let ex = exchange((2016, 3, 1), 1);
     let put = put_near(&ex, "JPM", 0.03, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let mut i = intent("ioc", put, Side::Sell, 1, quote.ask.unwrap());
     i.time_in_force = TimeInForce::Ioc;
     ex.place_order(&i).await.unwrap();
@@ -498,12 +472,7 @@ async fn test_resting_orders_count_against_margin() {
     )
     .unwrap();
     let put = put_near(&ex, "JPM", 0.05, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let limit = quote.ask.unwrap() + Price::from_cents(5);
     let mut accepted = 0;
     let mut refused = None;
@@ -531,12 +500,7 @@ async fn test_resting_orders_count_against_margin() {
 async fn test_commission_minimum_applies_to_the_order_not_each_fill() {
     let ex = exchange((2016, 3, 1), 1);
     let put = put_near(&ex, "MSFT", 0.02, 7).await;
-    let quote = ex
-        .option_quotes(std::slice::from_ref(&put))
-        .await
-        .unwrap()
-        .remove(0)
-        .quote;
+    let quote = quote_of(&ex, &put).await;
     let size = quote.bid_size.unwrap();
     // Twice the displayed size: fills in pieces over the checkpoints.
     let qty = size + 1;
