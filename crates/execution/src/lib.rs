@@ -4,8 +4,29 @@
 //! before it is sent), following them through the order state machine,
 //! position monitoring, exits, the trade log and the emergency stop.
 //!
-//! **Must not:** decide what to open (that is the strategy) or approve its
-//! own orders (that is the risk governor).
+//! **Must not:** decide what to open (that is the strategy), approve its
+//! own orders (that is the risk governor), or send anything that is not a
+//! [`risk::RiskApproved`]: [`OrderExecutor::submit`] takes the approval by
+//! value and is the only way an order reaches the broker.
 //!
-//! Status: filled by the execution and risk issue (#5); empty until then.
+//! ## Nothing is lost
+//! * The intent is written (status `created`, with the approval's decision
+//!   record) before the broker is called; a known `order_ref` is never sent
+//!   again.
+//! * Each fill is recorded with its order update and ledger entries in one
+//!   transaction, deduplicated by `exec_id`.
+//! * Unknown order refs, illegal transitions, refused fills and events that
+//!   are not about orders are written to the audit log, never dropped.
+//! * [`OrderExecutor::reconcile`] re-places `created` orders with the same
+//!   `order_ref` (the broker deduplicates by it) and pulls the executions
+//!   missed while disconnected.
+//!
+//! Status: the order executor is done; the position monitor, exit manager,
+//! trade logger and emergency stop are still to come.
 #![deny(unsafe_code)]
+
+mod error;
+mod executor;
+
+pub use error::ExecutionError;
+pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};

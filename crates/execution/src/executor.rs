@@ -1,0 +1,530 @@
+//! The order executor: writes the intent, sends it, follows it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use core_domain::{
+    AccountRepository, AuditEntry, AuditRepository, Broker, BrokerError, BrokerEvent, Fill, Ledger,
+    Order, OrderIntent, OrderRepository, OrderStatus, OrderUpdate, RepoError,
+};
+use risk::RiskApproved;
+use serde_json::json;
+use store::Store;
+
+use crate::ExecutionError;
+
+/// The actor name of audit entries the executor writes.
+pub const EXECUTION_ACTOR: &str = "execution";
+
+/// What [`OrderExecutor::process_events`] did with a batch of events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventReport {
+    /// Status updates that moved a stored order.
+    pub statuses_applied: usize,
+    /// Fills recorded (with their order update and ledger entries).
+    pub fills_recorded: usize,
+    /// Fills whose `exec_id` was known already: ignored.
+    pub duplicate_fills: usize,
+    /// Events kept only in the audit log: unknown order refs, illegal
+    /// transitions, refused fills and events that are not about orders.
+    pub audited: usize,
+}
+
+impl EventReport {
+    fn add(&mut self, other: &EventReport) {
+        self.statuses_applied += other.statuses_applied;
+        self.fills_recorded += other.fills_recorded;
+        self.duplicate_fills += other.duplicate_fills;
+        self.audited += other.audited;
+    }
+}
+
+/// What [`OrderExecutor::reconcile`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Orders stored as `created` that were (re-)placed and are now `sent`.
+    pub resent: Vec<String>,
+    /// Orders stored as `created` the broker could not be reached for;
+    /// still `created`, the next reconcile tries again.
+    pub still_unsent: Vec<String>,
+    /// Orders stored as `created` the broker rejected when re-placed.
+    pub rejected: Vec<String>,
+    /// The executions and open-order statuses applied.
+    pub events: EventReport,
+    /// Orders stored as working that the broker no longer lists as open
+    /// and that are not filled: their end is unknown, an operator (or the
+    /// broker's order history) must settle them. Audited.
+    pub unresolved: Vec<String>,
+}
+
+/// Outcome of one fill inside its transaction.
+enum FillOutcome {
+    Recorded,
+    Duplicate,
+    UnknownOrder,
+}
+
+/// Sends risk-approved orders and follows them through the order state
+/// machine, writing every step to the store before or as it happens.
+#[derive(Debug)]
+pub struct OrderExecutor<B: Broker> {
+    store: Arc<Store>,
+    broker: B,
+}
+
+impl<B: Broker> OrderExecutor<B> {
+    pub fn new(store: Arc<Store>, broker: B) -> Self {
+        OrderExecutor { store, broker }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn broker(&self) -> &B {
+        &self.broker
+    }
+
+    /// The only way to send an order. The intent is validated, written as
+    /// `created` (with the approval's decision record) before the broker
+    /// sees it, then placed and stored as `sent`.
+    ///
+    /// An `order_ref` already stored is not sent again: the stored order is
+    /// returned. A broker rejection stores the order as `rejected` and is
+    /// an error naming the order and the reason; a transient broker error
+    /// leaves it `created` for [`reconcile`](Self::reconcile).
+    pub async fn submit(
+        &self,
+        approved: RiskApproved<OrderIntent>,
+        time: DateTime<Utc>,
+    ) -> Result<Order, ExecutionError> {
+        let (intent, decision) = approved.into_parts();
+        intent
+            .validate()
+            .map_err(|source| ExecutionError::InvalidIntent {
+                order_ref: intent.order_ref.clone(),
+                source,
+            })?;
+        let order = Order::new(intent);
+        let order_ref = order.intent.order_ref.clone();
+        let inserted = self.store.atomically(|tx| {
+            match tx.insert_order(&order) {
+                Ok(()) => {}
+                Err(RepoError::Duplicate(_)) => return Ok(false),
+                Err(e) => {
+                    return Err(ExecutionError::repo(format!("writing order {order_ref}"))(
+                        e,
+                    ));
+                }
+            }
+            tx.append_decision(&decision)
+                .map_err(ExecutionError::repo(format!(
+                    "writing the approval of order {order_ref}"
+                )))?;
+            Ok(true)
+        })?;
+        if !inserted {
+            let stored = self
+                .stored_order(&order_ref)?
+                .ok_or_else(|| ExecutionError::Repo {
+                    what: format!("reading order {order_ref}"),
+                    source: RepoError::NotFound(format!("order {order_ref}")),
+                })?;
+            self.audit(
+                time,
+                "order.duplicate_intent",
+                json!({ "order_ref": order_ref, "status": stored.status }),
+                Some(format!(
+                    "order {order_ref} exists already ({}); not sent again",
+                    stored.status
+                )),
+            )?;
+            return Ok(stored);
+        }
+        self.send(order, time).await
+    }
+
+    /// Places a `created` order and stores the outcome.
+    async fn send(&self, mut order: Order, time: DateTime<Utc>) -> Result<Order, ExecutionError> {
+        let order_ref = order.intent.order_ref.clone();
+        match self.broker.place_order(&order.intent).await {
+            Ok(id) => {
+                order.broker_order_id = Some(id);
+                self.transition_or_audit(&mut order, OrderStatus::Sent, time, None)?;
+                self.store
+                    .update_order(&order)
+                    .map_err(ExecutionError::repo(format!(
+                        "marking order {order_ref} sent"
+                    )))?;
+                self.audit(
+                    time,
+                    "order.sent",
+                    json!({ "order_ref": order_ref, "broker_order_id": id }),
+                    None,
+                )?;
+                Ok(order)
+            }
+            Err(e) if e.is_transient() => {
+                self.audit(
+                    time,
+                    "order.not_sent",
+                    json!({ "order_ref": order_ref, "error": e.to_string() }),
+                    Some("left created; reconcile retries it".into()),
+                )?;
+                Err(ExecutionError::NotSent {
+                    order_ref,
+                    source: e,
+                })
+            }
+            Err(e) => {
+                let reason = match &e {
+                    BrokerError::Rejected { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                self.transition_or_audit(
+                    &mut order,
+                    OrderStatus::Rejected,
+                    time,
+                    Some(reason.clone()),
+                )?;
+                self.store
+                    .update_order(&order)
+                    .map_err(ExecutionError::repo(format!(
+                        "marking order {order_ref} rejected"
+                    )))?;
+                self.audit(
+                    time,
+                    "order.rejected",
+                    json!({ "order_ref": order_ref, "reason": reason }),
+                    None,
+                )?;
+                Err(ExecutionError::Rejected { order_ref, reason })
+            }
+        }
+    }
+
+    /// A transition the executor itself makes (from `created`); refused
+    /// only if the stored order moved meanwhile, which is an error.
+    fn transition_or_audit(
+        &self,
+        order: &mut Order,
+        next: OrderStatus,
+        time: DateTime<Utc>,
+        reason: Option<String>,
+    ) -> Result<(), ExecutionError> {
+        order
+            .transition(next, time, reason)
+            .map_err(|e| ExecutionError::Repo {
+                what: format!("moving order {} to {next}", order.intent.order_ref),
+                source: RepoError::Conflict(e.to_string()),
+            })
+    }
+
+    /// Applies broker events to the stored orders: status updates through
+    /// the state machine, each fill (deduplicated by `exec_id`) with its
+    /// order update and ledger entries in one transaction. Unknown order
+    /// refs, illegal transitions, refused fills and events that are not
+    /// about orders go to the audit log; only a store failure is an error.
+    pub async fn process_events(
+        &self,
+        events: Vec<BrokerEvent>,
+        time: DateTime<Utc>,
+    ) -> Result<EventReport, ExecutionError> {
+        let mut report = EventReport::default();
+        for event in events {
+            match event {
+                BrokerEvent::OrderStatus(update) => {
+                    self.apply_update(&update, time, &mut report)?;
+                }
+                BrokerEvent::Fill(fill) => self.apply_fill(&fill, time, &mut report)?,
+                other => {
+                    let action = match &other {
+                        BrokerEvent::Assignment { .. } => "broker.assignment",
+                        BrokerEvent::Expiration { .. } => "broker.expiration",
+                        BrokerEvent::Error { .. } => "broker.error",
+                        BrokerEvent::ConnectionLost { .. } => "broker.connection_lost",
+                        BrokerEvent::ConnectionRestored { .. } => "broker.connection_restored",
+                        BrokerEvent::OrderStatus(_) | BrokerEvent::Fill(_) => "broker.event",
+                    };
+                    self.audit(time, action, to_json(&other), None)?;
+                    report.audited += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn apply_update(
+        &self,
+        update: &OrderUpdate,
+        time: DateTime<Utc>,
+        report: &mut EventReport,
+    ) -> Result<(), ExecutionError> {
+        let order_ref = &update.order_ref;
+        let Some(mut order) = self.stored_order(order_ref)? else {
+            self.audit(
+                time,
+                "order.unknown_ref",
+                to_json(update),
+                Some(format!(
+                    "status {} for order {order_ref}, which is not stored",
+                    update.status
+                )),
+            )?;
+            report.audited += 1;
+            return Ok(());
+        };
+        if order.status == update.status {
+            return Ok(());
+        }
+        let cancel_refused = order.status == OrderStatus::PendingCancel
+            && update.status == OrderStatus::PartiallyFilled;
+        if matches!(
+            update.status,
+            OrderStatus::PartiallyFilled | OrderStatus::Filled
+        ) && !cancel_refused
+        {
+            // Fill states follow the fills themselves; a status ahead of
+            // them means executions are still to come (or to reconcile).
+            if update.filled_quantity > order.filled_quantity {
+                self.audit(
+                    time,
+                    "order.fills_pending",
+                    to_json(update),
+                    Some(format!(
+                        "broker reports {} filled for order {order_ref}, {} recorded; waiting for the executions",
+                        update.filled_quantity, order.filled_quantity
+                    )),
+                )?;
+                report.audited += 1;
+            }
+            return Ok(());
+        }
+        let result = (|| {
+            if order.status == OrderStatus::Created {
+                // Placed but not marked sent (a crash in between).
+                order.transition(OrderStatus::Sent, update.time, None)?;
+            }
+            order.transition(update.status, update.time, update.reason.clone())
+        })();
+        match result {
+            Ok(()) => {
+                if order.broker_order_id.is_none() {
+                    order.broker_order_id = update.broker_order_id;
+                }
+                self.store
+                    .update_order(&order)
+                    .map_err(ExecutionError::repo(format!(
+                        "storing status {} of order {order_ref}",
+                        update.status
+                    )))?;
+                report.statuses_applied += 1;
+            }
+            Err(e) => {
+                self.audit(
+                    time,
+                    "order.illegal_transition",
+                    to_json(update),
+                    Some(e.to_string()),
+                )?;
+                report.audited += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_fill(
+        &self,
+        fill: &Fill,
+        time: DateTime<Utc>,
+        report: &mut EventReport,
+    ) -> Result<(), ExecutionError> {
+        let order_ref = &fill.order_ref;
+        let refused = |e: core_domain::DomainError| ExecutionError::FillRefused {
+            order_ref: order_ref.clone(),
+            exec_id: fill.exec_id.clone(),
+            reason: e.to_string(),
+        };
+        let outcome = self.store.atomically(|tx| {
+            let Some(mut order) = tx
+                .order(order_ref)
+                .map_err(ExecutionError::repo(format!("reading order {order_ref}")))?
+            else {
+                return Ok(FillOutcome::UnknownOrder);
+            };
+            let new = tx.record_fill(fill).map_err(ExecutionError::repo(format!(
+                "recording fill {} of order {order_ref}",
+                fill.exec_id
+            )))?;
+            if !new {
+                return Ok(FillOutcome::Duplicate);
+            }
+            if order.status == OrderStatus::Created {
+                // Placed but not marked sent (a crash in between).
+                order
+                    .transition(OrderStatus::Sent, fill.time, None)
+                    .map_err(refused)?;
+            }
+            order.apply_fill(fill).map_err(refused)?;
+            tx.update_order(&order)
+                .map_err(ExecutionError::repo(format!(
+                    "storing fill {} on order {order_ref}",
+                    fill.exec_id
+                )))?;
+            let mut ledger = Ledger::new();
+            ledger.post_fill(fill).map_err(refused)?;
+            tx.append_ledger(ledger.entries())
+                .map_err(ExecutionError::repo(format!(
+                    "posting fill {} of order {order_ref} to the ledger",
+                    fill.exec_id
+                )))?;
+            Ok(FillOutcome::Recorded)
+        });
+        match outcome {
+            Ok(FillOutcome::Recorded) => report.fills_recorded += 1,
+            Ok(FillOutcome::Duplicate) => report.duplicate_fills += 1,
+            Ok(FillOutcome::UnknownOrder) => {
+                self.audit(
+                    time,
+                    "fill.unknown_order",
+                    to_json(fill),
+                    Some(format!(
+                        "fill {} for order {order_ref}, which is not stored",
+                        fill.exec_id
+                    )),
+                )?;
+                report.audited += 1;
+            }
+            Err(e @ ExecutionError::FillRefused { .. }) => {
+                self.audit(time, "fill.refused", to_json(fill), Some(e.to_string()))?;
+                report.audited += 1;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Brings the store and the broker together after a (re)start:
+    /// re-places every order stored as `created` with the same `order_ref`
+    /// (the broker deduplicates by it, so nothing is sent twice), records
+    /// the executions the store is missing (deduplicated by `exec_id`) and
+    /// applies the broker's open-order statuses. Running it again changes
+    /// no order, fill or ledger entry.
+    pub async fn reconcile(&self, time: DateTime<Utc>) -> Result<ReconcileReport, ExecutionError> {
+        let mut report = ReconcileReport::default();
+        let open = self
+            .store
+            .open_orders()
+            .map_err(ExecutionError::repo("listing open orders"))?;
+
+        for order in open.iter().filter(|o| o.status == OrderStatus::Created) {
+            let order_ref = order.intent.order_ref.clone();
+            match self.send(order.clone(), time).await {
+                Ok(_) => report.resent.push(order_ref),
+                Err(ExecutionError::NotSent { .. }) => report.still_unsent.push(order_ref),
+                Err(ExecutionError::Rejected { .. }) => report.rejected.push(order_ref),
+                Err(e) => return Err(e),
+            }
+        }
+
+        // From the newest recorded fill, or earlier if an open order is
+        // older (its fills may predate fills of other orders).
+        let last_fill = self
+            .store
+            .last_fill_time()
+            .map_err(ExecutionError::repo("reading the newest fill time"))?;
+        let since = last_fill
+            .into_iter()
+            .chain(open.iter().map(|o| o.intent.created_at))
+            .min()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let fills = self
+            .broker
+            .executions_since(since)
+            .await
+            .map_err(|source| ExecutionError::Broker {
+                what: format!("executions_since({since})"),
+                source,
+            })?;
+        let mut events = EventReport::default();
+        for fill in &fills {
+            self.apply_fill(fill, time, &mut events)?;
+        }
+
+        let working = self
+            .broker
+            .open_orders()
+            .await
+            .map_err(|source| ExecutionError::Broker {
+                what: "open_orders".into(),
+                source,
+            })?;
+        for update in &working {
+            self.apply_update(update, time, &mut events)?;
+        }
+        report.events.add(&events);
+
+        let still_open = self
+            .store
+            .open_orders()
+            .map_err(ExecutionError::repo("listing open orders"))?;
+        for order in still_open.iter().filter(|o| o.status.is_working()) {
+            let order_ref = &order.intent.order_ref;
+            if !working.iter().any(|u| &u.order_ref == order_ref) {
+                self.audit(
+                    time,
+                    "order.unresolved",
+                    json!({ "order_ref": order_ref, "status": order.status }),
+                    Some(format!(
+                        "order {order_ref} is stored as {} but the broker does not list it as open",
+                        order.status
+                    )),
+                )?;
+                report.unresolved.push(order_ref.clone());
+            }
+        }
+
+        self.audit(
+            time,
+            "reconcile",
+            json!({
+                "resent": report.resent,
+                "still_unsent": report.still_unsent,
+                "rejected": report.rejected,
+                "fills_recorded": report.events.fills_recorded,
+                "duplicate_fills": report.events.duplicate_fills,
+                "statuses_applied": report.events.statuses_applied,
+                "unresolved": report.unresolved,
+            }),
+            None,
+        )?;
+        Ok(report)
+    }
+
+    fn stored_order(&self, order_ref: &str) -> Result<Option<Order>, ExecutionError> {
+        self.store
+            .order(order_ref)
+            .map_err(ExecutionError::repo(format!("reading order {order_ref}")))
+    }
+
+    fn audit(
+        &self,
+        time: DateTime<Utc>,
+        action: &str,
+        context: serde_json::Value,
+        outcome: Option<String>,
+    ) -> Result<(), ExecutionError> {
+        let mut entry = AuditEntry::new(time, EXECUTION_ACTOR, action);
+        entry.context = context;
+        entry.outcome = outcome;
+        self.store
+            .append_audit(&entry)
+            .map_err(ExecutionError::repo(format!(
+                "writing audit entry {action}"
+            )))
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| json!({ "unserializable": e.to_string() }))
+}
