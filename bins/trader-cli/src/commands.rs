@@ -72,8 +72,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
         Command::Shadow(_) => not_yet("shadow", 7, "the learning issue"),
         Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
-        Command::EmergencyStop(_) => not_yet("emergency-stop", 5, "the execution and risk issue"),
-        Command::Resume(_) => not_yet("resume", 5, "the execution and risk issue"),
+        Command::EmergencyStop { reason, flatten } => emergency_stop(cli, reason, *flatten),
+        Command::Resume { reason } => resume(cli, reason),
         Command::Price(a) => crate::quant::price(a, cli.json),
         Command::Iv(a) => crate::quant::iv(a, cli.json),
         Command::Margin(a) => crate::quant::margin(a, cli.json),
@@ -405,6 +405,100 @@ fn status(cli: &Cli) -> Result<ExitCode> {
         }
     }
     println!("  engine      the trading loop (traderd) arrives with the engine-loop issue (#6)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records the halt (and a flatten request) in the database: the trading
+/// state the engine reads before every cycle, an audit entry and a decision
+/// record. Works with or without a running daemon.
+fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why trading is halted");
+    }
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let now = Utc::now();
+    let who = actor();
+    let state = if flatten {
+        "halted (flatten requested)"
+    } else {
+        "halted"
+    };
+    let cause = format!(
+        "emergency stop by {who}: {reason}{}",
+        if flatten { "; flatten requested" } else { "" }
+    );
+    store
+        .set_trading_state("halted", &cause, &who)
+        .context("recording the halt")?;
+    store.append_audit(
+        &AuditEntry::new(now, who.clone(), "emergency_stop")
+            .context(json!({"reason": reason, "flatten": flatten}))
+            .decision("halt")
+            .outcome("recorded"),
+    )?;
+    store.append_decision(
+        &core_domain::DecisionRecord::new(
+            now,
+            core_domain::DecisionKind::TradingState,
+            "account",
+            if flatten { "halt+flatten" } else { "halt" },
+            cause.clone(),
+        )
+        .with_context(json!({"actor": who, "flatten": flatten})),
+    )?;
+    if cli.json {
+        output::json(
+            &json!({"state": "halted", "flatten": flatten, "reason": reason, "actor": who}),
+        )?;
+    } else {
+        println!("trading {state}: {reason}");
+        println!(
+            "recorded in {}; the engine reads it before it acts (working orders are cancelled{}).",
+            settings::redact_url(&loaded.settings.database.url),
+            if flatten { ", positions closed" } else { "" }
+        );
+        println!("resume with `trader-cli resume --reason \"...\"`");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let now = Utc::now();
+    let who = actor();
+    let before = store.trading_state()?.map(|(s, _, _)| s);
+    let cause = format!("resumed by {who}: {reason}");
+    store
+        .set_trading_state("active", &cause, &who)
+        .context("recording the resume")?;
+    store.append_audit(
+        &AuditEntry::new(now, who.clone(), "resume")
+            .context(json!({"reason": reason, "previous_state": before}))
+            .decision("resume")
+            .outcome("recorded"),
+    )?;
+    store.append_decision(
+        &core_domain::DecisionRecord::new(
+            now,
+            core_domain::DecisionKind::TradingState,
+            "account",
+            "resume",
+            cause,
+        )
+        .with_context(json!({"actor": who, "previous_state": before})),
+    )?;
+    if cli.json {
+        output::json(
+            &json!({"state": "active", "previous_state": before, "reason": reason, "actor": who}),
+        )?;
+    } else {
+        println!(
+            "trading active again (was {}): {reason}",
+            before.as_deref().unwrap_or("active")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

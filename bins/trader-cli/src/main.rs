@@ -114,10 +114,21 @@ pub enum Command {
     Shadow(commands::Pending),
     /// Run the parameter optimizer (learning issue #7).
     Optimize(commands::Pending),
-    /// Halt trading, cancel open orders, optionally flatten (execution issue #5).
-    EmergencyStop(commands::Pending),
-    /// Resume trading after an emergency stop (execution issue #5).
-    Resume(commands::Pending),
+    /// Halt trading: recorded in the database, which the engine reads before it acts.
+    EmergencyStop {
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Also close every position (the engine does it at marketable limits).
+        #[arg(long)]
+        flatten: bool,
+    },
+    /// Resume trading after an emergency stop.
+    Resume {
+        /// Why it is safe to trade again (kept in the audit log).
+        #[arg(long, default_value = "resumed by the operator")]
+        reason: String,
+    },
     /// Write a performance report (engine-loop issue #6).
     Report(commands::Pending),
     /// Price an option and its greeks (Black-Scholes-Merton; --american adds the American price).

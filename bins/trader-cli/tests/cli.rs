@@ -103,7 +103,7 @@ fn test_unimplemented_subcommand_says_so_and_exits_3() {
         vec!["backtest", "--from", "2020-01-02"],
         vec!["backtest"],
         vec!["run"],
-        vec!["emergency-stop", "--reason", "x"],
+        vec!["report"],
     ] {
         let out = cli(dir.path(), &args);
         let (_, err) = text(&out);
@@ -291,4 +291,37 @@ fn test_environment_sets_text_lists_and_keeps_text_as_written() {
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("set planted_edges in the file"), "{err}");
+}
+
+#[test]
+fn test_emergency_stop_and_resume_are_recorded_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cli(dir.path(), &["init"]).status.success());
+    let out = cli(
+        dir.path(),
+        &["emergency-stop", "--reason", "VIX spike", "--flatten"],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (status, _) = text(&cli(dir.path(), &["status"]));
+    assert!(status.contains("trading     halted"), "{status}");
+    assert!(status.contains("VIX spike"), "{status}");
+    let out = cli(dir.path(), &["resume", "--reason", "calm again", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["previous_state"], "halted");
+    let (status, _) = text(&cli(dir.path(), &["status"]));
+    assert!(status.contains("trading     active"), "{status}");
+    let audit: serde_json::Value =
+        serde_json::from_slice(&cli(dir.path(), &["audit", "--json"]).stdout).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"emergency_stop") && actions.contains(&"resume"),
+        "{actions:?}"
+    );
+    let out = cli(dir.path(), &["emergency-stop", "--reason", "  "]);
+    assert_eq!(out.status.code(), Some(1));
 }

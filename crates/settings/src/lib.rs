@@ -104,4 +104,22 @@ mod params_tests {
             strategy_naked_put::NakedPutParams::default()
         );
     }
+
+    /// The configuration's defaults give the risk crate's defaults.
+    #[test]
+    fn test_default_settings_give_the_risk_defaults() {
+        assert_eq!(
+            Settings::default().risk_limits(),
+            risk::RiskLimits::default()
+        );
+    }
+
+    #[test]
+    fn test_the_stricter_daily_loss_applies() {
+        let mut s = Settings::default();
+        s.risk.max_daily_loss = -0.01;
+        assert_eq!(s.risk_limits().max_daily_loss, -0.01);
+        s.risk.max_daily_loss = -0.05;
+        assert_eq!(s.risk_limits().max_daily_loss, -0.02);
+    }
 }

@@ -51,6 +51,40 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The risk governor's limits from `[risk]`, `[circuit_breakers]` and the
+    /// strategy's position count and stop. Where the file states a daily
+    /// loss twice (`risk.max_daily_loss` and the breaker's threshold) the
+    /// stricter one (closer to zero) applies. Call on validated settings.
+    pub fn risk_limits(&self) -> risk::RiskLimits {
+        let action = |a: &str| {
+            if a == "reduce_only" {
+                risk::BreakerAction::ReduceOnly
+            } else {
+                risk::BreakerAction::HaltTrading
+            }
+        };
+        let r = &self.risk;
+        let cb = &self.circuit_breakers;
+        risk::RiskLimits {
+            max_open_positions: self.strategy.max_positions,
+            max_positions_per_day: r.max_positions_per_day,
+            max_position_loss: r.max_position_loss.max(cb.position_loss.threshold),
+            stop_loss_multiple: 1.0 - self.strategy.exits.stop_loss,
+            max_daily_loss: r.max_daily_loss.max(cb.daily_loss.threshold),
+            daily_loss_action: action(&cb.daily_loss.action),
+            max_api_errors_per_hour: u32::try_from(cb.api_errors.max_per_hour.max(1))
+                .unwrap_or(u32::MAX),
+            api_errors_action: action(&cb.api_errors.action),
+            max_portfolio_var_95: r.max_portfolio_var_95,
+            max_sector_concentration: r.max_sector_concentration,
+            max_correlation: r.max_correlation,
+            max_margin_utilization: r.max_margin_utilization,
+            ..risk::RiskLimits::default()
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

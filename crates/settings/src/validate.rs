@@ -486,6 +486,14 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         || format!("must be an http(s) URL; got {:?}", a.api_base_url),
     );
 
+    // The risk crate's own check of the limits the binaries hand it.
+    if let Err(e) = s.risk_limits().validate()
+        && c.issues
+            .iter()
+            .all(|i| !i.key.starts_with("risk") && !i.key.starts_with("circuit_breakers"))
+    {
+        c.fail("risk", e.to_string());
+    }
     c.issues
 }
 
