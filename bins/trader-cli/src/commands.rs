@@ -411,47 +411,73 @@ fn status(cli: &Cli) -> Result<ExitCode> {
 /// Records the halt (and a flatten request) in the database: the trading
 /// state the engine reads before every cycle, an audit entry and a decision
 /// record. Works with or without a running daemon.
+/// Records a trading-state change by an operator: the state history, an
+/// audit entry and a decision record, in one transaction.
+fn record_operator_state(
+    store: &Store,
+    state: &str,
+    action: &str,
+    decision: &str,
+    cause: &str,
+    context: serde_json::Value,
+) -> Result<()> {
+    let now = Utc::now();
+    let who = actor();
+    store.atomically(|tx| -> Result<()> {
+        tx.set_trading_state(state, cause, &who)
+            .with_context(|| format!("recording the {action}"))?;
+        tx.append_audit(
+            &AuditEntry::new(now, who.clone(), action)
+                .context(context.clone())
+                .decision(decision)
+                .outcome("recorded"),
+        )?;
+        tx.append_decision(
+            &core_domain::DecisionRecord::new(
+                now,
+                core_domain::DecisionKind::TradingState,
+                "account",
+                decision,
+                cause,
+            )
+            .with_context(json!({"actor": who, "details": context})),
+        )?;
+        Ok(())
+    })
+}
+
+/// Records the halt (and a flatten request) in the database: the trading
+/// state the engine reads before every cycle, an audit entry and a decision
+/// record. Works with or without a running daemon.
 fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
     if reason.trim().is_empty() {
         bail!("--reason must say why trading is halted");
     }
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
-    let now = Utc::now();
     let who = actor();
-    let state = if flatten {
-        "halted (flatten requested)"
-    } else {
-        "halted"
-    };
     let cause = format!(
         "emergency stop by {who}: {reason}{}",
         if flatten { "; flatten requested" } else { "" }
     );
-    store
-        .set_trading_state("halted", &cause, &who)
-        .context("recording the halt")?;
-    store.append_audit(
-        &AuditEntry::new(now, who.clone(), "emergency_stop")
-            .context(json!({"reason": reason, "flatten": flatten}))
-            .decision("halt")
-            .outcome("recorded"),
-    )?;
-    store.append_decision(
-        &core_domain::DecisionRecord::new(
-            now,
-            core_domain::DecisionKind::TradingState,
-            "account",
-            if flatten { "halt+flatten" } else { "halt" },
-            cause.clone(),
-        )
-        .with_context(json!({"actor": who, "flatten": flatten})),
+    record_operator_state(
+        &store,
+        "halted",
+        "emergency_stop",
+        if flatten { "halt+flatten" } else { "halt" },
+        &cause,
+        json!({"reason": reason, "flatten": flatten}),
     )?;
     if cli.json {
         output::json(
             &json!({"state": "halted", "flatten": flatten, "reason": reason, "actor": who}),
         )?;
     } else {
+        let state = if flatten {
+            "halted (flatten requested)"
+        } else {
+            "halted"
+        };
         println!("trading {state}: {reason}");
         println!(
             "recorded in {}; the engine reads it before it acts (working orders are cancelled{}).",
@@ -466,28 +492,15 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
 fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
-    let now = Utc::now();
     let who = actor();
     let before = store.trading_state()?.map(|(s, _, _)| s);
-    let cause = format!("resumed by {who}: {reason}");
-    store
-        .set_trading_state("active", &cause, &who)
-        .context("recording the resume")?;
-    store.append_audit(
-        &AuditEntry::new(now, who.clone(), "resume")
-            .context(json!({"reason": reason, "previous_state": before}))
-            .decision("resume")
-            .outcome("recorded"),
-    )?;
-    store.append_decision(
-        &core_domain::DecisionRecord::new(
-            now,
-            core_domain::DecisionKind::TradingState,
-            "account",
-            "resume",
-            cause,
-        )
-        .with_context(json!({"actor": who, "previous_state": before})),
+    record_operator_state(
+        &store,
+        "active",
+        "resume",
+        "resume",
+        &format!("resumed by {who}: {reason}"),
+        json!({"reason": reason, "previous_state": before}),
     )?;
     if cli.json {
         output::json(
@@ -506,27 +519,21 @@ fn positions(cli: &Cli) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let positions = store.positions()?;
-    if cli.json {
-        output::json(&positions)?;
-    } else {
-        let rows: Vec<Vec<String>> = positions
-            .iter()
-            .map(|p| {
-                vec![
-                    p.contract.key(),
-                    p.quantity.to_string(),
-                    p.avg_cost.to_string(),
-                    opt(p.market_price),
-                    opt(p.market_value()),
-                    p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
-                ]
-            })
-            .collect();
-        table(
-            &["contract", "qty", "avg cost", "mark", "value", "updated"],
-            &rows,
-        );
-    }
+    output::list(
+        cli.json,
+        &positions,
+        &["contract", "qty", "avg cost", "mark", "value", "updated"],
+        |p| {
+            vec![
+                p.contract.key(),
+                p.quantity.to_string(),
+                p.avg_cost.to_string(),
+                opt(p.market_price),
+                opt(p.market_value()),
+                p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -552,36 +559,30 @@ fn trades(
         limit: Some(limit),
     };
     let trades = store.trades(&filter)?;
-    if cli.json {
-        output::json(&trades)?;
-    } else {
-        let rows: Vec<Vec<String>> = trades
-            .iter()
-            .map(|t| {
-                vec![
-                    t.trade_id.clone(),
-                    t.symbol.to_string(),
-                    t.strike.to_string(),
-                    t.expiration.to_string(),
-                    t.contracts.to_string(),
-                    t.entry_date.to_string(),
-                    t.entry_premium.to_string(),
-                    opt(t.exit_date),
-                    opt(t.exit_premium),
-                    opt(t.exit_reason),
-                    opt(t.profit_loss),
-                    pct(t.roi),
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "trade", "symbol", "strike", "expiry", "qty", "entry", "premium", "exit", "paid",
-                "reason", "P&L", "ROI",
-            ],
-            &rows,
-        );
-    }
+    output::list(
+        cli.json,
+        &trades,
+        &[
+            "trade", "symbol", "strike", "expiry", "qty", "entry", "premium", "exit", "paid",
+            "reason", "P&L", "ROI",
+        ],
+        |t| {
+            vec![
+                t.trade_id.clone(),
+                t.symbol.to_string(),
+                t.strike.to_string(),
+                t.expiration.to_string(),
+                t.contracts.to_string(),
+                t.entry_date.to_string(),
+                t.entry_premium.to_string(),
+                opt(t.exit_date),
+                opt(t.exit_premium),
+                opt(t.exit_reason),
+                opt(t.profit_loss),
+                pct(t.roi),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -622,23 +623,20 @@ fn audit(cli: &Cli, limit: i64) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let entries = store.recent_audit(limit)?;
-    if cli.json {
-        output::json(&entries)?;
-    } else {
-        let rows: Vec<Vec<String>> = entries
-            .iter()
-            .map(|e| {
-                vec![
-                    e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    e.actor.clone(),
-                    e.action.clone(),
-                    opt(e.decision.as_deref()),
-                    opt(e.outcome.as_deref()),
-                ]
-            })
-            .collect();
-        table(&["time", "actor", "action", "decision", "outcome"], &rows);
-    }
+    output::list(
+        cli.json,
+        &entries,
+        &["time", "actor", "action", "decision", "outcome"],
+        |e| {
+            vec![
+                e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.actor.clone(),
+                e.action.clone(),
+                opt(e.decision.as_deref()),
+                opt(e.outcome.as_deref()),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -646,38 +644,32 @@ fn experiments(cli: &Cli) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let list = store.experiments()?;
-    if cli.json {
-        output::json(&list)?;
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|e| {
-                vec![
-                    e.experiment_id.clone(),
-                    e.parameter_name.clone(),
-                    e.control_value.clone(),
-                    e.test_value.clone(),
-                    e.status.to_string(),
-                    format!("{}/{}", e.control_trades, e.test_trades),
-                    opt(e.p_value.map(|p| format!("{p:.4}"))),
-                    opt(e.decision.as_deref()),
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "experiment",
-                "parameter",
-                "control",
-                "test",
-                "status",
-                "trades c/t",
-                "p",
-                "decision",
-            ],
-            &rows,
-        );
-    }
+    output::list(
+        cli.json,
+        &list,
+        &[
+            "experiment",
+            "parameter",
+            "control",
+            "test",
+            "status",
+            "trades c/t",
+            "p",
+            "decision",
+        ],
+        |e| {
+            vec![
+                e.experiment_id.clone(),
+                e.parameter_name.clone(),
+                e.control_value.clone(),
+                e.test_value.clone(),
+                e.status.to_string(),
+                format!("{}/{}", e.control_trades, e.test_trades),
+                opt(e.p_value.map(|p| format!("{p:.4}"))),
+                opt(e.decision.as_deref()),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -725,26 +717,20 @@ fn learning_history(cli: &Cli, limit: i64) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let events = store.learning_history(limit)?;
-    if cli.json {
-        output::json(&events)?;
-    } else {
-        let rows: Vec<Vec<String>> = events
-            .iter()
-            .map(|e| {
-                vec![
-                    e.event_date.format("%Y-%m-%d %H:%M").to_string(),
-                    e.event_type.to_string(),
-                    opt(e.parameter_changed.as_deref()),
-                    opt(e.old_value.as_deref()),
-                    opt(e.new_value.as_deref()),
-                    e.reasoning.clone(),
-                ]
-            })
-            .collect();
-        table(
-            &["time", "event", "parameter", "old", "new", "reasoning"],
-            &rows,
-        );
-    }
+    output::list(
+        cli.json,
+        &events,
+        &["time", "event", "parameter", "old", "new", "reasoning"],
+        |e| {
+            vec![
+                e.event_date.format("%Y-%m-%d %H:%M").to_string(),
+                e.event_type.to_string(),
+                opt(e.parameter_changed.as_deref()),
+                opt(e.old_value.as_deref()),
+                opt(e.new_value.as_deref()),
+                e.reasoning.clone(),
+            ]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -167,29 +167,30 @@ impl ChainModel {
         expiry: NaiveDate,
     ) -> ExpiryContext {
         let t_years = Self::years_to_expiry(calendar, ctx.now, expiry);
+        self.expiry_at(ctx, expiry, t_years, self.is_monthly(calendar, expiry))
+    }
+
+    fn expiry_at(
+        &self,
+        ctx: &QuoteContext,
+        expiry: NaiveDate,
+        t_years: f64,
+        monthly: bool,
+    ) -> ExpiryContext {
         let t = t_years.max(60.0 / YEAR_SECONDS);
         ExpiryContext {
             expiry,
             t_years,
             atm_vol: self.atm_vol(&ctx.vol, t_years),
             forward: ctx.spot * ((ctx.vol.rate - self.params.dividend_yield) * t).exp(),
-            monthly: self.is_monthly(calendar, expiry),
+            monthly,
         }
     }
 
     /// The implied volatility of a strike: the ATM level times the skew and
     /// smile in standardized moneyness x = ln(F/K)/(σ_atm·√T).
     pub fn implied_vol(&self, ctx: &QuoteContext, strike: f64, t_years: f64) -> f64 {
-        let p = &self.params;
-        let t = t_years.max(60.0 / YEAR_SECONDS);
-        let e = ExpiryContext {
-            expiry: NaiveDate::MIN,
-            t_years,
-            atm_vol: self.atm_vol(&ctx.vol, t_years),
-            forward: ctx.spot * ((ctx.vol.rate - p.dividend_yield) * t).exp(),
-            monthly: false,
-        };
-        self.smile(&e, strike)
+        self.smile(&self.expiry_at(ctx, NaiveDate::MIN, t_years, false), strike)
     }
 
     fn smile(&self, e: &ExpiryContext, strike: f64) -> f64 {
@@ -295,10 +296,20 @@ impl ChainModel {
         date: NaiveDate,
         spot: f64,
     ) -> OptionChain {
+        self.chain_with(symbol, self.expirations(calendar, date), spot)
+    }
+
+    /// The listed chain with the day's expirations already computed.
+    pub fn chain_with(
+        &self,
+        symbol: &Symbol,
+        expirations: Vec<NaiveDate>,
+        spot: f64,
+    ) -> OptionChain {
         OptionChain {
             underlying: symbol.clone(),
-            underlying_con_id: Some(con_id_for(&symbol.to_string())),
-            expirations: self.expirations(calendar, date),
+            underlying_con_id: Some(con_id_for(symbol.as_str())),
+            expirations,
             strikes: self.strikes(spot),
             multiplier: 100,
         }

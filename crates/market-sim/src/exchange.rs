@@ -78,6 +78,21 @@ struct SimOrder {
 }
 
 impl SimOrder {
+    /// A new order with nothing filled.
+    fn new(id: i64, intent: OrderIntent, status: OrderStatus, arrived: u64) -> Self {
+        SimOrder {
+            id,
+            intent,
+            status,
+            filled: 0,
+            fill_value: 0,
+            commission: Money::ZERO,
+            raw_commission: 0.0,
+            reason: None,
+            arrived,
+        }
+    }
+
     fn update(&self, time: DateTime<Utc>) -> OrderUpdate {
         OrderUpdate {
             order_ref: self.intent.order_ref.clone(),
@@ -847,17 +862,6 @@ impl SimExchange {
         let after = self.positions_with(st, &[(intent.contract.clone(), delta)]);
         let (ib, mb) = self.margin_of(st, before.iter().map(|(c, q)| (c, *q)));
         let (ia, ma) = self.margin_of(st, after.iter().map(|(c, q)| (c, *q)));
-        let probe = SimOrder {
-            id: 0,
-            intent: intent.clone(),
-            status: OrderStatus::Created,
-            filled: 0,
-            fill_value: 0,
-            commission: Money::ZERO,
-            raw_commission: 0.0,
-            reason: None,
-            arrived: 0,
-        };
         MarginImpact {
             initial_margin_before: ib,
             initial_margin_change: ia - ib,
@@ -865,11 +869,15 @@ impl SimExchange {
             maintenance_margin_before: mb,
             maintenance_margin_change: ma - mb,
             maintenance_margin_after: ma,
-            commission: Some(
-                self.commission(&probe, intent.limit_price, intent.quantity)
-                    .0,
-            ),
+            commission: Some(self.estimated_commission(intent)),
         }
+    }
+
+    /// The commission of `intent` if it filled whole at its limit.
+    fn estimated_commission(&self, intent: &OrderIntent) -> Money {
+        let probe = SimOrder::new(0, intent.clone(), OrderStatus::Created, 0);
+        self.commission(&probe, intent.limit_price, intent.quantity)
+            .0
     }
 
     fn check_order(&self, st: &State, intent: &OrderIntent) -> Result<(), BrokerError> {
@@ -918,10 +926,7 @@ impl SimExchange {
         let (initial_with, _) = self.margin_of(st, with.iter().map(|(c, q)| (c, *q)));
         if initial_with > initial_without {
             let account = self.account(st);
-            let commission = self
-                .margin_impact(st, intent)
-                .commission
-                .unwrap_or(Money::ZERO);
+            let commission = self.estimated_commission(intent);
             if initial_with > account.net_liquidation - commission {
                 return Err(BrokerError::InsufficientMargin {
                     order_ref: intent.order_ref.clone(),
@@ -1080,13 +1085,9 @@ impl MarketData for SimExchange {
         let spot = self
             .spot(&st, s)
             .ok_or_else(|| BrokerError::NoData(format!("{symbol}: no price on {}", st.day.date)))?;
-        Ok(OptionChain {
-            underlying: symbol.clone(),
-            underlying_con_id: Some(con_id_for(symbol.as_str())),
-            expirations: st.day.expirations.clone(),
-            strikes: self.model.strikes(spot),
-            multiplier: 100,
-        })
+        Ok(self
+            .model
+            .chain_with(symbol, st.day.expirations.clone(), spot))
     }
 
     async fn option_quotes(
@@ -1140,17 +1141,7 @@ impl Broker for SimExchange {
         self.check_order(&st, intent)?;
         let id = st.next_order_id;
         st.next_order_id += 1;
-        let order = SimOrder {
-            id,
-            intent: intent.clone(),
-            status: OrderStatus::Accepted,
-            filled: 0,
-            fill_value: 0,
-            commission: Money::ZERO,
-            raw_commission: 0.0,
-            reason: None,
-            arrived: st.sequence,
-        };
+        let order = SimOrder::new(id, intent.clone(), OrderStatus::Accepted, st.sequence);
         let update = order.update(st.now);
         st.orders.insert(id, order);
         st.by_ref.insert(intent.order_ref.clone(), id);

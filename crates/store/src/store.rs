@@ -396,25 +396,7 @@ impl Store {
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
-        if !TRADING_STATES.contains(&state) {
-            return Err(StoreError::InvalidTradingState {
-                state: state.to_string(),
-            });
-        }
-        self.write(|c| {
-            diesel::insert_into(trading_state::table)
-                .values((
-                    trading_state::time.eq(Utc::now().naive_utc()),
-                    trading_state::state.eq(state),
-                    trading_state::cause.eq(cause),
-                    trading_state::actor.eq(actor),
-                ))
-                .execute(c)
-                .map_err(StoreError::query("record the trading state"))?;
-            Ok(())
-        })?;
-        tracing::info!(state, cause, actor, "trading state recorded");
-        Ok(())
+        record_trading_state(self, state, cause, actor)
     }
 
     /// The status history of an order, oldest first (empty for an unknown
@@ -513,6 +495,33 @@ impl fmt::Debug for StoreTx<'_> {
     }
 }
 
+fn record_trading_state(
+    exec: &impl Exec,
+    state: &str,
+    cause: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    if !TRADING_STATES.contains(&state) {
+        return Err(StoreError::InvalidTradingState {
+            state: state.to_string(),
+        });
+    }
+    exec.write(|c| {
+        diesel::insert_into(trading_state::table)
+            .values((
+                trading_state::time.eq(Utc::now().naive_utc()),
+                trading_state::state.eq(state),
+                trading_state::cause.eq(cause),
+                trading_state::actor.eq(actor),
+            ))
+            .execute(c)
+            .map_err(StoreError::query("record the trading state"))?;
+        Ok(())
+    })?;
+    tracing::info!(state, cause, actor, "trading state recorded");
+    Ok(())
+}
+
 /// How a repository call gets its connection and transaction.
 pub(crate) trait Exec {
     /// Runs `f` as one writing transaction (or savepoint).
@@ -546,6 +555,16 @@ impl Exec for Store {
 }
 
 impl StoreTx<'_> {
+    /// [`Store::set_trading_state`] inside the transaction.
+    pub fn set_trading_state(
+        &self,
+        state: &str,
+        cause: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        record_trading_state(self, state, cause, actor)
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,

@@ -108,6 +108,36 @@ pub struct FindContext<'a> {
     pub time: DateTime<Utc>,
 }
 
+/// The skip record of an underlying with no put in the search range:
+/// `source` says where the search looked ("listed", "quoted … in the
+/// snapshot") and `found` what it found there.
+pub fn no_candidates_record(
+    time: DateTime<Utc>,
+    symbol: &Symbol,
+    price: Price,
+    params: &NakedPutParams,
+    source: &str,
+    found: String,
+) -> DecisionRecord {
+    DecisionRecord::new(
+        time,
+        DecisionKind::Skip,
+        symbol.to_string(),
+        "skip",
+        format!(
+            "finder: no {source} put {}..={} OTM from {price} with {}..={} DTE",
+            params.otm_min, params.otm_max, params.dte_min, params.dte_max
+        ),
+    )
+    .with_criteria(vec![Criterion::text(
+        "listed_candidates",
+        found,
+        "at least one put in the OTM and DTE ranges",
+        false,
+    )])
+    .with_context(json!({"stage": "finder", "strategy": params.name}))
+}
+
 /// Checks that the parameters describe a search that can find anything:
 /// finite numbers, non-empty ranges, OTM within [0, 1), a positive
 /// contract count. Lists every problem.

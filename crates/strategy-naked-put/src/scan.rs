@@ -259,29 +259,18 @@ async fn find_for<M: MarketData, B: Broker>(
     let wanted = contracts_to_quote(&chain, price, params, ctx.today);
     out.contracts_asked = wanted.len();
     if wanted.is_empty() {
-        out.skipped.push(
-            DecisionRecord::new(
-                time,
-                DecisionKind::Skip,
-                symbol.to_string(),
-                "skip",
-                format!(
-                    "finder: no listed put {}..={} OTM from {price} with {}..={} DTE",
-                    params.otm_min, params.otm_max, params.dte_min, params.dte_max
-                ),
-            )
-            .with_criteria(vec![Criterion::text(
-                "listed_candidates",
-                format!(
-                    "{} expirations, {} strikes listed",
-                    chain.expirations.len(),
-                    chain.strikes.len()
-                ),
-                "at least one put in the OTM and DTE ranges",
-                false,
-            )])
-            .with_context(json!({"stage": "finder", "strategy": params.name})),
-        );
+        out.skipped.push(crate::finder::no_candidates_record(
+            time,
+            symbol,
+            price,
+            params,
+            "listed",
+            format!(
+                "{} expirations, {} strikes listed",
+                chain.expirations.len(),
+                chain.strikes.len()
+            ),
+        ));
         return out;
     }
     let quotes = match market.option_quotes(&wanted).await {

@@ -136,25 +136,14 @@ impl Strategy for NakedPutStrategy {
             };
             let (found, skipped) = find_in_quotes(&ctx, u, price, &snapshot.option_quotes);
             if found.is_empty() && skipped.is_empty() {
-                rejected.push(
-                    DecisionRecord::new(
-                        time,
-                        DecisionKind::Skip,
-                        u.symbol.to_string(),
-                        "skip",
-                        format!(
-                            "finder: no quoted put {}..={} OTM from {price} with {}..={} DTE in the snapshot",
-                            p.otm_min, p.otm_max, p.dte_min, p.dte_max
-                        ),
-                    )
-                    .with_criteria(vec![Criterion::text(
-                        "listed_candidates",
-                        "none quoted",
-                        "at least one put in the OTM and DTE ranges",
-                        false,
-                    )])
-                    .with_context(json!({"stage": "finder", "strategy": p.name})),
-                );
+                rejected.push(crate::finder::no_candidates_record(
+                    time,
+                    &u.symbol,
+                    price,
+                    p,
+                    "quoted",
+                    "none quoted in the snapshot".into(),
+                ));
             }
             rejected.extend(skipped);
             opportunities.extend(found);
