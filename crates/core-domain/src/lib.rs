@@ -44,7 +44,7 @@ pub use learning::{
 pub use ledger::{BookPosition, Ledger, LedgerEntry, LedgerEntryKind};
 pub use market::{DailyBar, Greeks, OptionChain, OptionQuote, Quote};
 pub use money::{CENTS, Money, PRICE_SCALE, Price};
-pub use order::{Fill, Order, OrderIntent, OrderPurpose, OrderStatus, Side, TimeInForce};
+pub use order::{Fill, Order, OrderIntent, OrderPurpose, OrderStatus, Side, Slippage, TimeInForce};
 pub use trade::{ExitReason, MarketRegime, Trade, TradeExit, TradeStatus};
 pub use traits::{
     AccountRepository, AuditRepository, Broker, BrokerEvent, EntryProposal, ExitProposal,

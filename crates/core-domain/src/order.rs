@@ -304,6 +304,16 @@ pub struct Order {
     /// The last rejection or cancellation reason.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// Everything known when the order was made (the quote and mid at
+    /// sending, the decision behind it, the order it replaces, the trade it
+    /// opens): written once with the intent, never changed. JSON object;
+    /// `{}` when nothing was given.
+    #[serde(default = "empty_context")]
+    pub context: serde_json::Value,
+}
+
+fn empty_context() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 impl Order {
@@ -318,7 +328,14 @@ impl Order {
             commission: Money::ZERO,
             reason: None,
             updated_at,
+            context: empty_context(),
         }
+    }
+
+    /// The order with its context (see [`Order::context`]).
+    pub fn with_context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
     }
 
     pub fn remaining(&self) -> i64 {
@@ -430,6 +447,57 @@ impl Order {
         self.status = next;
         self.updated_at = fill.time;
         Ok(())
+    }
+}
+
+/// How one fill compared with the market when its order was sent and with
+/// its own limit. Per-share amounts in [`Price`]; signs are chosen so that
+/// a positive `vs_mid` is a cost and a positive `vs_limit` an improvement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slippage {
+    pub exec_id: String,
+    pub order_ref: String,
+    pub time: DateTime<Utc>,
+    pub side: Side,
+    pub quantity: i64,
+    pub fill_price: Price,
+    pub limit_price: Price,
+    /// The quote's mid when the order (or the first order of its chain of
+    /// replacements) was sent, when known.
+    pub mid_at_send: Option<Price>,
+    /// Cost against that mid per share: a sell `mid − fill`, a buy
+    /// `fill − mid`.
+    pub vs_mid: Option<Price>,
+    /// Improvement on the limit per share: a sell `fill − limit`, a buy
+    /// `limit − fill` (never negative for a fill that respects its limit).
+    pub vs_limit: Price,
+}
+
+impl Slippage {
+    /// The slippage of `fill` on an order with limit `limit_price`, sent
+    /// when the mid was `mid_at_send`.
+    pub fn of(fill: &Fill, limit_price: Price, mid_at_send: Option<Price>) -> Self {
+        let sign = fill.side.sign();
+        // Buy (+1): cost = fill − mid; Sell (−1): cost = mid − fill.
+        let vs_mid = mid_at_send.map(|m| Price::from_raw(sign * (fill.price.raw() - m.raw())));
+        let vs_limit = Price::from_raw(sign * (limit_price.raw() - fill.price.raw()));
+        Slippage {
+            exec_id: fill.exec_id.clone(),
+            order_ref: fill.order_ref.clone(),
+            time: fill.time,
+            side: fill.side,
+            quantity: fill.quantity,
+            fill_price: fill.price,
+            limit_price,
+            mid_at_send,
+            vs_mid,
+            vs_limit,
+        }
+    }
+
+    /// The cost against mid for the whole fill, in money.
+    pub fn cost_vs_mid(&self, multiplier: i64) -> Option<Money> {
+        self.vs_mid.map(|v| v.notional(self.quantity, multiplier))
     }
 }
 

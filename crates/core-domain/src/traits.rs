@@ -16,7 +16,7 @@ use crate::{
     AccountSnapshot, AuditEntry, BrokerError, Contract, DailyBar, DecisionRecord, ExitReason,
     Experiment, Fill, LearningEvent, LedgerEntry, MarginImpact, Money, OptionChain, OptionContract,
     OptionQuote, Order, OrderIntent, OrderStatus, Pattern, PatternStatus, Position, Price, Quote,
-    RepoError, Symbol, Trade,
+    RepoError, Slippage, Symbol, Trade,
 };
 
 /// Prices, bars and option chains.
@@ -242,6 +242,13 @@ pub trait OrderRepository {
     fn fills(&self, order_ref: &str) -> Result<Vec<Fill>, RepoError>;
     /// The newest fill time, for reconciliation.
     fn last_fill_time(&self) -> Result<Option<DateTime<Utc>>, RepoError>;
+    /// Every order that opens or closes `trade_id`, oldest first.
+    fn orders_for_trade(&self, trade_id: &str) -> Result<Vec<Order>, RepoError>;
+    /// Records how a fill compared with mid and its limit (once per
+    /// `exec_id`; a second record for the same fill is ignored).
+    fn record_slippage(&self, slippage: &Slippage) -> Result<(), RepoError>;
+    /// The slippage records of `order_ref`'s fills, oldest first.
+    fn slippage(&self, order_ref: &str) -> Result<Vec<Slippage>, RepoError>;
 }
 
 /// Positions as last reconciled with the broker, account snapshots and the

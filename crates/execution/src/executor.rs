@@ -1,23 +1,26 @@
 //! The order executor: writes the intent, sends it, follows it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AuditEntry, AuditRepository, Broker, BrokerError, BrokerEvent, Fill, Ledger,
-    Order, OrderIntent, OrderRepository, OrderStatus, OrderUpdate, RepoError,
+    OptionContract, Order, OrderIntent, OrderRepository, OrderStatus, OrderUpdate, Price,
+    RepoError, Slippage, Symbol,
 };
 use risk::RiskApproved;
 use serde_json::json;
 use store::Store;
 
-use crate::ExecutionError;
+use crate::trade_log::{self, TradeChange};
+use crate::{ExecutionError, OrderContext};
 
 /// The actor name of audit entries the executor writes.
 pub const EXECUTION_ACTOR: &str = "execution";
 
 /// What [`OrderExecutor::process_events`] did with a batch of events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventReport {
     /// Status updates that moved a stored order.
     pub statuses_applied: usize,
@@ -28,6 +31,15 @@ pub struct EventReport {
     /// Events kept only in the audit log: unknown order refs, illegal
     /// transitions, refused fills and events that are not about orders.
     pub audited: usize,
+    /// What the trade logger did: trades opened, increased and closed by
+    /// fills, expirations and assignments.
+    pub trades: Vec<TradeChange>,
+    /// Assignments that could not be applied for want of the underlying's
+    /// price (see [`OrderExecutor::process_events_with_marks`]); audited,
+    /// their trades still open.
+    pub unpriced_assignments: Vec<OptionContract>,
+    /// Broker error events (codes and messages), for the API-error breaker.
+    pub broker_errors: Vec<(i32, String)>,
 }
 
 impl EventReport {
@@ -36,11 +48,16 @@ impl EventReport {
         self.fills_recorded += other.fills_recorded;
         self.duplicate_fills += other.duplicate_fills;
         self.audited += other.audited;
+        self.trades.extend(other.trades.iter().cloned());
+        self.unpriced_assignments
+            .extend(other.unpriced_assignments.iter().cloned());
+        self.broker_errors
+            .extend(other.broker_errors.iter().cloned());
     }
 }
 
 /// What [`OrderExecutor::reconcile`] found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReconcileReport {
     /// Orders stored as `created` that were (re-)placed and are now `sent`.
     pub resent: Vec<String>,
@@ -59,7 +76,7 @@ pub struct ReconcileReport {
 
 /// Outcome of one fill inside its transaction.
 enum FillOutcome {
-    Recorded,
+    Recorded(Box<TradeChange>),
     Duplicate,
     UnknownOrder,
 }
@@ -98,6 +115,20 @@ impl<B: Broker> OrderExecutor<B> {
         approved: RiskApproved<OrderIntent>,
         time: DateTime<Utc>,
     ) -> Result<Order, ExecutionError> {
+        self.submit_with_context(approved, OrderContext::default(), time)
+            .await
+    }
+
+    /// [`submit`](Self::submit) with the order's context (quote and mid at
+    /// sending, the trade it opens, the exit reason, the order it
+    /// replaces), written with the intent and used for slippage and the
+    /// trade log.
+    pub async fn submit_with_context(
+        &self,
+        approved: RiskApproved<OrderIntent>,
+        context: OrderContext,
+        time: DateTime<Utc>,
+    ) -> Result<Order, ExecutionError> {
         let (intent, decision) = approved.into_parts();
         intent
             .validate()
@@ -105,7 +136,7 @@ impl<B: Broker> OrderExecutor<B> {
                 order_ref: intent.order_ref.clone(),
                 source,
             })?;
-        let order = Order::new(intent);
+        let order = Order::new(intent).with_context(context.to_json());
         let order_ref = order.intent.order_ref.clone();
         let inserted = self.store.atomically(|tx| {
             match tx.insert_order(&order) {
@@ -159,7 +190,12 @@ impl<B: Broker> OrderExecutor<B> {
                 self.audit(
                     time,
                     "order.sent",
-                    json!({ "order_ref": order_ref, "broker_order_id": id }),
+                    json!({
+                        "order_ref": order_ref,
+                        "broker_order_id": id,
+                        "intent": to_json(&order.intent),
+                        "context": order.context,
+                    }),
                     None,
                 )?;
                 Ok(order)
@@ -230,6 +266,21 @@ impl<B: Broker> OrderExecutor<B> {
         events: Vec<BrokerEvent>,
         time: DateTime<Utc>,
     ) -> Result<EventReport, ExecutionError> {
+        self.process_events_with_marks(events, &BTreeMap::new(), time)
+            .await
+    }
+
+    /// [`process_events`](Self::process_events) with the underlyings'
+    /// current prices, which an assignment needs (its trade closes at the
+    /// intrinsic value `strike − price`). Expirations close their trades
+    /// at 0. Both post the settlement to the ledger in the transaction that
+    /// closes the trade.
+    pub async fn process_events_with_marks(
+        &self,
+        events: Vec<BrokerEvent>,
+        marks: &BTreeMap<Symbol, Price>,
+        time: DateTime<Utc>,
+    ) -> Result<EventReport, ExecutionError> {
         let mut report = EventReport::default();
         for event in events {
             match event {
@@ -237,14 +288,48 @@ impl<B: Broker> OrderExecutor<B> {
                     self.apply_update(&update, time, &mut report)?;
                 }
                 BrokerEvent::Fill(fill) => self.apply_fill(&fill, time, &mut report)?,
+                BrokerEvent::Expiration {
+                    contract,
+                    quantity,
+                    time: at,
+                } => {
+                    self.apply_settlement(&contract, quantity, None, at, &mut report)?;
+                }
+                BrokerEvent::Assignment {
+                    contract,
+                    quantity,
+                    time: at,
+                } => match marks.get(&contract.underlying) {
+                    Some(price) => {
+                        self.apply_settlement(&contract, quantity, Some(*price), at, &mut report)?;
+                    }
+                    None => {
+                        self.audit(
+                            time,
+                            "settlement.no_price",
+                            json!({ "contract": contract.key(), "quantity": quantity }),
+                            Some(format!(
+                                "assignment of {} cannot be valued without a price of {}; its trade stays open",
+                                contract.key(),
+                                contract.underlying
+                            )),
+                        )?;
+                        report.unpriced_assignments.push(contract);
+                        report.audited += 1;
+                    }
+                },
                 other => {
+                    if let BrokerEvent::Error { code, message, .. } = &other {
+                        report.broker_errors.push((*code, message.clone()));
+                    }
                     let action = match &other {
-                        BrokerEvent::Assignment { .. } => "broker.assignment",
-                        BrokerEvent::Expiration { .. } => "broker.expiration",
                         BrokerEvent::Error { .. } => "broker.error",
                         BrokerEvent::ConnectionLost { .. } => "broker.connection_lost",
                         BrokerEvent::ConnectionRestored { .. } => "broker.connection_restored",
-                        BrokerEvent::OrderStatus(_) | BrokerEvent::Fill(_) => "broker.event",
+                        BrokerEvent::OrderStatus(_)
+                        | BrokerEvent::Fill(_)
+                        | BrokerEvent::Assignment { .. }
+                        | BrokerEvent::Expiration { .. } => "broker.event",
                     };
                     self.audit(time, action, to_json(&other), None)?;
                     report.audited += 1;
@@ -378,10 +463,22 @@ impl<B: Broker> OrderExecutor<B> {
                     "posting fill {} of order {order_ref} to the ledger",
                     fill.exec_id
                 )))?;
-            Ok(FillOutcome::Recorded)
+            let context = OrderContext::of(&order);
+            let slippage = Slippage::of(fill, order.intent.limit_price, context.mid);
+            tx.record_slippage(&slippage)
+                .map_err(ExecutionError::repo(format!(
+                    "recording the slippage of fill {}",
+                    fill.exec_id
+                )))?;
+            let change = trade_log::on_fill(tx, &order, fill)?;
+            Ok(FillOutcome::Recorded(Box::new(change)))
         });
         match outcome {
-            Ok(FillOutcome::Recorded) => report.fills_recorded += 1,
+            Ok(FillOutcome::Recorded(change)) => {
+                report.fills_recorded += 1;
+                self.audit_trade_change(time, &change)?;
+                report.trades.push(*change);
+            }
             Ok(FillOutcome::Duplicate) => report.duplicate_fills += 1,
             Ok(FillOutcome::UnknownOrder) => {
                 self.audit(
@@ -499,6 +596,181 @@ impl<B: Broker> OrderExecutor<B> {
             None,
         )?;
         Ok(report)
+    }
+
+    /// Requests the cancellation of `order`: a working order is asked of
+    /// the broker and stored as `pending_cancel` (the broker's answer
+    /// arrives as an event); an order never marked sent (`created`) is
+    /// cancelled at the broker too, in case it was placed before a crash,
+    /// and stored as `cancelled`. Returns whether the request was made;
+    /// a broker refusal is audited and returns `false`.
+    pub async fn cancel(
+        &self,
+        order_ref: &str,
+        time: DateTime<Utc>,
+        why: &str,
+    ) -> Result<bool, ExecutionError> {
+        let Some(mut order) = self.stored_order(order_ref)? else {
+            return Ok(false);
+        };
+        if order.status.is_terminal() || order.status == OrderStatus::PendingCancel {
+            return Ok(false);
+        }
+        let answer = self.broker.cancel_order(order_ref).await;
+        let next = if order.status == OrderStatus::Created {
+            OrderStatus::Cancelled
+        } else {
+            match &answer {
+                Ok(()) => OrderStatus::PendingCancel,
+                Err(e) => {
+                    self.audit(
+                        time,
+                        "order.cancel_failed",
+                        json!({ "order_ref": order_ref, "error": e.to_string(), "why": why }),
+                        Some(format!(
+                            "cancel of {order_ref} failed: {e}; the next cycle retries"
+                        )),
+                    )?;
+                    return Ok(false);
+                }
+            }
+        };
+        self.transition_or_audit(&mut order, next, time, Some(why.to_string()))?;
+        self.store
+            .update_order(&order)
+            .map_err(ExecutionError::repo(format!(
+                "marking order {order_ref} {next}"
+            )))?;
+        self.audit(
+            time,
+            "order.cancel_requested",
+            json!({ "order_ref": order_ref, "why": why, "status": next }),
+            None,
+        )?;
+        Ok(true)
+    }
+
+    /// Cancels every order that has worked `policy.reprice_after_minutes`
+    /// or longer without completing (see [`crate::reprice`]); returns the
+    /// order refs cancelled.
+    pub async fn cancel_stale(
+        &self,
+        time: DateTime<Utc>,
+        policy: &crate::RepricePolicy,
+    ) -> Result<Vec<String>, ExecutionError> {
+        let open = self
+            .store
+            .open_orders()
+            .map_err(ExecutionError::repo("listing open orders"))?;
+        let mut cancelled = Vec::new();
+        for order in open {
+            let age = time - order.intent.created_at;
+            let working = matches!(
+                order.status,
+                OrderStatus::Sent | OrderStatus::Accepted | OrderStatus::PartiallyFilled
+            );
+            if working && age.num_minutes() >= policy.reprice_after_minutes {
+                let why = format!(
+                    "reprice: unfilled after {} minutes ({} of {} filled)",
+                    age.num_minutes(),
+                    order.filled_quantity,
+                    order.intent.quantity
+                );
+                if self.cancel(&order.intent.order_ref, time, &why).await? {
+                    cancelled.push(order.intent.order_ref);
+                }
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Cancels every open order (the emergency stop); returns the refs
+    /// cancelled or asked to cancel, and those whose cancel failed.
+    pub async fn cancel_all(
+        &self,
+        time: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(Vec<String>, Vec<String>), ExecutionError> {
+        let open = self
+            .store
+            .open_orders()
+            .map_err(ExecutionError::repo("listing open orders"))?;
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for order in open {
+            let order_ref = order.intent.order_ref;
+            if order.status == OrderStatus::PendingCancel {
+                done.push(order_ref);
+                continue;
+            }
+            if self.cancel(&order_ref, time, why).await? {
+                done.push(order_ref);
+            } else {
+                failed.push(order_ref);
+            }
+        }
+        Ok((done, failed))
+    }
+
+    fn apply_settlement(
+        &self,
+        contract: &OptionContract,
+        quantity: i64,
+        underlying: Option<Price>,
+        time: DateTime<Utc>,
+        report: &mut EventReport,
+    ) -> Result<(), ExecutionError> {
+        let change = self
+            .store
+            .atomically(|tx| trade_log::on_settlement(tx, contract, quantity, underlying, time))?;
+        let action = if underlying.is_some() {
+            "broker.assignment"
+        } else {
+            "broker.expiration"
+        };
+        self.audit(
+            time,
+            action,
+            json!({
+                "contract": contract.key(),
+                "quantity": quantity,
+                "underlying_price": underlying.map(Price::to_f64),
+            }),
+            None,
+        )?;
+        self.audit_trade_change(time, &change)?;
+        report.trades.push(change);
+        Ok(())
+    }
+
+    /// Every trade change goes to the audit log with the whole trade.
+    fn audit_trade_change(
+        &self,
+        time: DateTime<Utc>,
+        change: &TradeChange,
+    ) -> Result<(), ExecutionError> {
+        let (action, context, outcome) = match change {
+            TradeChange::Opened(t) => ("trade.opened", to_json(t), None),
+            TradeChange::Increased(t) => ("trade.increased", to_json(t), None),
+            TradeChange::Closed(t) => (
+                "trade.closed",
+                to_json(t),
+                Some(format!(
+                    "{} closed: {} , P&L {}",
+                    t.trade_id,
+                    t.exit_reason.map_or("?", |r| r.as_str()),
+                    t.profit_loss.map_or("?".to_string(), |p| p.to_string())
+                )),
+            ),
+            TradeChange::Unmatched(what) => (
+                "trade.unmatched",
+                json!({ "subject": what }),
+                Some(format!(
+                    "{what}: no open trade to apply this to; nothing changed"
+                )),
+            ),
+            TradeChange::None => return Ok(()),
+        };
+        self.audit(time, action, context, outcome)
     }
 
     fn stored_order(&self, order_ref: &str) -> Result<Option<Order>, ExecutionError> {

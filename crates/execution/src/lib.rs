@@ -25,8 +25,16 @@
 //! trade logger and emergency stop are still to come.
 #![deny(unsafe_code)]
 
+mod context;
+pub mod emergency;
 mod error;
 mod executor;
+pub mod reprice;
+pub mod trade_log;
 
+pub use context::OrderContext;
+pub use emergency::{EmergencyReport, EmergencyStop, emergency_stop, record_state_change};
 pub use error::ExecutionError;
 pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use reprice::{RepricePolicy, exit_limit};
+pub use trade_log::TradeChange;

@@ -40,5 +40,6 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    ConnectionSettings, MIGRATIONS, MigrationState, OrderEvent, Store, StoreTx, TRADING_STATES,
+    ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,
+    Store, StoreTx, TRADING_STATES,
 };

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use core_domain::{
     AccountSnapshot, AuditEntry, DecisionRecord, Experiment, Fill, LearningEvent, LedgerEntry,
-    Money, Order, OrderStatus, Pattern, PatternStatus, Position, Trade, TradeFilter,
+    Money, Order, OrderStatus, Pattern, PatternStatus, Position, Slippage, Trade, TradeFilter,
 };
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -215,6 +215,47 @@ pub fn record_fill(c: &mut Conn, f: &Fill) -> R<bool> {
             format!("order {}", f.order_ref)
         }))?;
     Ok(n == 1)
+}
+
+pub fn orders_for_trade(c: &mut Conn, trade_id: &str) -> R<Vec<Order>> {
+    orders::table
+        .filter(orders::trade_id.eq(trade_id))
+        .order((orders::created_at.asc(), orders::id.asc()))
+        .select(OrderRow::as_select())
+        .load(c)
+        .map_err(StoreError::query(format!(
+            "read the orders of trade {trade_id}"
+        )))?
+        .into_iter()
+        .map(OrderRow::into_domain)
+        .collect()
+}
+
+pub fn record_slippage(c: &mut Conn, s: &Slippage) -> R<()> {
+    diesel::insert_into(slippage::table)
+        .values(SlippageRow::from_domain(s))
+        .on_conflict(slippage::exec_id)
+        .do_nothing()
+        .execute(c)
+        .map_err(StoreError::on_insert(
+            format!("slippage of fill {}", s.exec_id),
+            || format!("fill {} of order {}", s.exec_id, s.order_ref),
+        ))?;
+    Ok(())
+}
+
+pub fn slippage_of(c: &mut Conn, order_ref: &str) -> R<Vec<Slippage>> {
+    slippage::table
+        .filter(slippage::order_ref.eq(order_ref))
+        .order((slippage::time.asc(), slippage::id.asc()))
+        .select(SlippageRow::as_select())
+        .load(c)
+        .map_err(StoreError::query(format!(
+            "read the slippage of order {order_ref}"
+        )))?
+        .into_iter()
+        .map(SlippageRow::into_domain)
+        .collect()
 }
 
 pub fn fills(c: &mut Conn, order_ref: &str) -> R<Vec<Fill>> {

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, DecisionRecord, Experiment,
     Fill, LearningEvent, LearningRepository, LedgerEntry, Money, Order, OrderRepository, Pattern,
-    PatternStatus, Position, RepoError, Trade, TradeFilter, TradeRepository, WorkingMemory,
+    PatternStatus, Position, RepoError, Slippage, Trade, TradeFilter, TradeRepository,
+    WorkingMemory,
 };
 
 use crate::ops;
@@ -64,6 +65,18 @@ macro_rules! impl_repositories {
             }
             fn last_fill_time(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
                 Ok(self.read(ops::last_fill_time)?)
+            }
+            /// Oldest first (by creation time, then insertion).
+            fn orders_for_trade(&self, trade_id: &str) -> Result<Vec<Order>, RepoError> {
+                Ok(self.read(|c| ops::orders_for_trade(c, trade_id))?)
+            }
+            /// Ignored when the fill already has a record; `NotFound`
+            /// (foreign key) when the fill is not stored.
+            fn record_slippage(&self, slippage: &Slippage) -> Result<(), RepoError> {
+                Ok(self.write(|c| ops::record_slippage(c, slippage))?)
+            }
+            fn slippage(&self, order_ref: &str) -> Result<Vec<Slippage>, RepoError> {
+                Ok(self.read(|c| ops::slippage_of(c, order_ref))?)
             }
         }
 

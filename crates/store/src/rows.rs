@@ -5,7 +5,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use core_domain::{
     AccountSnapshot, AuditEntry, Contract, DecisionRecord, Experiment, Fill, LearningEvent,
-    LedgerEntry, Money, Order, OrderIntent, Pattern, Position, Price, Symbol, Trade,
+    LedgerEntry, Money, Order, OrderIntent, Pattern, Position, Price, Slippage, Symbol, Trade,
 };
 use diesel::prelude::*;
 
@@ -144,6 +144,7 @@ pub(crate) struct OrderRow {
     pub reason: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub context: String,
 }
 
 impl OrderRow {
@@ -167,6 +168,7 @@ impl OrderRow {
             reason: o.reason.clone(),
             created_at: ts(i.created_at),
             updated_at: ts(o.updated_at),
+            context: to_json(&format!("context of order {}", i.order_ref), &o.context)?,
         })
     }
 
@@ -177,7 +179,9 @@ impl OrderRow {
             row: &row,
         };
         let contract: Contract = at.json("contract", &self.contract)?;
+        let context: serde_json::Value = at.json("context", &self.context)?;
         Ok(Order {
+            context,
             status: at.parse("status", &self.status)?,
             broker_order_id: self.broker_order_id,
             filled_quantity: self.filled_quantity,
@@ -657,6 +661,58 @@ impl LearningRow {
             old_value: self.old_value,
             new_value: self.new_value,
             reasoning: self.reasoning,
+        })
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = slippage, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct SlippageRow {
+    pub exec_id: String,
+    pub order_ref: String,
+    pub time: NaiveDateTime,
+    pub side: String,
+    pub quantity: i64,
+    pub fill_price: i64,
+    pub limit_price: i64,
+    pub mid_at_send: Option<i64>,
+    pub vs_mid: Option<i64>,
+    pub vs_limit: i64,
+}
+
+impl SlippageRow {
+    pub fn from_domain(s: &Slippage) -> Self {
+        SlippageRow {
+            exec_id: s.exec_id.clone(),
+            order_ref: s.order_ref.clone(),
+            time: ts(s.time),
+            side: codec::side_str(s.side).to_string(),
+            quantity: s.quantity,
+            fill_price: s.fill_price.raw(),
+            limit_price: s.limit_price.raw(),
+            mid_at_send: s.mid_at_send.map(Price::raw),
+            vs_mid: s.vs_mid.map(Price::raw),
+            vs_limit: s.vs_limit.raw(),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<Slippage, StoreError> {
+        let row = format!("exec_id={}", self.exec_id);
+        let at = At {
+            table: "slippage",
+            row: &row,
+        };
+        Ok(Slippage {
+            side: at.lookup("side", &self.side, codec::side_from)?,
+            exec_id: self.exec_id,
+            order_ref: self.order_ref,
+            time: utc(self.time),
+            quantity: self.quantity,
+            fill_price: Price::from_raw(self.fill_price),
+            limit_price: Price::from_raw(self.limit_price),
+            mid_at_send: self.mid_at_send.map(Price::from_raw),
+            vs_mid: self.vs_mid.map(Price::from_raw),
+            vs_limit: Price::from_raw(self.vs_limit),
         })
     }
 }

@@ -112,6 +112,7 @@ diesel::table! {
         reason -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        context -> Text,
     }
 }
 
@@ -219,6 +220,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    slippage (id) {
+        id -> BigInt,
+        exec_id -> Text,
+        order_ref -> Text,
+        time -> Timestamp,
+        side -> Text,
+        quantity -> BigInt,
+        fill_price -> BigInt,
+        limit_price -> BigInt,
+        mid_at_send -> Nullable<BigInt>,
+        vs_mid -> Nullable<BigInt>,
+        vs_limit -> BigInt,
+    }
+}
+
+diesel::table! {
+    control_requests (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        flatten -> Bool,
+        reason -> Text,
+        handled_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     experiments,
     trades,
@@ -234,10 +264,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     decision_records,
     working_memory,
     trading_state,
+    slippage,
+    control_requests,
 );
 
 /// Every table of the schema, in creation order.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 16] = [
     "experiments",
     "trades",
     "learning_history",
@@ -252,4 +284,6 @@ pub const TABLES: [&str; 14] = [
     "decision_records",
     "working_memory",
     "trading_state",
+    "slippage",
+    "control_requests",
 ];

@@ -17,7 +17,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::schema::{TABLES, trading_state};
+use crate::schema::{TABLES, control_requests, trading_state};
 use crate::{StoreError, ops};
 
 /// The migrations under `migrations/` at the workspace root, compiled in.
@@ -25,6 +25,47 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 
 /// The trading states [`Store::set_trading_state`] accepts.
 pub const TRADING_STATES: [&str; 3] = ["active", "reduce_only", "halted"];
+
+/// What an operator asks of the engine through the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// Halt, cancel working orders and, with `flatten`, close everything.
+    EmergencyStop,
+    /// Back to active trading.
+    Resume,
+}
+
+impl ControlAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlAction::EmergencyStop => "emergency_stop",
+            ControlAction::Resume => "resume",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "emergency_stop" => Some(ControlAction::EmergencyStop),
+            "resume" => Some(ControlAction::Resume),
+            _ => None,
+        }
+    }
+}
+
+/// An operator's request queued for the engine (`control_requests`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ControlRequest {
+    /// Set once stored.
+    pub id: Option<i64>,
+    pub time: DateTime<Utc>,
+    /// Who asked (`operator:<user>`, `dashboard`, ...).
+    pub actor: String,
+    pub action: ControlAction,
+    /// With an emergency stop: close every position too.
+    pub flatten: bool,
+    pub reason: String,
+}
 
 /// PRAGMAs set on every connection, in this order.
 ///
@@ -396,7 +437,96 @@ impl Store {
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
-        record_trading_state(self, state, cause, actor)
+        record_trading_state(self, Utc::now(), state, cause, actor)
+    }
+
+    /// [`set_trading_state`](Self::set_trading_state) stamped with `time`
+    /// (the engine's clock, simulated in a backtest).
+    pub fn set_trading_state_at(
+        &self,
+        time: DateTime<Utc>,
+        state: &str,
+        cause: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        record_trading_state(self, time, state, cause, actor)
+    }
+
+    /// Queues an operator's request for the engine (an emergency stop or a
+    /// resume); returns its id. The engine handles pending requests before
+    /// it acts, every cycle, and marks them handled with the outcome.
+    pub fn request_control(&self, request: &ControlRequest) -> Result<i64, StoreError> {
+        self.write(|c| {
+            diesel::insert_into(control_requests::table)
+                .values((
+                    control_requests::time.eq(request.time.naive_utc()),
+                    control_requests::actor.eq(&request.actor),
+                    control_requests::action.eq(request.action.as_str()),
+                    control_requests::flatten.eq(request.flatten),
+                    control_requests::reason.eq(&request.reason),
+                ))
+                .returning(control_requests::id)
+                .get_result(c)
+                .map_err(StoreError::query("queue the control request"))
+        })
+    }
+
+    /// Requests not yet handled, oldest first.
+    pub fn pending_control_requests(&self) -> Result<Vec<ControlRequest>, StoreError> {
+        self.read(|c| {
+            let rows: Vec<(i64, NaiveDateTime, String, String, bool, String)> =
+                control_requests::table
+                    .filter(control_requests::handled_at.is_null())
+                    .order(control_requests::id.asc())
+                    .select((
+                        control_requests::id,
+                        control_requests::time,
+                        control_requests::actor,
+                        control_requests::action,
+                        control_requests::flatten,
+                        control_requests::reason,
+                    ))
+                    .load(c)
+                    .map_err(StoreError::query("read the pending control requests"))?;
+            rows.into_iter()
+                .map(|(id, time, actor, action, flatten, reason)| {
+                    let action =
+                        ControlAction::parse(&action).ok_or_else(|| StoreError::Corrupt {
+                            table: "control_requests",
+                            row: id.to_string(),
+                            column: "action",
+                            detail: format!("unknown action {action:?}"),
+                        })?;
+                    Ok(ControlRequest {
+                        id: Some(id),
+                        time: DateTime::from_naive_utc_and_offset(time, Utc),
+                        actor,
+                        action,
+                        flatten,
+                        reason,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Marks request `id` handled at `time` with what was done.
+    pub fn mark_control_handled(
+        &self,
+        id: i64,
+        time: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            diesel::update(control_requests::table.filter(control_requests::id.eq(id)))
+                .set((
+                    control_requests::handled_at.eq(Some(time.naive_utc())),
+                    control_requests::outcome.eq(Some(outcome)),
+                ))
+                .execute(c)
+                .map_err(StoreError::query("mark the control request handled"))?;
+            Ok(())
+        })
     }
 
     /// The status history of an order, oldest first (empty for an unknown
@@ -497,6 +627,7 @@ impl fmt::Debug for StoreTx<'_> {
 
 fn record_trading_state(
     exec: &impl Exec,
+    time: DateTime<Utc>,
     state: &str,
     cause: &str,
     actor: &str,
@@ -509,7 +640,7 @@ fn record_trading_state(
     exec.write(|c| {
         diesel::insert_into(trading_state::table)
             .values((
-                trading_state::time.eq(Utc::now().naive_utc()),
+                trading_state::time.eq(time.naive_utc()),
                 trading_state::state.eq(state),
                 trading_state::cause.eq(cause),
                 trading_state::actor.eq(actor),
@@ -562,7 +693,18 @@ impl StoreTx<'_> {
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
-        record_trading_state(self, state, cause, actor)
+        record_trading_state(self, Utc::now(), state, cause, actor)
+    }
+
+    /// [`Store::set_trading_state_at`] inside the transaction.
+    pub fn set_trading_state_at(
+        &self,
+        time: DateTime<Utc>,
+        state: &str,
+        cause: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        record_trading_state(self, time, state, cause, actor)
     }
 
     fn with<T>(

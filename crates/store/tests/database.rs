@@ -219,6 +219,8 @@ fn test_schema_rs_matches_the_migrated_tables() {
         declared!(decision_records),
         declared!(working_memory),
         declared!(trading_state),
+        declared!(slippage),
+        declared!(control_requests),
     ];
     assert_eq!(
         declared.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
@@ -267,6 +269,8 @@ fn test_schema_rs_matches_the_migrated_tables() {
             "order_events" => &["reason"],
             "positions" => &["market_price"],
             "audit_log" => &["decision", "outcome"],
+            "slippage" => &["mid_at_send", "vs_mid"],
+            "control_requests" => &["handled_at", "outcome"],
             _ => &[],
         };
         assert_eq!(nullable, expected, "nullable columns of {table}");
@@ -301,4 +305,25 @@ fn test_down_migrations_drop_everything_and_up_restores_it() {
         store.table_counts().unwrap().len(),
         store::schema::TABLES.len()
     );
+}
+
+#[test]
+fn test_control_requests_queue_and_are_marked_handled() {
+    let (_dir, store) = temp_store();
+    let request = store::ControlRequest {
+        id: None,
+        time: at(1, 0),
+        actor: "operator:test".into(),
+        action: store::ControlAction::EmergencyStop,
+        flatten: true,
+        reason: "drill".into(),
+    };
+    let id = store.request_control(&request).unwrap();
+    let pending = store.pending_control_requests().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, Some(id));
+    assert!(pending[0].flatten);
+    assert_eq!(pending[0].action, store::ControlAction::EmergencyStop);
+    store.mark_control_handled(id, at(2, 0), "halted").unwrap();
+    assert!(store.pending_control_requests().unwrap().is_empty());
 }

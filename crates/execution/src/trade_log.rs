@@ -1,0 +1,334 @@
+//! The trade logger: each trade's whole life in the `trades` table,
+//! written in the same transaction as the fill or settlement that moves it.
+//!
+//! * **Entry** — the first fill of an opening order (purpose `Open`, with a
+//!   `trade_id`) inserts the trade from the order's
+//!   [`OrderContext::entry`] template (sector, OTM %, DTE, VIX at entry,
+//!   market regime, experiment id and arm, margin at entry) with the
+//!   fill's facts: the entry premium is the order's average fill price,
+//!   the contracts its filled quantity, the entry time the first fill's,
+//!   the commissions the order's. Later partial fills update those.
+//! * **Exit by order** — a closing order's fills close the trade once the
+//!   closing orders of the trade have bought back all its contracts: the
+//!   exit premium is their volume-weighted average fill price (rounded to
+//!   1/10000 $), the commission their sum, the reason the one in the
+//!   closing order's context ([`ExitReason::Manual`] when none).
+//! * **Expiry** — an expiration closes the trade at 0 with
+//!   [`ExitReason::ExpiredWorthless`], no commission.
+//! * **Assignment** — closes the trade with [`ExitReason::Assigned`] at
+//!   the intrinsic value `strike − underlying price` (the loss carried into
+//!   the stock, which the exit manager then sells; that sale's result is in
+//!   the ledger, not in the trade). The ledger gets the settlement: the
+//!   option leaves at 0 and the stock arrives at the strike.
+//!
+//! A trade is never closed twice: an event for a closed or unknown trade
+//! changes nothing and is reported to the caller, who audits it.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::America::New_York;
+use core_domain::{
+    AccountRepository, Contract, ExitReason, Fill, Ledger, MarketRegime, Money, OptionContract,
+    Order, OrderPurpose, OrderRepository, Price, Side, StockContract, Trade, TradeExit,
+    TradeFilter, TradeRepository, TradeStatus,
+};
+use store::StoreTx;
+
+use crate::{ExecutionError, OrderContext};
+
+/// What the trade logger did with one fill or settlement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TradeChange {
+    Opened(Trade),
+    /// A later partial fill of the opening order.
+    Increased(Trade),
+    Closed(Trade),
+    /// Nothing to do (a liquidation, a partial close, an order with no trade).
+    None,
+    /// The event names a trade that is not open; nothing was changed.
+    Unmatched(String),
+}
+
+/// The New York date of `time`.
+pub fn exchange_date(time: DateTime<Utc>) -> chrono::NaiveDate {
+    time.with_timezone(&New_York).date_naive()
+}
+
+/// Applies a recorded fill of `order` (already updated with it) to its
+/// trade. Called inside the fill's transaction.
+pub(crate) fn on_fill(
+    tx: &StoreTx<'_>,
+    order: &Order,
+    fill: &Fill,
+) -> Result<TradeChange, ExecutionError> {
+    let Some(trade_id) = order.intent.trade_id.clone() else {
+        return Ok(TradeChange::None);
+    };
+    match order.intent.purpose {
+        OrderPurpose::Open => on_open_fill(tx, order, fill, &trade_id),
+        OrderPurpose::Close => on_close_fill(tx, order, &trade_id, fill.time),
+        OrderPurpose::Liquidate => Ok(TradeChange::None),
+    }
+}
+
+fn repo(what: String) -> impl FnOnce(core_domain::RepoError) -> ExecutionError {
+    ExecutionError::repo(what)
+}
+
+fn on_open_fill(
+    tx: &StoreTx<'_>,
+    order: &Order,
+    fill: &Fill,
+    trade_id: &str,
+) -> Result<TradeChange, ExecutionError> {
+    let premium = order.avg_fill_price.unwrap_or(fill.price);
+    if let Some(mut trade) = tx
+        .trade(trade_id)
+        .map_err(repo(format!("reading trade {trade_id}")))?
+    {
+        if trade.status == TradeStatus::Closed {
+            return Ok(TradeChange::Unmatched(trade_id.to_string()));
+        }
+        trade.entry_premium = premium;
+        trade.contracts = order.filled_quantity;
+        trade.commissions = order.commission;
+        tx.update_trade(&trade)
+            .map_err(repo(format!("updating trade {trade_id}")))?;
+        return Ok(TradeChange::Increased(trade));
+    }
+    let context = OrderContext::of(order);
+    let mut trade = context
+        .entry
+        .unwrap_or_else(|| bare_trade(order, trade_id, fill.time));
+    trade.trade_id = trade_id.to_string();
+    trade.entry_time = fill.time;
+    trade.entry_date = exchange_date(fill.time);
+    trade.entry_premium = premium;
+    trade.contracts = order.filled_quantity;
+    trade.commissions = order.commission;
+    trade.status = TradeStatus::Open;
+    if trade.entry_underlying_price == Price::ZERO
+        && let Some(u) = context.underlying_price
+    {
+        trade.entry_underlying_price = u;
+    }
+    tx.insert_trade(&trade)
+        .map_err(repo(format!("writing trade {trade_id}")))?;
+    Ok(TradeChange::Opened(trade))
+}
+
+/// A trade from the order alone, when its context has no template (an
+/// order placed by hand): what the order says, the rest unknown.
+fn bare_trade(order: &Order, trade_id: &str, time: DateTime<Utc>) -> Trade {
+    let (symbol, strike, expiration) = match &order.intent.contract {
+        Contract::Option(o) => (o.underlying.clone(), o.strike, o.expiry),
+        Contract::Stock(s) => (s.symbol.clone(), Price::ZERO, exchange_date(time)),
+    };
+    Trade {
+        trade_id: trade_id.to_string(),
+        symbol,
+        sector: None,
+        strike,
+        expiration,
+        entry_date: exchange_date(time),
+        entry_time: time,
+        entry_premium: order.avg_fill_price.unwrap_or(order.intent.limit_price),
+        contracts: order.filled_quantity,
+        entry_underlying_price: Price::ZERO,
+        margin_at_entry: Money::ZERO,
+        exit_date: None,
+        exit_time: None,
+        exit_premium: None,
+        exit_reason: None,
+        profit_loss: None,
+        profit_pct: None,
+        roi: None,
+        days_held: None,
+        otm_pct: 0.0,
+        dte: (expiration - exchange_date(time)).num_days(),
+        vix_at_entry: None,
+        market_regime: MarketRegime::Unknown,
+        is_experiment: false,
+        experiment_id: None,
+        experiment_arm: None,
+        commissions: order.commission,
+        status: TradeStatus::Open,
+    }
+}
+
+fn on_close_fill(
+    tx: &StoreTx<'_>,
+    order: &Order,
+    trade_id: &str,
+    time: DateTime<Utc>,
+) -> Result<TradeChange, ExecutionError> {
+    let Some(mut trade) = tx
+        .trade(trade_id)
+        .map_err(repo(format!("reading trade {trade_id}")))?
+    else {
+        return Ok(TradeChange::Unmatched(trade_id.to_string()));
+    };
+    if trade.status == TradeStatus::Closed {
+        return Ok(TradeChange::Unmatched(trade_id.to_string()));
+    }
+    let closes: Vec<Order> = tx
+        .orders_for_trade(trade_id)
+        .map_err(repo(format!("reading the orders of trade {trade_id}")))?
+        .into_iter()
+        .filter(|o| o.intent.purpose == OrderPurpose::Close && o.filled_quantity > 0)
+        .collect();
+    let bought: i64 = closes.iter().map(|o| o.filled_quantity).sum();
+    if bought < trade.contracts {
+        return Ok(TradeChange::None);
+    }
+    let value: i128 = closes
+        .iter()
+        .map(|o| i128::from(o.avg_fill_price.map_or(0, Price::raw)) * i128::from(o.filled_quantity))
+        .sum();
+    let exit_premium = Price::from_raw(round_div(value, i128::from(bought)));
+    let commission = closes.iter().fold(Money::ZERO, |a, o| a + o.commission);
+    let reason = OrderContext::of(order)
+        .exit_reason
+        .unwrap_or(ExitReason::Manual);
+    trade
+        .close(TradeExit {
+            time,
+            date: exchange_date(time),
+            exit_premium,
+            reason,
+            commission,
+        })
+        .map_err(|e| ExecutionError::Repo {
+            what: format!("closing trade {trade_id}"),
+            source: core_domain::RepoError::Conflict(e.to_string()),
+        })?;
+    tx.update_trade(&trade)
+        .map_err(repo(format!("closing trade {trade_id}")))?;
+    Ok(TradeChange::Closed(trade))
+}
+
+fn round_div(num: i128, den: i128) -> i64 {
+    if den == 0 {
+        return 0;
+    }
+    let q = (2 * num + den).div_euclid(2 * den);
+    i64::try_from(q).unwrap_or(i64::MAX)
+}
+
+/// The open trade holding `contract` short, if any.
+pub(crate) fn open_trade_for(
+    tx: &StoreTx<'_>,
+    contract: &OptionContract,
+) -> Result<Option<Trade>, ExecutionError> {
+    let filter = TradeFilter {
+        open: Some(true),
+        symbol: Some(contract.underlying.clone()),
+        ..TradeFilter::default()
+    };
+    let trades = tx.trades(&filter).map_err(repo(format!(
+        "reading the open trades of {}",
+        contract.underlying
+    )))?;
+    Ok(trades
+        .into_iter()
+        .find(|t| t.strike == contract.strike && t.expiration == contract.expiry))
+}
+
+/// An expiration or assignment of `contract` (`quantity` signed as held,
+/// negative for short). Closes the matching open trade and posts the
+/// settlement to the ledger, in the caller's transaction.
+pub(crate) fn on_settlement(
+    tx: &StoreTx<'_>,
+    contract: &OptionContract,
+    quantity: i64,
+    assigned: Option<Price>,
+    time: DateTime<Utc>,
+) -> Result<TradeChange, ExecutionError> {
+    let key = Contract::Option(contract.clone()).key();
+    let Some(mut trade) = open_trade_for(tx, contract)? else {
+        return Ok(TradeChange::Unmatched(key));
+    };
+    let date = exchange_date(time);
+    let (reason, exit_premium) = match assigned {
+        Some(underlying) => (
+            ExitReason::Assigned,
+            Price::from_raw((contract.strike.raw() - underlying.raw()).max(0)),
+        ),
+        None => (ExitReason::ExpiredWorthless, Price::ZERO),
+    };
+    trade
+        .close(TradeExit {
+            time,
+            date,
+            exit_premium,
+            reason,
+            commission: Money::ZERO,
+        })
+        .map_err(|e| ExecutionError::Repo {
+            what: format!("closing trade {}", trade.trade_id),
+            source: core_domain::RepoError::Conflict(e.to_string()),
+        })?;
+    tx.update_trade(&trade)
+        .map_err(repo(format!("closing trade {}", trade.trade_id)))?;
+
+    // The settlement in the ledger: the option leaves at 0; on assignment
+    // the stock arrives at the strike (a short put buys the shares).
+    let qty = quantity.abs();
+    let tag = if assigned.is_some() {
+        "ASSIGN"
+    } else {
+        "EXPIRE"
+    };
+    let stamp = date.format("%Y%m%d");
+    let close_side = if quantity < 0 { Side::Buy } else { Side::Sell };
+    let mut ledger = Ledger::new();
+    let option_fill = Fill {
+        exec_id: format!("{tag}-{stamp}-{key}"),
+        order_ref: format!("{tag}-{key}"),
+        contract: Contract::Option(contract.clone()),
+        side: close_side,
+        quantity: qty,
+        price: Price::ZERO,
+        commission: Money::ZERO,
+        time,
+    };
+    let mut fills = vec![option_fill];
+    if assigned.is_some() {
+        fills.push(Fill {
+            exec_id: format!("{tag}-{stamp}-{key}-STK"),
+            order_ref: format!("{tag}-{key}"),
+            contract: Contract::Stock(StockContract::us(contract.underlying.clone())),
+            side: if quantity < 0 { Side::Buy } else { Side::Sell },
+            quantity: qty * contract.multiplier,
+            price: contract.strike,
+            commission: Money::ZERO,
+            time,
+        });
+    }
+    for f in &fills {
+        // Zero-price option fills post no cash; the position change is
+        // what matters for the book.
+        if let Err(e) = ledger.post_fill(f) {
+            return Err(ExecutionError::FillRefused {
+                order_ref: f.order_ref.clone(),
+                exec_id: f.exec_id.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    tx.append_ledger(ledger.entries())
+        .map_err(repo(format!("posting the settlement of {key}")))?;
+    Ok(TradeChange::Closed(trade))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_div_rounds_half_up() {
+        assert_eq!(round_div(5, 2), 3);
+        assert_eq!(round_div(4, 2), 2);
+        assert_eq!(round_div(7, 3), 2);
+        assert_eq!(round_div(0, 0), 0);
+    }
+}
