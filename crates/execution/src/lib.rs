@@ -21,12 +21,24 @@
 //!   `order_ref` (the broker deduplicates by it) and pulls the executions
 //!   missed while disconnected.
 //!
-//! Status: the order executor is done; the position monitor, exit manager,
-//! trade logger and emergency stop are still to come.
+//! ## Position monitor
+//! [`PositionMonitor::evaluate`] is pure: each cycle it turns the open
+//! trades, the option quotes and the underlyings' prices into a
+//! [`MonitorReport`] (mark, unrealized P&L, aging, moneyness, position
+//! greeks and [`Alert`]s per position, and the book's sums); see
+//! [`PositionMonitor`] for every definition and threshold.
+//!
+//! Status: the order executor and the position monitor are done; the exit
+//! manager, trade logger and emergency stop are still to come.
 #![deny(unsafe_code)]
 
 mod error;
 mod executor;
+mod monitor;
 
 pub use error::ExecutionError;
 pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use monitor::{
+    Alert, MarkSource, MonitorInput, MonitorParams, MonitorParamsError, MonitorReport,
+    PositionMonitor, PositionView,
+};
