@@ -21,14 +21,22 @@
 //!   `order_ref` (the broker deduplicates by it) and pulls the executions
 //!   missed while disconnected.
 //!
-//! Status: the order executor is done; the position monitor, exit manager,
-//! trade logger and emergency stop are still to come.
+//! ## Position monitor
+//! [`PositionMonitor::evaluate`] is pure: each cycle it turns the open
+//! trades, the option quotes and the underlyings' prices into a
+//! [`MonitorReport`] (mark, unrealized P&L, aging, moneyness, position
+//! greeks and [`Alert`]s per position, and the book's sums); see
+//! [`PositionMonitor`] for every definition and threshold.
+//!
+//! Status: the order executor and the position monitor are done; the exit
+//! manager, trade logger and emergency stop are still to come.
 #![deny(unsafe_code)]
 
 mod context;
 pub mod emergency;
 mod error;
 mod executor;
+mod monitor;
 pub mod reprice;
 pub mod trade_log;
 
@@ -36,5 +44,9 @@ pub use context::OrderContext;
 pub use emergency::{EmergencyReport, EmergencyStop, emergency_stop, record_state_change};
 pub use error::ExecutionError;
 pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use monitor::{
+    Alert, MarkSource, MonitorInput, MonitorParams, MonitorParamsError, MonitorReport,
+    PositionMonitor, PositionView,
+};
 pub use reprice::{RepricePolicy, exit_limit};
 pub use trade_log::TradeChange;
