@@ -188,6 +188,33 @@ pub struct ExitProposal {
 pub trait Strategy: Send + Sync {
     fn name(&self) -> &str;
 
+    /// Daily closes per underlying the strategy needs in a snapshot.
+    fn history_days(&self) -> usize {
+        60
+    }
+
+    /// Whether the engine should fetch the option chain of `underlying`
+    /// for entries (e.g. it passes the strategy's screen on its closes).
+    /// Saves the chain requests of underlyings that cannot qualify; the
+    /// default asks for every one.
+    fn wants_chain(&self, underlying: &UnderlyingSnapshot, time: DateTime<Utc>) -> bool {
+        let _ = (underlying, time);
+        true
+    }
+
+    /// The contracts of `chain` the strategy wants quoted for entries on
+    /// `underlying` at `price` (its search range). The default: none.
+    fn contracts_of_interest(
+        &self,
+        underlying: &Symbol,
+        price: Price,
+        chain: &OptionChain,
+        time: DateTime<Utc>,
+    ) -> Vec<OptionContract> {
+        let _ = (underlying, price, chain, time);
+        Vec::new()
+    }
+
     /// Opportunities, ranked best first, and a decision record for each
     /// candidate left out.
     fn propose_entries(

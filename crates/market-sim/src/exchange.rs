@@ -43,6 +43,13 @@ use crate::path::{bridge, variance_times};
 /// The account id the simulated exchange reports.
 pub const SIM_ACCOUNT: &str = "SIM-PAPER";
 
+/// The S&P 500 index: daily bars only (the history's index column), as
+/// IBKR's `SPX` index contract.
+pub const INDEX_SPX: &str = "SPX";
+/// The CBOE volatility index: daily bars only (the history's VIX column,
+/// 2014-01-03 … 2019-01-03; none outside), as IBKR's `VIX` index contract.
+pub const INDEX_VIX: &str = "VIX";
+
 /// The simulator's own error code for an account under margin at a close
 /// (not an IBKR code), reported as a [`BrokerEvent::Error`].
 pub const MARGIN_DEFICIENCY: i32 = 9_001;
@@ -1043,7 +1050,15 @@ impl MarketData for SimExchange {
         count: usize,
     ) -> Result<Vec<DailyBar>, BrokerError> {
         let st = self.lock();
-        let s = self.symbol_index(symbol)?;
+        let index_column = match symbol.as_str() {
+            INDEX_SPX => Some(&self.history.index),
+            INDEX_VIX => Some(&self.history.vix),
+            _ => None,
+        };
+        let s = match index_column {
+            Some(_) => usize::MAX,
+            None => self.symbol_index(symbol)?,
+        };
         // Only completed sessions: never today's close before the close.
         let last_done = if st.closed {
             Some(st.day.session)
@@ -1062,7 +1077,11 @@ impl MarketData for SimExchange {
             if bars.len() >= count {
                 break;
             }
-            if let Some(c) = self.history.close(s, d) {
+            let close = match index_column {
+                Some(column) => column.get(d).copied().filter(|c| c.is_finite() && *c > 0.0),
+                None => self.history.close(s, d),
+            };
+            if let Some(c) = close {
                 let p = Price::from_f64(c).map_err(|e| BrokerError::Protocol(e.to_string()))?;
                 bars.push(DailyBar {
                     symbol: symbol.clone(),

@@ -22,7 +22,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::America::New_York;
 use core_domain::{
     Criterion, DecisionKind, DecisionRecord, EntryProposal, ExitProposal, ExitReason,
-    MarketSnapshot, OptionContract, OptionQuote, Right, Strategy, Trade, TradeStatus,
+    MarketSnapshot, OptionChain, OptionContract, OptionQuote, Price, Right, Strategy, Symbol,
+    Trade, TradeStatus, UnderlyingSnapshot,
 };
 use serde_json::json;
 
@@ -73,6 +74,34 @@ fn quote_of<'a>(quotes: &'a [OptionQuote], t: &Trade) -> Option<&'a OptionQuote>
 impl Strategy for NakedPutStrategy {
     fn name(&self) -> &str {
         &self.params.name
+    }
+
+    fn history_days(&self) -> usize {
+        crate::scan::BARS
+    }
+
+    /// The screen on the snapshot's closes (trend, price range).
+    fn wants_chain(&self, underlying: &UnderlyingSnapshot, time: DateTime<Utc>) -> bool {
+        let input = ScreenInput {
+            symbol: underlying.symbol.clone(),
+            sector: underlying.sector.clone(),
+            closes: underlying.closes.iter().map(|c| c.to_f64()).collect(),
+            avg_volume: None,
+        };
+        let (passed, _) = screen(std::slice::from_ref(&input), &self.params, time);
+        !passed.is_empty()
+    }
+
+    /// The puts in the OTM and DTE search range
+    /// ([`crate::finder::contracts_to_quote`]).
+    fn contracts_of_interest(
+        &self,
+        _underlying: &Symbol,
+        price: Price,
+        chain: &OptionChain,
+        time: DateTime<Utc>,
+    ) -> Vec<OptionContract> {
+        crate::finder::contracts_to_quote(chain, price, &self.params, exchange_date(time))
     }
 
     /// Screens the snapshot's underlyings on their closes, finds the
