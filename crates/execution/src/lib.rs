@@ -21,12 +21,25 @@
 //!   `order_ref` (the broker deduplicates by it) and pulls the executions
 //!   missed while disconnected.
 //!
-//! Status: the order executor is done; the position monitor, exit manager,
-//! trade logger and emergency stop are still to come.
+//! ## Exits
+//! [`ExitManager`] (pure: snapshot, trades, positions in; [`ExitOrder`]s
+//! and hold records out) turns the strategy's exits, the per-position
+//! −$500 loss limit, the sale of stock received by assignment and the
+//! emergency stop into closing (`Close`) and liquidating (`Liquidate`)
+//! order intents, each with its [`ExitReason`](core_domain::ExitReason)
+//! and decision record; every rule is documented on [`ExitManager`].
+//!
+//! Status: the order executor and the exit manager are done; the position
+//! monitor, trade logger and emergency stop wiring are still to come.
 #![deny(unsafe_code)]
 
 mod error;
 mod executor;
+mod exits;
 
 pub use error::ExecutionError;
 pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use exits::{
+    ExitManager, ExitOrder, ExitParams, ExitPlan, LiquidationRule, close_order_ref,
+    liquidation_order_ref,
+};
