@@ -28,14 +28,28 @@
 //! greeks and [`Alert`]s per position, and the book's sums); see
 //! [`PositionMonitor`] for every definition and threshold.
 //!
-//! Status: the order executor and the position monitor are done; the exit
-//! manager, trade logger and emergency stop are still to come.
+//! ## Exits
+//! [`ExitManager`] (pure: snapshot, trades, positions in; [`ExitOrder`]s
+//! and hold records out) turns the strategy's exits, the per-position
+//! −$500 loss limit, the sale of stock received by assignment and the
+//! emergency stop into closing (`Close`) and liquidating (`Liquidate`)
+//! order intents, each with its [`ExitReason`](core_domain::ExitReason)
+//! and decision record; every rule is documented on [`ExitManager`].
+//!
+//! ## Trade log, cancel/replace, emergency stop
+//! [`trade_log`] writes each trade's life into `trades` in the transaction
+//! of the fill or settlement that moves it; [`reprice`] documents how
+//! unfilled orders are cancelled and re-priced within a bound, and every
+//! fill's slippage against mid and limit is stored; [`emergency_stop`]
+//! halts, cancels every open order and optionally flattens, recording who
+//! asked and why.
 #![deny(unsafe_code)]
 
 mod context;
 pub mod emergency;
 mod error;
 mod executor;
+mod exits;
 mod monitor;
 pub mod reprice;
 pub mod trade_log;
@@ -44,6 +58,10 @@ pub use context::OrderContext;
 pub use emergency::{EmergencyReport, EmergencyStop, emergency_stop, record_state_change};
 pub use error::ExecutionError;
 pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use exits::{
+    ExitManager, ExitOrder, ExitParams, ExitPlan, LiquidationRule, close_order_ref,
+    liquidation_order_ref,
+};
 pub use monitor::{
     Alert, MarkSource, MonitorInput, MonitorParams, MonitorParamsError, MonitorReport,
     PositionMonitor, PositionView,
