@@ -66,7 +66,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let loaded = load_settings(cli)?;
             crate::validate_cmd::run(a, cli.json, &loaded.settings)
         }
-        Command::Backtest(_) => not_yet("backtest", 6, "the engine-loop issue"),
+        Command::Backtest(a) => {
+            let loaded = load_settings(cli)?;
+            crate::backtest_cmd::run_backtest(a, cli.json, &loaded.settings)
+        }
         Command::Run(_) => not_yet("run", 6, "the engine-loop issue"),
         Command::Report(_) => not_yet("report", 6, "the engine-loop issue"),
         Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),

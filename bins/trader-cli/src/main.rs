@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod backtest_cmd;
 mod bench;
 mod commands;
 mod output;
@@ -104,8 +105,8 @@ pub enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Replay the strategy's selection over history; compare with a hand-picked trade list.
     Validate(validate_cmd::ValidateArgs),
-    /// Run a backtest over real history (engine-loop issue #6).
-    Backtest(commands::Pending),
+    /// Run the engine over real history on the simulated exchange; summary and report.
+    Backtest(backtest_cmd::BacktestArgs),
     /// Run the engine loop in the foreground (engine-loop issue #6).
     Run(commands::Pending),
     /// Analyze performance (learning issue #7).

@@ -286,6 +286,12 @@ pub trait AccountRepository {
     fn positions(&self) -> Result<Vec<Position>, RepoError>;
     fn insert_snapshot(&self, snapshot: &AccountSnapshot) -> Result<(), RepoError>;
     fn latest_snapshot(&self) -> Result<Option<AccountSnapshot>, RepoError>;
+    /// Snapshots taken between `from` and `to` (inclusive), oldest first.
+    fn snapshots(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AccountSnapshot>, RepoError>;
     fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<(), RepoError>;
     /// Sum of all ledger entries.
     fn ledger_balance(&self) -> Result<Money, RepoError>;
@@ -320,4 +326,91 @@ pub trait WorkingMemory {
     fn recall(&self, key: &str) -> Result<Option<serde_json::Value>, RepoError>;
     fn forget(&self, key: &str) -> Result<(), RepoError>;
     fn keys(&self) -> Result<Vec<String>, RepoError>;
+}
+
+impl<T: MarketData + ?Sized> MarketData for std::sync::Arc<T> {
+    fn stock_quote(
+        &self,
+        symbol: &Symbol,
+    ) -> impl Future<Output = Result<Quote, BrokerError>> + Send {
+        (**self).stock_quote(symbol)
+    }
+
+    fn daily_bars(
+        &self,
+        symbol: &Symbol,
+        end: NaiveDate,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<DailyBar>, BrokerError>> + Send {
+        (**self).daily_bars(symbol, end, count)
+    }
+
+    fn option_chain(
+        &self,
+        symbol: &Symbol,
+    ) -> impl Future<Output = Result<OptionChain, BrokerError>> + Send {
+        (**self).option_chain(symbol)
+    }
+
+    fn option_quotes(
+        &self,
+        contracts: &[OptionContract],
+    ) -> impl Future<Output = Result<Vec<OptionQuote>, BrokerError>> + Send {
+        (**self).option_quotes(contracts)
+    }
+}
+
+/// A shared broker is a broker: the engine and its clock (or a control
+/// API) can hold the same simulated exchange or connection.
+impl<T: Broker + ?Sized> Broker for std::sync::Arc<T> {
+    fn contract_details(
+        &self,
+        contract: &Contract,
+    ) -> impl Future<Output = Result<Contract, BrokerError>> + Send {
+        (**self).contract_details(contract)
+    }
+
+    fn what_if(
+        &self,
+        intent: &OrderIntent,
+    ) -> impl Future<Output = Result<MarginImpact, BrokerError>> + Send {
+        (**self).what_if(intent)
+    }
+
+    fn place_order(
+        &self,
+        intent: &OrderIntent,
+    ) -> impl Future<Output = Result<i64, BrokerError>> + Send {
+        (**self).place_order(intent)
+    }
+
+    fn cancel_order(
+        &self,
+        order_ref: &str,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        (**self).cancel_order(order_ref)
+    }
+
+    fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderUpdate>, BrokerError>> + Send {
+        (**self).open_orders()
+    }
+
+    fn executions_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Fill>, BrokerError>> + Send {
+        (**self).executions_since(since)
+    }
+
+    fn poll_events(&self) -> impl Future<Output = Result<Vec<BrokerEvent>, BrokerError>> + Send {
+        (**self).poll_events()
+    }
+
+    fn positions(&self) -> impl Future<Output = Result<Vec<Position>, BrokerError>> + Send {
+        (**self).positions()
+    }
+
+    fn account_summary(&self) -> impl Future<Output = Result<AccountSnapshot, BrokerError>> + Send {
+        (**self).account_summary()
+    }
 }

@@ -1259,3 +1259,28 @@ impl Broker for SimExchange {
         Ok(self.account(&st))
     }
 }
+
+/// The clock of a simulated exchange: `now` is the exchange's time and
+/// `sleep_until` moves the exchange there (processing every checkpoint on
+/// the way). With it the engine's loop runs unchanged over history.
+#[derive(Debug, Clone)]
+pub struct ExchangeClock {
+    exchange: Arc<SimExchange>,
+}
+
+impl ExchangeClock {
+    pub fn new(exchange: Arc<SimExchange>) -> Self {
+        ExchangeClock { exchange }
+    }
+}
+
+impl core_domain::Clock for ExchangeClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.exchange.now()
+    }
+
+    fn sleep_until(&self, until: DateTime<Utc>) -> impl std::future::Future<Output = ()> + Send {
+        self.exchange.advance_to(until);
+        std::future::ready(())
+    }
+}

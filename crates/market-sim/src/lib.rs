@@ -24,6 +24,8 @@ mod path;
 pub mod synthetic;
 
 pub use chain::{ChainModel, QuoteContext, VolState};
-pub use exchange::{INDEX_SPX, INDEX_VIX, MARGIN_DEFICIENCY, SIM_ACCOUNT, SimExchange};
+pub use exchange::{
+    ExchangeClock, INDEX_SPX, INDEX_VIX, MARGIN_DEFICIENCY, SIM_ACCOUNT, SimExchange,
+};
 pub use history::{History, SymbolInfo};
 pub use params::{ChainModelParams, ExchangeParams};

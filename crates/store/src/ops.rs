@@ -326,6 +326,23 @@ pub fn latest_snapshot(c: &mut Conn) -> R<Option<AccountSnapshot>> {
         .map(SnapshotRow::into_domain))
 }
 
+pub fn snapshots(
+    c: &mut Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> R<Vec<AccountSnapshot>> {
+    Ok(account_snapshots::table
+        .filter(account_snapshots::time.ge(from.naive_utc()))
+        .filter(account_snapshots::time.le(to.naive_utc()))
+        .order((account_snapshots::time.asc(), account_snapshots::id.asc()))
+        .select(SnapshotRow::as_select())
+        .load(c)
+        .map_err(StoreError::query("read the account snapshots"))?
+        .into_iter()
+        .map(SnapshotRow::into_domain)
+        .collect())
+}
+
 pub fn append_ledger(c: &mut Conn, entries: &[LedgerEntry]) -> R<()> {
     for e in entries {
         diesel::insert_into(ledger_entries::table)

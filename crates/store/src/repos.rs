@@ -97,6 +97,14 @@ macro_rules! impl_repositories {
             fn latest_snapshot(&self) -> Result<Option<AccountSnapshot>, RepoError> {
                 Ok(self.read(ops::latest_snapshot)?)
             }
+            /// Oldest first.
+            fn snapshots(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> Result<Vec<AccountSnapshot>, RepoError> {
+                Ok(self.read(|c| ops::snapshots(c, from, to))?)
+            }
             /// All entries or none.
             fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<(), RepoError> {
                 Ok(self.write(|c| ops::append_ledger(c, entries))?)

@@ -285,6 +285,21 @@ impl Store {
         })
     }
 
+    /// For research runs (backtests) only: `synchronous = NORMAL`. In WAL
+    /// mode a commit then survives the process being killed but may be
+    /// lost on a power cut or an OS crash; a backtest can be re-run, and
+    /// this makes each commit several times cheaper. Never used for paper
+    /// or live trading.
+    pub fn relax_durability_for_research(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        conn.batch_execute("PRAGMA synchronous = NORMAL")
+            .map_err(|source| StoreError::Configure {
+                path: self.location.display(),
+                what: "synchronous",
+                source,
+            })
+    }
+
     /// [`Store::open`] then [`Store::migrate`].
     pub fn open_and_migrate(database_url: &str) -> Result<Store, StoreError> {
         let store = Store::open(database_url)?;

@@ -1,0 +1,7 @@
+//! The wiring shared by `traderd` and `trader-cli`: which implementations
+//! the engine runs with, built from the settings. Binaries only wire; the
+//! engine, its parts and their rules live in the crates.
+
+#![deny(unsafe_code)]
+
+pub mod wiring;

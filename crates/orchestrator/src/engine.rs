@@ -1,0 +1,1329 @@
+//! The engine loop: perceive → reason → act → learn, one cycle at a time.
+//!
+//! Generic over the broker (which is also the market data source), the
+//! strategy and the learning hook; time comes in as an argument (the
+//! caller's [`Clock`](core_domain::Clock)), so backtest and live run this
+//! same code and differ only in the clock and the broker they wire.
+//!
+//! ## One cycle
+//! 1. **Perceive** — operator requests queued in the database (emergency
+//!    stop, resume) are carried out first; broker events (fills, statuses,
+//!    expirations, assignments, errors) are recorded through the executor
+//!    and the trade logger; the account and positions are read (positions
+//!    are stored); at a session's first cycle its starting account and
+//!    the market events (VIX spike, regime shift) are taken; the open
+//!    trades' quotes and the underlyings' prices feed the
+//!    [`PositionMonitor`]; the circuit breakers run.
+//! 2. **Reason** — rules on that state choose among [`Action`]s: cancel
+//!    stale orders, manage exits, scan for entries, learn, idle. The choice
+//!    is a decision record (a repeated idle is recorded once, when it
+//!    starts).
+//! 3. **Act** — every order passes the risk governor and goes through the
+//!    executor (intent written before it is sent).
+//! 4. **Learn** — the learning hook sees the trades closed this cycle.
+//!
+//! Working memory (goals, recent actions and events, the session's
+//! starting account, the regime, the last scan) is written to the database
+//! at the end of every cycle, so a restart continues where it stopped.
+//!
+//! ## Entries
+//! Scans run in the `Open` phase only, when trading is active and a
+//! position slot is free, at the session's first open cycle and then at
+//! most every `entry_scan_minutes`. Each approved order is counted at once
+//! (as a working position and as opened today) before the next one is
+//! checked, so orders in flight cannot overrun a limit.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use core_domain::{
+    AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, Broker, Contract, Criterion,
+    DecisionKind, DecisionRecord, EntryProposal, ExitReason, MarketData, MarketRegime,
+    MarketSnapshot, OptionContract, OptionQuote, Order, OrderIntent, OrderPurpose, OrderRepository,
+    OrderStatus, Position, Price, Right, Side, Strategy, Symbol, TimeInForce, Trade, TradeFilter,
+    TradeRepository, TradeStatus, UnderlyingSnapshot, WorkingMemory,
+};
+use execution::{
+    EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
+    OrderExecutor, PositionMonitor, RepricePolicy, TradeChange, emergency_stop, exit_limit,
+    record_state_change,
+};
+use risk::{OrderMarket, RiskContext, RiskGovernor, ShortPutExposure, TradingState};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{ControlAction, Store};
+
+use crate::events::{self, DetectorParams, EngineEvent};
+use crate::hook::LearningHook;
+use crate::schedule::{Phase, Schedule};
+use crate::{EngineError, INDEX_SYMBOL, VIX_SYMBOL};
+
+/// The actor name of the engine's records.
+pub const ENGINE_ACTOR: &str = "engine";
+
+/// Broker codes that are notices, not errors (IBKR's connectivity and
+/// market-data farm messages); they do not count toward the API-error
+/// breaker.
+pub const INFORMATIONAL_CODES: [i32; 6] = [2104, 2106, 2107, 2108, 2119, 2158];
+
+/// How many recent actions and events working memory keeps.
+const RECENT: usize = 50;
+
+/// The engine's own parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineParams {
+    /// Symbols to trade, with their sectors.
+    pub universe: Vec<(Symbol, Option<String>)>,
+    pub reprice: RepricePolicy,
+    pub detector: DetectorParams,
+    /// Minutes between entry scans within a session.
+    pub entry_scan_minutes: i64,
+    /// Risk-free rate for the governor's revaluation.
+    pub risk_free_rate: f64,
+    /// Daily returns fetched per underlying for VaR and correlation.
+    pub returns_lookback: usize,
+    /// Implied vol assumed for a position whose quote has none.
+    pub fallback_implied_vol: f64,
+}
+
+impl Default for EngineParams {
+    fn default() -> Self {
+        EngineParams {
+            universe: Vec::new(),
+            reprice: RepricePolicy::default(),
+            detector: DetectorParams::default(),
+            entry_scan_minutes: 60,
+            risk_free_rate: 0.03,
+            returns_lookback: 251,
+            fallback_implied_vol: 0.30,
+        }
+    }
+}
+
+/// What the engine can choose to do in a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    CancelStale,
+    ManageExits,
+    ScanEntries,
+    Learn,
+    Idle,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CancelStale => "cancel_stale",
+            Action::ManageExits => "manage_exits",
+            Action::ScanEntries => "scan_entries",
+            Action::Learn => "learn",
+            Action::Idle => "idle",
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CycleReport {
+    pub time: Option<DateTime<Utc>>,
+    pub actions: Vec<Action>,
+    pub entries_sent: usize,
+    pub entries_refused: usize,
+    pub exits_sent: usize,
+    pub cancelled: usize,
+    pub fills: usize,
+    pub trades_opened: usize,
+    pub trades_closed: usize,
+    pub events: Vec<EngineEvent>,
+    pub open_trades: usize,
+    pub net_liquidation_cents: i64,
+}
+
+/// The working memory, persisted every cycle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub goals: Vec<String>,
+    pub cycles: u64,
+    pub last_cycle: Option<DateTime<Utc>>,
+    pub session: Option<NaiveDate>,
+    pub session_start: Option<AccountSnapshot>,
+    /// The session whose close was recorded.
+    pub closed_session: Option<NaiveDate>,
+    pub last_scan: Option<DateTime<Utc>>,
+    pub last_actions: Vec<Action>,
+    pub api_errors: Vec<DateTime<Utc>>,
+    pub recent_actions: VecDeque<String>,
+    pub recent_events: VecDeque<EngineEvent>,
+    pub regime: Option<MarketRegime>,
+    pub vix: Option<f64>,
+    /// Trades closed by assignment whose stock may still be held.
+    pub assigned: Vec<Trade>,
+}
+
+impl Memory {
+    fn push_action(&mut self, line: String) {
+        self.recent_actions.push_back(line);
+        while self.recent_actions.len() > RECENT {
+            self.recent_actions.pop_front();
+        }
+    }
+
+    fn push_event(&mut self, event: EngineEvent) {
+        self.recent_events.push_back(event);
+        while self.recent_events.len() > RECENT {
+            self.recent_events.pop_front();
+        }
+    }
+}
+
+/// Working-memory keys.
+pub mod keys {
+    pub const ENGINE: &str = "engine";
+    pub const GOALS: &str = "goals";
+    pub const RECENT_ACTIONS: &str = "recent_actions";
+    pub const RECENT_EVENTS: &str = "recent_events";
+    pub const LAST_MONITOR: &str = "last_monitor";
+}
+
+/// The default goals written to a new working memory.
+pub fn default_goals() -> Vec<String> {
+    vec![
+        "sell 15-20% OTM puts for $0.30-0.50 with 7-14 days to expiry on uptrending stocks".into(),
+        "exit at 50% profit, at a 200% loss, or 3 days before expiry".into(),
+        "stay within every risk limit; never block a closing order".into(),
+        "learn from every trade; adopt a change only when the statistics prove it".into(),
+    ]
+}
+
+/// The engine.
+pub struct Engine<B, S, L>
+where
+    B: Broker + MarketData,
+    S: Strategy,
+    L: LearningHook,
+{
+    store: Arc<Store>,
+    executor: OrderExecutor<B>,
+    strategy: S,
+    governor: RiskGovernor,
+    monitor: PositionMonitor,
+    exits: ExitManager,
+    learning: L,
+    schedule: Schedule,
+    params: EngineParams,
+    memory: Memory,
+    /// Daily log returns per symbol, fetched once per session.
+    returns: HashMap<Symbol, Vec<f64>>,
+    returns_session: Option<NaiveDate>,
+    /// What was last written, to skip identical writes: positions
+    /// (contract key, quantity, average cost) and working memory.
+    stored_positions: Option<Vec<(String, i64, i64)>>,
+    stored_memory: Option<serde_json::Value>,
+}
+
+impl<B, S, L> Engine<B, S, L>
+where
+    B: Broker + MarketData,
+    S: Strategy,
+    L: LearningHook,
+{
+    /// An engine over `store` and `broker`. Working memory and the trading
+    /// state are read back from the store (a restart continues).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<Store>,
+        broker: B,
+        strategy: S,
+        governor: RiskGovernor,
+        monitor: PositionMonitor,
+        exits: ExitManager,
+        learning: L,
+        schedule: Schedule,
+        params: EngineParams,
+    ) -> Result<Self, EngineError> {
+        let memory = match store.recall(keys::ENGINE)? {
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                EngineError::Config(format!(
+                    "working memory key `{}` is unreadable ({e}); delete it with `trader-cli db reset-memory` or restore the database",
+                    keys::ENGINE
+                ))
+            })?,
+            None => Memory {
+                goals: default_goals(),
+                ..Memory::default()
+            },
+        };
+        let state = match store.trading_state()? {
+            Some((s, _, _)) => match s.as_str() {
+                "halted" => TradingState::Halted,
+                "reduce_only" => TradingState::ReduceOnly,
+                _ => TradingState::Active,
+            },
+            None => TradingState::Active,
+        };
+        let governor = if state == governor.state() {
+            governor
+        } else {
+            RiskGovernor::with_state(governor.limits().clone(), state)
+        };
+        Ok(Engine {
+            executor: OrderExecutor::new(Arc::clone(&store), broker),
+            store,
+            strategy,
+            governor,
+            monitor,
+            exits,
+            learning,
+            schedule,
+            params,
+            memory,
+            returns: HashMap::new(),
+            returns_session: None,
+            stored_positions: None,
+            stored_memory: None,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn broker(&self) -> &B {
+        self.executor.broker()
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    pub fn governor(&self) -> &RiskGovernor {
+        &self.governor
+    }
+
+    /// Reconciles the store with the broker (after a start or restart):
+    /// orders written but not sent are placed, missed executions recorded.
+    pub async fn start(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let report = self.executor.reconcile(now).await?;
+        self.audit(
+            now,
+            "engine.start",
+            json!({
+                "resent": report.resent,
+                "fills_recorded": report.events.fills_recorded,
+                "unresolved": report.unresolved,
+                "trading_state": self.governor.state().as_str(),
+                "cycles_before": self.memory.cycles,
+            }),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Runs one cycle at `now` (see the module docs).
+    pub async fn cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, EngineError> {
+        let mut report = CycleReport {
+            time: Some(now),
+            ..CycleReport::default()
+        };
+        let phase = self.schedule.phase(now);
+        let today = execution::trade_log::exchange_date(now);
+
+        // ---- perceive ------------------------------------------------
+        self.handle_control_requests(now).await?;
+        let broker_events = match self.broker().poll_events().await {
+            Ok(e) => e,
+            Err(e) => {
+                self.system_error(now, format!("poll_events: {e}"), &mut report)?;
+                Vec::new()
+            }
+        };
+        let mut symbols: Vec<Symbol> = self.open_trades()?.iter().map(|t| t.symbol.clone()).collect();
+        for e in &broker_events {
+            if let core_domain::BrokerEvent::Assignment { contract, .. } = e {
+                symbols.push(contract.underlying.clone());
+            }
+        }
+        let marks = self.stock_prices(&symbols).await;
+        let processed = self
+            .executor
+            .process_events_with_marks(broker_events, &marks, now)
+            .await?;
+        report.fills = processed.fills_recorded;
+        let mut closed_now = Vec::new();
+        for change in &processed.trades {
+            match change {
+                TradeChange::Opened(_) => report.trades_opened += 1,
+                TradeChange::Closed(t) => {
+                    report.trades_closed += 1;
+                    if t.exit_reason == Some(ExitReason::Assigned) {
+                        self.memory.assigned.push(t.clone());
+                    }
+                    if let Some(e) = events::trade_closed(now, t) {
+                        report.events.push(e);
+                    }
+                    closed_now.push(t.clone());
+                }
+                _ => {}
+            }
+        }
+        for (code, message) in &processed.broker_errors {
+            if !INFORMATIONAL_CODES.contains(code) {
+                self.memory.api_errors.push(now);
+                report.events.push(EngineEvent::SystemError {
+                    time: now,
+                    what: format!("broker error {code}: {message}"),
+                });
+            }
+        }
+        self.memory
+            .api_errors
+            .retain(|t| now - *t < chrono::Duration::hours(1));
+
+        let account = match self.broker().account_summary().await {
+            Ok(a) => a,
+            Err(e) => {
+                self.system_error(now, format!("account_summary: {e}"), &mut report)?;
+                self.finish(now, &report)?;
+                return Ok(report);
+            }
+        };
+        report.net_liquidation_cents = account.net_liquidation.cents();
+        let positions = match self.broker().positions().await {
+            Ok(p) => {
+                let key: Vec<(String, i64, i64)> = p
+                    .iter()
+                    .map(|x| (x.contract.key(), x.quantity, x.avg_cost.raw()))
+                    .collect();
+                // Marks change every cycle; the stored book only when a
+                // position does (and at each session's close, below).
+                if self.stored_positions.as_ref() != Some(&key) {
+                    self.store.replace_positions(&p)?;
+                    self.stored_positions = Some(key);
+                }
+                p
+            }
+            Err(e) => {
+                self.system_error(now, format!("positions: {e}"), &mut report)?;
+                self.store.positions()?
+            }
+        };
+        if phase != Phase::Closed && self.memory.session != Some(today) {
+            self.start_session(now, today, &account, &mut report).await?;
+        }
+        if phase == Phase::Closed
+            && self.memory.session == Some(today)
+            && self.memory.closed_session != Some(today)
+        {
+            // The session's close: the day's account for the equity curve,
+            // and the positions at their closing marks.
+            self.store.insert_snapshot(&account)?;
+            self.store.replace_positions(&positions)?;
+            self.memory.closed_session = Some(today);
+        }
+
+        let open_trades = self.open_trades()?;
+        report.open_trades = open_trades.len();
+        let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
+        let held_quotes = if held.is_empty() {
+            Vec::new()
+        } else {
+            match self.broker().option_quotes(&held).await {
+                Ok(q) => q,
+                Err(e) => {
+                    self.system_error(now, format!("option_quotes (held): {e}"), &mut report)?;
+                    Vec::new()
+                }
+            }
+        };
+        let mut watch: Vec<Symbol> = open_trades.iter().map(|t| t.symbol.clone()).collect();
+        for p in &positions {
+            if let Contract::Stock(s) = &p.contract {
+                watch.push(s.symbol.clone());
+            }
+        }
+        watch.sort();
+        watch.dedup();
+        let prices = self.stock_prices(&watch).await;
+        let closed_today = self.closed_trades_on(today)?;
+        let monitor = self.monitor.evaluate(&MonitorInput {
+            time: now,
+            open_trades: &open_trades,
+            quotes: &held_quotes,
+            underlying_prices: &prices,
+            closed_trades: &closed_today,
+        });
+
+        let session_start = self
+            .memory
+            .session_start
+            .clone()
+            .unwrap_or_else(|| account.clone());
+        let working = self.store.open_orders()?;
+        let base_ctx = self.risk_context(
+            &session_start,
+            &account,
+            &open_trades,
+            &held_quotes,
+            &prices,
+            &working,
+            today,
+        )?;
+        for change in self.governor.on_cycle(&base_ctx, now) {
+            record_state_change(&self.executor, &change)?;
+        }
+
+        // ---- reason --------------------------------------------------
+        let trading = phase != Phase::Closed;
+        let stale = working.iter().any(|o| {
+            matches!(
+                o.status,
+                OrderStatus::Sent | OrderStatus::Accepted | OrderStatus::PartiallyFilled
+            ) && (now - o.intent.created_at).num_minutes() >= self.params.reprice.reprice_after_minutes
+        });
+        let has_stock = positions
+            .iter()
+            .any(|p| matches!(p.contract, Contract::Stock(_)) && p.quantity != 0);
+        let free_slots = self.free_slots(&open_trades, &working);
+        let scan_due = match self.memory.last_scan {
+            Some(t) => {
+                execution::trade_log::exchange_date(t) != today
+                    || (now - t).num_minutes() >= self.params.entry_scan_minutes
+            }
+            None => true,
+        };
+        let mut actions = Vec::new();
+        let mut why = Vec::new();
+        if trading && stale {
+            actions.push(Action::CancelStale);
+            why.push(Criterion::text("stale_orders", "yes", "orders unfilled past the reprice time", true));
+        }
+        if trading && (!open_trades.is_empty() || has_stock) {
+            actions.push(Action::ManageExits);
+            why.push(Criterion::number("open_trades", open_trades.len() as f64, "> 0", true));
+        }
+        let state = self.governor.state();
+        let can_scan = phase == Phase::Open && state == TradingState::Active && free_slots > 0 && scan_due;
+        if can_scan {
+            actions.push(Action::ScanEntries);
+        }
+        why.push(Criterion::text("phase", format!("{phase:?}").to_lowercase(), "open for entries", phase == Phase::Open));
+        why.push(Criterion::text("trading_state", state.as_str(), "active for entries", state == TradingState::Active));
+        why.push(Criterion::number("free_slots", free_slots as f64, "> 0 for entries", free_slots > 0));
+        why.push(Criterion::text("scan_due", scan_due.to_string(), format!("first open cycle or {} min since the last scan", self.params.entry_scan_minutes), scan_due));
+        if !closed_now.is_empty() {
+            actions.push(Action::Learn);
+        }
+        if actions.is_empty() {
+            actions.push(Action::Idle);
+        }
+        report.actions = actions.clone();
+        if actions != self.memory.last_actions || actions != [Action::Idle] {
+            let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+            let record = DecisionRecord::new(
+                now,
+                DecisionKind::Action,
+                "engine",
+                names.join("+"),
+                format!(
+                    "phase {phase:?}, {state}, {} open trades, {free_slots} free slots, {} working orders",
+                    open_trades.len(),
+                    working.len()
+                ),
+            )
+            .with_criteria(why)
+            .with_context(json!({
+                "alerts": monitor.alerts().map(|a| a.message()).collect::<Vec<_>>(),
+                "unrealized_pnl": monitor.unrealized_pnl.to_string(),
+                "net_liquidation": account.net_liquidation.to_string(),
+                "events": report.events.iter().map(EngineEvent::describe).collect::<Vec<_>>(),
+            }));
+            self.store.append_decision(&record)?;
+        }
+        self.memory.last_actions = actions.clone();
+
+        // ---- act -----------------------------------------------------
+        for action in &actions {
+            match action {
+                Action::CancelStale => {
+                    let cancelled = self.executor.cancel_stale(now, &self.params.reprice).await?;
+                    report.cancelled += cancelled.len();
+                }
+                Action::ManageExits => {
+                    report.exits_sent += self
+                        .manage_exits(now, &open_trades, &held_quotes, &positions, &prices, &base_ctx)
+                        .await?;
+                }
+                Action::ScanEntries => {
+                    self.memory.last_scan = Some(now);
+                    let (sent, refused) = self
+                        .scan_entries(now, today, &session_start, &account, &open_trades, &held_quotes)
+                        .await?;
+                    report.entries_sent += sent;
+                    report.entries_refused += refused;
+                }
+                Action::Learn | Action::Idle => {}
+            }
+        }
+
+        // ---- learn ---------------------------------------------------
+        if !closed_now.is_empty() {
+            match self.learning.on_trades_closed(&self.store, &closed_now, now) {
+                Ok(Some(summary)) => self.memory.push_action(format!("{now} learn: {summary}")),
+                Ok(None) => {}
+                Err(e) => self.system_error(now, format!("learning hook {}: {e}", self.learning.name()), &mut report)?,
+            }
+        }
+        self.remember_monitor(&monitor)?;
+        self.finish(now, &report)?;
+        Ok(report)
+    }
+
+    fn finish(&mut self, now: DateTime<Utc>, report: &CycleReport) -> Result<(), EngineError> {
+        self.memory.cycles += 1;
+        self.memory.last_cycle = Some(now);
+        if report.actions.iter().any(|a| *a != Action::Idle) {
+            let names: Vec<&str> = report.actions.iter().map(|a| a.as_str()).collect();
+            self.memory.push_action(format!(
+                "{now} {}: {} entries, {} exits, {} cancels, {} fills",
+                names.join("+"),
+                report.entries_sent,
+                report.exits_sent,
+                report.cancelled,
+                report.fills
+            ));
+        }
+        for e in &report.events {
+            self.memory.push_event(e.clone());
+        }
+        self.persist_memory()
+    }
+
+    /// Writes working memory when anything but the cycle counter and time
+    /// changed (an idle night writes nothing; the counter catches up with
+    /// the next write).
+    fn persist_memory(&mut self) -> Result<(), EngineError> {
+        let memory = serde_json::to_value(&self.memory)
+            .map_err(|e| EngineError::Config(format!("serializing working memory: {e}")))?;
+        let mut comparable = memory.clone();
+        if let Some(o) = comparable.as_object_mut() {
+            o.remove("cycles");
+            o.remove("last_cycle");
+        }
+        if self.stored_memory.as_ref() == Some(&comparable) {
+            return Ok(());
+        }
+        let goals = json!(self.memory.goals);
+        let actions = json!(self.memory.recent_actions);
+        let events = serde_json::to_value(&self.memory.recent_events)
+            .unwrap_or_else(|_| json!([]));
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            tx.remember(keys::ENGINE, &memory)?;
+            tx.remember(keys::GOALS, &goals)?;
+            tx.remember(keys::RECENT_ACTIONS, &actions)?;
+            tx.remember(keys::RECENT_EVENTS, &events)?;
+            Ok(())
+        })?;
+        self.stored_memory = Some(comparable);
+        Ok(())
+    }
+
+    fn remember_monitor(&self, monitor: &MonitorReport) -> Result<(), EngineError> {
+        if monitor.position_count == 0 && self.memory.cycles > 0 {
+            return Ok(());
+        }
+        let value = serde_json::to_value(monitor).unwrap_or_else(|_| json!({}));
+        self.store.remember(keys::LAST_MONITOR, &value)?;
+        Ok(())
+    }
+
+    fn audit(
+        &self,
+        time: DateTime<Utc>,
+        action: &str,
+        context: serde_json::Value,
+        outcome: Option<String>,
+    ) -> Result<(), EngineError> {
+        let mut entry = AuditEntry::new(time, ENGINE_ACTOR, action).context(context);
+        entry.outcome = outcome;
+        self.store.append_audit(&entry)?;
+        Ok(())
+    }
+
+    fn system_error(
+        &mut self,
+        now: DateTime<Utc>,
+        what: String,
+        report: &mut CycleReport,
+    ) -> Result<(), EngineError> {
+        tracing::warn!(%what, "engine: system error");
+        self.memory.api_errors.push(now);
+        self.audit(now, "engine.error", json!({ "what": what }), None)?;
+        report.events.push(EngineEvent::SystemError { time: now, what });
+        Ok(())
+    }
+
+    fn open_trades(&self) -> Result<Vec<Trade>, EngineError> {
+        Ok(self.store.trades(&TradeFilter {
+            open: Some(true),
+            ..TradeFilter::default()
+        })?)
+    }
+
+    fn closed_trades_on(&self, date: NaiveDate) -> Result<Vec<Trade>, EngineError> {
+        let closed = self.store.trades(&TradeFilter {
+            open: Some(false),
+            limit: Some(50),
+            ..TradeFilter::default()
+        })?;
+        Ok(closed
+            .into_iter()
+            .filter(|t| t.exit_date == Some(date))
+            .collect())
+    }
+
+    /// Current prices (mid, else last) of `symbols`; a symbol whose quote
+    /// fails is left out.
+    async fn stock_prices(&self, symbols: &[Symbol]) -> BTreeMap<Symbol, Price> {
+        let mut out = BTreeMap::new();
+        for s in symbols {
+            if out.contains_key(s) {
+                continue;
+            }
+            if let Ok(q) = self.broker().stock_quote(s).await
+                && let Some(p) = q.mid().filter(|p| p.is_positive()).or(q.last)
+            {
+                out.insert(s.clone(), p);
+            }
+        }
+        out
+    }
+
+    async fn closes(&self, symbol: &Symbol, today: NaiveDate, n: usize) -> Vec<f64> {
+        match self.broker().daily_bars(symbol, today, n + 1).await {
+            Ok(bars) => bars
+                .into_iter()
+                .filter(|b| b.date < today)
+                .map(|b| b.close.to_f64())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// A session's first cycle: its starting account, the market events,
+    /// the regime and the VIX.
+    async fn start_session(
+        &mut self,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        account: &AccountSnapshot,
+        report: &mut CycleReport,
+    ) -> Result<(), EngineError> {
+        self.memory.session = Some(today);
+        self.memory.session_start = Some(account.clone());
+        self.store.insert_snapshot(account)?;
+        let p = self.params.detector.clone();
+        let index_symbol = Symbol::new(INDEX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
+        let vix_symbol = Symbol::new(VIX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
+        let index = self.closes(&index_symbol, today, p.regime_average_sessions + 1).await;
+        let vix = self.closes(&vix_symbol, today, 2).await;
+        self.memory.vix = vix.last().copied();
+        self.memory.regime = Some(events::regime(&index, self.memory.vix, &p));
+        for e in events::market_events(now, &index, &vix, &p) {
+            report.events.push(e);
+        }
+        Ok(())
+    }
+
+    /// Slots free for new positions: the strategy's maximum (the risk
+    /// limit checks it again) minus open trades and working entries.
+    fn free_slots(&self, open_trades: &[Trade], working: &[Order]) -> i64 {
+        let max = self.governor.limits().max_open_positions;
+        let entries = working
+            .iter()
+            .filter(|o| o.intent.purpose == OrderPurpose::Open)
+            .count();
+        max - open_trades.len() as i64 - entries as i64
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn risk_context(
+        &self,
+        session_start: &AccountSnapshot,
+        account: &AccountSnapshot,
+        open_trades: &[Trade],
+        quotes: &[OptionQuote],
+        prices: &BTreeMap<Symbol, Price>,
+        working: &[Order],
+        today: NaiveDate,
+    ) -> Result<RiskContext, EngineError> {
+        let mut ctx = RiskContext::new(session_start.clone(), account.clone());
+        ctx.risk_free_rate = self.params.risk_free_rate;
+        ctx.api_errors_last_hour = u32::try_from(self.memory.api_errors.len()).unwrap_or(u32::MAX);
+        for t in open_trades {
+            let contract = put_of(t);
+            let quote = quotes.iter().find(|q| q.contract.key() == contract.key());
+            let mark = quote
+                .and_then(|q| q.quote.mid().or(q.quote.ask).or(q.quote.last))
+                .unwrap_or(t.entry_premium);
+            let iv = quote
+                .and_then(|q| q.quote.implied_vol)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .unwrap_or(self.params.fallback_implied_vol);
+            ctx.positions.push(ShortPutExposure {
+                contract,
+                sector: t.sector.clone(),
+                contracts: t.contracts,
+                mark,
+                underlying_price: prices.get(&t.symbol).copied().unwrap_or(t.entry_underlying_price),
+                implied_vol: iv,
+            });
+        }
+        let mut opened_today = open_trades.iter().filter(|t| t.entry_date == today).count() as i64;
+        opened_today += self
+            .store
+            .trades(&TradeFilter {
+                open: Some(false),
+                limit: Some(50),
+                ..TradeFilter::default()
+            })?
+            .iter()
+            .filter(|t| t.entry_date == today)
+            .count() as i64;
+        for o in working.iter().filter(|o| o.intent.purpose == OrderPurpose::Open) {
+            if let Contract::Option(c) = &o.intent.contract {
+                let ctx_o = OrderContext::of(o);
+                let entry = ctx_o.entry.as_ref();
+                ctx.positions.push(ShortPutExposure {
+                    contract: c.clone(),
+                    sector: entry.and_then(|e| e.sector.clone()),
+                    contracts: o.remaining(),
+                    mark: o.intent.limit_price,
+                    underlying_price: ctx_o.underlying_price.unwrap_or(c.strike),
+                    implied_vol: self.params.fallback_implied_vol,
+                });
+                if execution::trade_log::exchange_date(o.intent.created_at) == today {
+                    opened_today += 1;
+                }
+            }
+        }
+        ctx.opened_today = opened_today;
+        Ok(ctx)
+    }
+
+    /// Operator requests queued in the database, oldest first.
+    async fn handle_control_requests(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        for request in self.store.pending_control_requests()? {
+            let Some(id) = request.id else { continue };
+            let outcome = match request.action {
+                ControlAction::EmergencyStop => {
+                    let stop = EmergencyStop {
+                        actor: request.actor.clone(),
+                        reason: request.reason.clone(),
+                        flatten: request.flatten,
+                    };
+                    let report = self.emergency(now, &stop).await?;
+                    format!(
+                        "halted; {} orders cancelled, {} closing orders sent, {} failed",
+                        report.cancelled.len(),
+                        report.closing_orders.len(),
+                        report.closing_failed.len() + report.cancel_failed.len()
+                    )
+                }
+                ControlAction::Resume => {
+                    match self.governor.resume(now, &request.actor, &request.reason) {
+                        Some(change) => {
+                            record_state_change(&self.executor, &change)?;
+                            "resumed: active".to_string()
+                        }
+                        None => "already active".to_string(),
+                    }
+                }
+            };
+            self.store.mark_control_handled(id, now, &outcome)?;
+            self.memory
+                .push_action(format!("{now} {}: {outcome}", request.action.as_str()));
+        }
+        Ok(())
+    }
+
+    /// The emergency stop against the live book: halt, cancel everything
+    /// and, with `flatten`, close every position at marketable limits.
+    pub async fn emergency(
+        &mut self,
+        now: DateTime<Utc>,
+        stop: &EmergencyStop,
+    ) -> Result<execution::EmergencyReport, EngineError> {
+        let open_trades = self.open_trades()?;
+        let positions = self.broker().positions().await.unwrap_or_default();
+        let mut closing = Vec::new();
+        let account = self.broker().account_summary().await?;
+        let ctx = RiskContext::new(
+            self.memory.session_start.clone().unwrap_or_else(|| account.clone()),
+            account,
+        );
+        if stop.flatten {
+            let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
+            let quotes = if held.is_empty() {
+                Vec::new()
+            } else {
+                self.broker().option_quotes(&held).await.unwrap_or_default()
+            };
+            let snapshot = self.exit_snapshot(now, &open_trades, &positions, quotes).await;
+            let plan = self
+                .exits
+                .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
+            for order in plan.exits {
+                let context = self.exit_context(&order, &snapshot, 0);
+                closing.push((order.intent, context));
+            }
+        }
+        Ok(emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?)
+    }
+
+    async fn exit_snapshot(
+        &self,
+        now: DateTime<Utc>,
+        open_trades: &[Trade],
+        positions: &[Position],
+        quotes: Vec<OptionQuote>,
+    ) -> MarketSnapshot {
+        let mut symbols: Vec<Symbol> = open_trades.iter().map(|t| t.symbol.clone()).collect();
+        for p in positions {
+            if let Contract::Stock(s) = &p.contract {
+                symbols.push(s.symbol.clone());
+            }
+        }
+        symbols.sort();
+        symbols.dedup();
+        let mut underlyings = Vec::new();
+        for s in symbols {
+            if let Ok(q) = self.broker().stock_quote(&s).await {
+                underlyings.push(UnderlyingSnapshot {
+                    sector: self.sector_of(&s),
+                    symbol: s,
+                    quote: q,
+                    closes: Vec::new(),
+                });
+            }
+        }
+        MarketSnapshot {
+            time: now,
+            underlyings,
+            option_quotes: quotes,
+            vix: self.memory.vix,
+        }
+    }
+
+    fn sector_of(&self, symbol: &Symbol) -> Option<String> {
+        self.params
+            .universe
+            .iter()
+            .find(|(s, _)| s == symbol)
+            .and_then(|(_, sector)| sector.clone())
+    }
+
+    fn exit_context(&self, order: &ExitOrder, snapshot: &MarketSnapshot, attempt: u32) -> OrderContext {
+        let quote = match &order.intent.contract {
+            Contract::Option(c) => snapshot
+                .option_quotes
+                .iter()
+                .find(|q| q.contract.key() == c.key())
+                .map(|q| q.quote.clone()),
+            Contract::Stock(s) => snapshot
+                .underlyings
+                .iter()
+                .find(|u| u.symbol == s.symbol)
+                .map(|u| u.quote.clone()),
+        };
+        let mut context = quote.as_ref().map(OrderContext::with_quote).unwrap_or_default();
+        context.exit_reason = Some(order.reason);
+        context.attempt = attempt;
+        context.note = json!({ "decision": order.decision.reason });
+        context
+    }
+
+    async fn manage_exits(
+        &mut self,
+        now: DateTime<Utc>,
+        open_trades: &[Trade],
+        quotes: &[OptionQuote],
+        positions: &[Position],
+        _prices: &BTreeMap<Symbol, Price>,
+        ctx: &RiskContext,
+    ) -> Result<usize, EngineError> {
+        let working: Vec<String> = self
+            .store
+            .open_orders()?
+            .into_iter()
+            .filter(|o| o.intent.purpose != OrderPurpose::Open)
+            .map(|o| o.intent.order_ref)
+            .collect();
+        let snapshot = self
+            .exit_snapshot(now, open_trades, positions, quotes.to_vec())
+            .await;
+        // Forget assigned trades whose stock is gone.
+        self.memory.assigned.retain(|t| {
+            positions.iter().any(|p| {
+                matches!(&p.contract, Contract::Stock(s) if s.symbol == t.symbol) && p.quantity > 0
+            })
+        });
+        let plan = self.exits.evaluate(
+            &self.strategy,
+            &snapshot,
+            open_trades,
+            positions,
+            &self.memory.assigned,
+            &working,
+        );
+        let mut sent = 0;
+        let mut records: Vec<DecisionRecord> = Vec::new();
+        for mut order in plan.exits {
+            let attempt = self.previous_attempts(&order)?;
+            let quote = match &order.intent.contract {
+                Contract::Option(c) => snapshot
+                    .option_quotes
+                    .iter()
+                    .find(|q| q.contract.key() == c.key())
+                    .map(|q| q.quote.clone()),
+                Contract::Stock(s) => snapshot
+                    .underlyings
+                    .iter()
+                    .find(|u| u.symbol == s.symbol)
+                    .map(|u| u.quote.clone()),
+            };
+            if let Some(q) = &quote
+                && let Some(limit) =
+                    exit_limit(order.intent.side, order.reason, q, attempt, &self.params.reprice)
+            {
+                order.intent.limit_price = limit;
+            }
+            let context = self.exit_context(&order, &snapshot, attempt);
+            records.push(order.decision.clone());
+            let order_ref = order.intent.order_ref.clone();
+            match self.governor.check(order.intent, ctx, now) {
+                Ok(approved) => match self.executor.submit_with_context(approved, context, now).await {
+                    Ok(_) => sent += 1,
+                    Err(e) => {
+                        self.audit(now, "exit.not_sent", json!({ "order_ref": order_ref, "error": e.to_string() }), None)?;
+                    }
+                },
+                Err(refused) => {
+                    // Never expected: closing orders reduce risk.
+                    self.store.append_decision(&refused.decision)?;
+                }
+            }
+        }
+        for r in records {
+            self.store.append_decision(&r)?;
+        }
+        Ok(sent)
+    }
+
+    /// Earlier attempts of the same exit: closing orders of the trade (or
+    /// liquidations of the symbol) that ended unfilled.
+    fn previous_attempts(&self, order: &ExitOrder) -> Result<u32, EngineError> {
+        let Some(trade_id) = &order.intent.trade_id else {
+            return Ok(0);
+        };
+        let n = self
+            .store
+            .orders_for_trade(trade_id)?
+            .iter()
+            .filter(|o| {
+                o.intent.purpose == order.intent.purpose
+                    && matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired)
+                    && o.filled_quantity == 0
+            })
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Builds the snapshot for entries, asks the strategy, and sends each
+    /// proposal through what-if margin and the governor. Returns (sent,
+    /// refused).
+    #[allow(clippy::too_many_arguments)]
+    async fn scan_entries(
+        &mut self,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        session_start: &AccountSnapshot,
+        account: &AccountSnapshot,
+        open_trades: &[Trade],
+        held_quotes: &[OptionQuote],
+    ) -> Result<(usize, usize), EngineError> {
+        let days = self.strategy.history_days();
+        let mut underlyings = Vec::new();
+        let mut option_quotes = Vec::new();
+        let mut skipped = Vec::new();
+        for (symbol, sector) in self.params.universe.clone() {
+            let quote = match self.broker().stock_quote(&symbol).await {
+                Ok(q) => q,
+                Err(e) => {
+                    skipped.push(skip(now, &symbol, format!("no quote: {e}")));
+                    continue;
+                }
+            };
+            let closes: Vec<Price> = self
+                .closes(&symbol, today, days)
+                .await
+                .into_iter()
+                .filter_map(|c| Price::from_f64(c).ok())
+                .collect();
+            let u = UnderlyingSnapshot {
+                symbol: symbol.clone(),
+                sector,
+                quote,
+                closes,
+            };
+            if self.strategy.wants_chain(&u, now) {
+                let price = u.quote.mid().filter(|p| p.is_positive()).or(u.quote.last);
+                if let Some(price) = price {
+                    match self.broker().option_chain(&symbol).await {
+                        Ok(chain) => {
+                            let wanted = self.strategy.contracts_of_interest(&symbol, price, &chain, now);
+                            if !wanted.is_empty() {
+                                match self.broker().option_quotes(&wanted).await {
+                                    Ok(q) => option_quotes.extend(q),
+                                    Err(e) => skipped.push(skip(now, &symbol, format!("no option quotes: {e}"))),
+                                }
+                            }
+                        }
+                        Err(e) => skipped.push(skip(now, &symbol, format!("no option chain: {e}"))),
+                    }
+                }
+            }
+            underlyings.push(u);
+        }
+        option_quotes.extend(held_quotes.iter().cloned());
+        let snapshot = MarketSnapshot {
+            time: now,
+            underlyings,
+            option_quotes,
+            vix: self.memory.vix,
+        };
+        let (proposals, rejected) = self.strategy.propose_entries(&snapshot, open_trades);
+        // Skip records: the screen's and the finder's, one per symbol or
+        // contract, written together.
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            for r in skipped.iter().chain(rejected.iter()) {
+                tx.append_decision(r)?;
+            }
+            Ok(())
+        })?;
+
+        let working = self.store.open_orders()?;
+        let prices: BTreeMap<Symbol, Price> = snapshot
+            .underlyings
+            .iter()
+            .filter_map(|u| u.quote.mid().or(u.quote.last).map(|p| (u.symbol.clone(), p)))
+            .collect();
+        let mut ctx = self.risk_context(
+            session_start,
+            account,
+            open_trades,
+            &snapshot.option_quotes,
+            &prices,
+            &working,
+            today,
+        )?;
+        let (mut sent, mut refused) = (0, 0);
+        for proposal in proposals {
+            let symbol = proposal.contract.underlying.clone();
+            let quote = snapshot
+                .option_quotes
+                .iter()
+                .find(|q| q.contract.key() == proposal.contract.key())
+                .map(|q| q.quote.clone());
+            let Some(underlying) = prices.get(&symbol).copied() else {
+                continue;
+            };
+            let trade_id = trade_id_for(&proposal.contract, now);
+            let intent = OrderIntent {
+                order_ref: format!("O-{trade_id}"),
+                contract: Contract::Option(proposal.contract.clone()),
+                side: Side::Sell,
+                quantity: proposal.contracts,
+                limit_price: proposal.limit_price,
+                time_in_force: TimeInForce::Day,
+                purpose: OrderPurpose::Open,
+                trade_id: Some(trade_id.clone()),
+                created_at: now,
+            };
+            let what_if = self.broker().what_if(&intent).await;
+            let (margin_change, margin_after) = match &what_if {
+                Ok(m) => (Some(m.initial_margin_change), Some(m.initial_margin_after)),
+                Err(_) => (None, None),
+            };
+            let iv = quote
+                .as_ref()
+                .and_then(|q| q.implied_vol)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .unwrap_or(self.params.fallback_implied_vol);
+            ctx.what_if_initial_margin_after = margin_after;
+            ctx.order_market = Some(OrderMarket {
+                sector: self.sector_of(&symbol),
+                underlying_price: underlying,
+                implied_vol: iv,
+            });
+            self.load_returns(today, &ctx, &symbol).await;
+            ctx.returns = self.returns_for(&ctx, &symbol);
+            match self.governor.check(intent, &ctx, now) {
+                Ok(approved) => {
+                    let entry = self.entry_template(&proposal, &trade_id, now, today, underlying, margin_change);
+                    let mut context = quote.as_ref().map(OrderContext::with_quote).unwrap_or_default();
+                    context.underlying_price = Some(underlying);
+                    context.entry = Some(entry);
+                    context.note = json!({ "decision": proposal.decision.reason });
+                    self.store.append_decision(&proposal.decision)?;
+                    match self.executor.submit_with_context(approved, context, now).await {
+                        Ok(order) => {
+                            sent += 1;
+                            // Counted at once: the next check sees it.
+                            ctx.positions.push(ShortPutExposure {
+                                contract: proposal.contract.clone(),
+                                sector: self.sector_of(&symbol),
+                                contracts: order.intent.quantity,
+                                mark: order.intent.limit_price,
+                                underlying_price: underlying,
+                                implied_vol: iv,
+                            });
+                            ctx.opened_today += 1;
+                            if let Ok(a) = self.broker().account_summary().await {
+                                ctx.account = a;
+                            }
+                        }
+                        Err(e) => {
+                            self.audit(now, "entry.not_sent", json!({ "trade_id": trade_id, "error": e.to_string() }), None)?;
+                        }
+                    }
+                }
+                Err(r) => {
+                    refused += 1;
+                    self.store.append_decision(&r.decision)?;
+                    for change in &r.state_changes {
+                        record_state_change(&self.executor, change)?;
+                    }
+                }
+            }
+        }
+        ctx.what_if_initial_margin_after = None;
+        Ok((sent, refused))
+    }
+
+    async fn load_returns(&mut self, today: NaiveDate, ctx: &RiskContext, new: &Symbol) {
+        if self.returns_session != Some(today) {
+            self.returns.clear();
+            self.returns_session = Some(today);
+        }
+        let mut wanted: Vec<Symbol> = ctx.positions.iter().map(|p| p.contract.underlying.clone()).collect();
+        wanted.push(new.clone());
+        for s in wanted {
+            if self.returns.contains_key(&s) {
+                continue;
+            }
+            let closes = self.closes(&s, today, self.params.returns_lookback + 1).await;
+            let r: Vec<f64> = closes
+                .windows(2)
+                .filter(|w| w[0] > 0.0 && w[1] > 0.0)
+                .map(|w| (w[1] / w[0]).ln())
+                .collect();
+            self.returns.insert(s, r);
+        }
+    }
+
+    fn returns_for(&self, ctx: &RiskContext, new: &Symbol) -> BTreeMap<Symbol, Vec<f64>> {
+        let mut out = BTreeMap::new();
+        for s in ctx
+            .positions
+            .iter()
+            .map(|p| &p.contract.underlying)
+            .chain(std::iter::once(new))
+        {
+            if let Some(r) = self.returns.get(s) {
+                out.insert(s.clone(), r.clone());
+            }
+        }
+        // All series must end on the same session and have equal length:
+        // cut to the shortest.
+        let shortest = out.values().map(Vec::len).min().unwrap_or(0);
+        for v in out.values_mut() {
+            let cut = v.len() - shortest;
+            v.drain(..cut);
+        }
+        out
+    }
+
+    fn entry_template(
+        &self,
+        proposal: &EntryProposal,
+        trade_id: &str,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        underlying: Price,
+        margin: Option<core_domain::Money>,
+    ) -> Trade {
+        let c = &proposal.contract;
+        let s = underlying.to_f64();
+        let margin = margin.filter(|m| m.cents() > 0).unwrap_or_else(|| {
+            pricing::short_put_margin(underlying, c.strike, proposal.limit_price, proposal.contracts)
+                .unwrap_or(core_domain::Money::ZERO)
+        });
+        Trade {
+            trade_id: trade_id.to_string(),
+            symbol: c.underlying.clone(),
+            sector: self.sector_of(&c.underlying),
+            strike: c.strike,
+            expiration: c.expiry,
+            entry_date: today,
+            entry_time: now,
+            entry_premium: proposal.limit_price,
+            contracts: proposal.contracts,
+            entry_underlying_price: underlying,
+            margin_at_entry: margin,
+            exit_date: None,
+            exit_time: None,
+            exit_premium: None,
+            exit_reason: None,
+            profit_loss: None,
+            profit_pct: None,
+            roi: None,
+            days_held: None,
+            otm_pct: if s > 0.0 { (s - c.strike.to_f64()) / s } else { 0.0 },
+            dte: (c.expiry - today).num_days(),
+            vix_at_entry: self.memory.vix,
+            market_regime: self.memory.regime.unwrap_or(MarketRegime::Unknown),
+            is_experiment: false,
+            experiment_id: None,
+            experiment_arm: None,
+            commissions: core_domain::Money::ZERO,
+            status: TradeStatus::Open,
+        }
+    }
+}
+
+/// The put a trade holds short.
+pub fn put_of(t: &Trade) -> OptionContract {
+    OptionContract::us(t.symbol.clone(), Right::Put, t.strike, t.expiration)
+}
+
+/// `T-{yyyymmddHHMM}-{SYMBOL}-{strike}P`: one trade per underlying and
+/// cycle, the same on a re-run of the same cycle (so a restart cannot
+/// send it twice: the order ref is `O-` + this).
+pub fn trade_id_for(contract: &OptionContract, now: DateTime<Utc>) -> String {
+    format!(
+        "T-{}-{}-{}P",
+        now.format("%Y%m%d%H%M"),
+        contract.underlying,
+        contract.strike
+    )
+}
+
+fn skip(now: DateTime<Utc>, symbol: &Symbol, why: String) -> DecisionRecord {
+    DecisionRecord::new(now, DecisionKind::Skip, symbol.to_string(), "skip", why)
+}

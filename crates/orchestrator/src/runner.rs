@@ -1,0 +1,83 @@
+//! The loop around the cycle: wait for the next scheduled cycle on the
+//! clock, run it, repeat, until a time or a stop request. The same loop
+//! runs live (wall clock) and over history (the simulated exchange's
+//! clock), optionally paced for an accelerated replay.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Utc};
+use core_domain::{Broker, Clock, MarketData, Strategy};
+use serde::{Deserialize, Serialize};
+
+use crate::hook::LearningHook;
+use crate::{CycleReport, Engine, EngineError};
+
+/// How fast simulated time runs against the wall clock (replays only; a
+/// live clock runs at its own pace).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pace {
+    /// No waiting between cycles.
+    AsFastAsPossible,
+    /// This many simulated minutes per wall-clock second.
+    SimMinutesPerSecond(f64),
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// The next cycle would be after `until`.
+    Reached,
+    /// The stop flag was raised (SIGINT/SIGTERM): the cycle in progress
+    /// finished first, so nothing is half-written.
+    Requested,
+}
+
+/// Runs cycles on `clock` until `until` or until `stop` is raised;
+/// `on_cycle` sees each cycle's report (progress bars, logs).
+pub async fn run<C, B, S, L>(
+    engine: &mut Engine<B, S, L>,
+    clock: &C,
+    until: DateTime<Utc>,
+    pace: Pace,
+    stop: &AtomicBool,
+    mut on_cycle: impl FnMut(&CycleReport),
+) -> Result<Stopped, EngineError>
+where
+    C: Clock,
+    B: Broker + MarketData,
+    S: Strategy,
+    L: LearningHook,
+{
+    engine.start(clock.now()).await?;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(Stopped::Requested);
+        }
+        let now = clock.now();
+        let next = engine.schedule().next_cycle(now);
+        if next > until {
+            return Ok(Stopped::Reached);
+        }
+        if let Pace::SimMinutesPerSecond(rate) = pace
+            && rate.is_finite()
+            && rate > 0.0
+        {
+            let minutes = (next - now).num_seconds() as f64 / 60.0;
+            let wait = StdDuration::from_secs_f64((minutes / rate).min(3600.0));
+            let started = Instant::now();
+            // Sleep in slices so a stop request is seen promptly.
+            while started.elapsed() < wait {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(Stopped::Requested);
+                }
+                tokio::time::sleep(StdDuration::from_millis(50).min(wait)).await;
+            }
+        }
+        clock.sleep_until(next).await;
+        let report = engine.cycle(next).await?;
+        on_cycle(&report);
+    }
+}
