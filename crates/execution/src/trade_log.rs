@@ -5,9 +5,11 @@
 //!   `trade_id`) inserts the trade from the order's
 //!   [`OrderContext::entry`] template (sector, OTM %, DTE, VIX at entry,
 //!   market regime, experiment id and arm, margin at entry) with the
-//!   fill's facts: the entry premium is the order's average fill price,
-//!   the contracts its filled quantity, the entry time the first fill's,
-//!   the commissions the order's. Later partial fills update those.
+//!   fill's facts: the entry premium is the volume-weighted average fill
+//!   price of the trade's opening orders (rounded to 1/10000 $), the
+//!   contracts their filled quantity, the entry time the first fill's, the
+//!   commissions theirs. Later fills (of the order, or of a replacement
+//!   opening the same trade) update those.
 //! * **Exit by order** — a closing order's fills close the trade once the
 //!   closing orders of the trade have bought back all its contracts: the
 //!   exit premium is their volume-weighted average fill price (rounded to
@@ -20,6 +22,11 @@
 //!   the stock, which the exit manager then sells; that sale's result is in
 //!   the ledger, not in the trade). The ledger gets the settlement: the
 //!   option leaves at 0 and the stock arrives at the strike.
+//!
+//! The P&L of a closed trade is the cash its fills moved (premium in,
+//! buy-backs out, every commission), less a settlement's cost: exactly
+//! what the ledger holds for them, even when fills came at several prices
+//! and the average premiums are rounded.
 //!
 //! A trade is never closed twice: an event for a closed or unknown trade
 //! changes nothing and is reported to the caller, who audits it.
@@ -80,7 +87,29 @@ fn on_open_fill(
     fill: &Fill,
     trade_id: &str,
 ) -> Result<TradeChange, ExecutionError> {
-    let premium = order.avg_fill_price.unwrap_or(fill.price);
+    // Every opening order of the trade counts: a replacement (cancel/
+    // replace) of a partially filled entry adds to the same trade.
+    let opens: Vec<Order> = tx
+        .orders_for_trade(trade_id)
+        .map_err(repo(format!("reading the orders of trade {trade_id}")))?
+        .into_iter()
+        .filter(|o| o.intent.purpose == OrderPurpose::Open && o.filled_quantity > 0)
+        .collect();
+    let (contracts, premium, commissions) = if opens.is_empty() {
+        let premium = order.avg_fill_price.unwrap_or(fill.price);
+        (order.filled_quantity, premium, order.commission)
+    } else {
+        let contracts: i64 = opens.iter().map(|o| o.filled_quantity).sum();
+        let value: i128 = opens
+            .iter()
+            .map(|o| {
+                i128::from(o.avg_fill_price.map_or(0, Price::raw)) * i128::from(o.filled_quantity)
+            })
+            .sum();
+        let premium = Price::from_raw(round_div(value, i128::from(contracts)));
+        let commissions = opens.iter().fold(Money::ZERO, |a, o| a + o.commission);
+        (contracts, premium, commissions)
+    };
     if let Some(mut trade) = tx
         .trade(trade_id)
         .map_err(repo(format!("reading trade {trade_id}")))?
@@ -89,8 +118,8 @@ fn on_open_fill(
             return Ok(TradeChange::Unmatched(trade_id.to_string()));
         }
         trade.entry_premium = premium;
-        trade.contracts = order.filled_quantity;
-        trade.commissions = order.commission;
+        trade.contracts = contracts;
+        trade.commissions = commissions;
         tx.update_trade(&trade)
             .map_err(repo(format!("updating trade {trade_id}")))?;
         return Ok(TradeChange::Increased(trade));
@@ -103,8 +132,8 @@ fn on_open_fill(
     trade.entry_time = fill.time;
     trade.entry_date = exchange_date(fill.time);
     trade.entry_premium = premium;
-    trade.contracts = order.filled_quantity;
-    trade.commissions = order.commission;
+    trade.contracts = contracts;
+    trade.commissions = commissions;
     trade.status = TradeStatus::Open;
     if trade.entry_underlying_price == Price::ZERO
         && let Some(u) = context.underlying_price
@@ -201,9 +230,54 @@ fn on_close_fill(
             what: format!("closing trade {trade_id}"),
             source: core_domain::RepoError::Conflict(e.to_string()),
         })?;
+    outcome_from_fills(tx, &mut trade, Money::ZERO)?;
     tx.update_trade(&trade)
         .map_err(repo(format!("closing trade {trade_id}")))?;
     Ok(TradeChange::Closed(trade))
+}
+
+/// Sets a closed trade's P&L (and the ratios built on it) from the cash
+/// its fills actually moved, as the ledger posted them, less `exit_cost`
+/// (a settlement's cost, not a fill). [`Trade::close`] values the trade at
+/// its average prices, rounded to 1/10000 $, which misses the cash by a
+/// cent or more when the fills came at several prices. A trade with no
+/// stored opening fill keeps the values `close` computed.
+fn outcome_from_fills(
+    tx: &StoreTx<'_>,
+    trade: &mut Trade,
+    exit_cost: Money,
+) -> Result<(), ExecutionError> {
+    let trade_id = trade.trade_id.clone();
+    let orders = tx
+        .orders_for_trade(&trade_id)
+        .map_err(repo(format!("reading the orders of trade {trade_id}")))?;
+    let (mut proceeds, mut net, mut commissions) = (Money::ZERO, Money::ZERO, Money::ZERO);
+    for o in orders.iter().filter(|o| {
+        o.filled_quantity > 0
+            && matches!(o.intent.purpose, OrderPurpose::Open | OrderPurpose::Close)
+    }) {
+        let order_ref = &o.intent.order_ref;
+        for f in tx
+            .fills(order_ref)
+            .map_err(repo(format!("reading the fills of order {order_ref}")))?
+        {
+            if o.intent.purpose == OrderPurpose::Open {
+                proceeds += f.price.notional(f.quantity, f.contract.multiplier());
+            }
+            net += f.cash_flow();
+            commissions += f.commission;
+        }
+    }
+    if proceeds == Money::ZERO {
+        return Ok(());
+    }
+    let pl = net - exit_cost;
+    trade.commissions = commissions;
+    trade.profit_loss = Some(pl);
+    trade.profit_pct = Some(pl.cents() as f64 / proceeds.cents() as f64);
+    trade.roi = (trade.margin_at_entry.cents() > 0)
+        .then(|| pl.cents() as f64 / trade.margin_at_entry.cents() as f64);
+    Ok(())
 }
 
 fn round_div(num: i128, den: i128) -> i64 {
@@ -267,6 +341,8 @@ pub(crate) fn on_settlement(
             what: format!("closing trade {}", trade.trade_id),
             source: core_domain::RepoError::Conflict(e.to_string()),
         })?;
+    let exit_cost = exit_premium.notional(quantity.abs(), contract.multiplier);
+    outcome_from_fills(tx, &mut trade, exit_cost)?;
     tx.update_trade(&trade)
         .map_err(repo(format!("closing trade {}", trade.trade_id)))?;
 
