@@ -44,9 +44,17 @@ pub struct BacktestArgs {
 }
 
 /// Runs the backtest; exit code 0, or 1 if a risk rule was broken.
-pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settings) -> Result<ExitCode> {
+pub fn run_backtest(
+    args: &BacktestArgs,
+    json: bool,
+    settings: &settings::Settings,
+) -> Result<ExitCode> {
     if args.from > args.to {
-        bail!("--from {} is after --to {}: the window is empty", args.from, args.to);
+        bail!(
+            "--from {} is after --to {}: the window is empty",
+            args.from,
+            args.to
+        );
     }
     let seed = args.seed.unwrap_or(settings.broker.sim.exchange.seed);
     let dir = args.out.clone().unwrap_or_else(|| {
@@ -68,7 +76,8 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
     store
         .relax_durability_for_research()
         .context("configuring the backtest database")?;
-    let mut sim = traderd::wiring::sim_run(settings, Arc::clone(&store), args.from, args.to, Some(seed))?;
+    let mut sim =
+        traderd::wiring::sim_run(settings, Arc::clone(&store), args.from, args.to, Some(seed))?;
     let start_time = sim.exchange.now();
     let until = sim.until;
     let total_minutes = (until - start_time).num_minutes().max(1) as u64;
@@ -77,8 +86,10 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
     } else {
         let bar = ProgressBar::new(total_minutes);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {percent:>3}% {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     };
@@ -91,21 +102,28 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
     let mut cycles = 0u64;
     let mut trades_closed = 0usize;
     runtime
-        .block_on(run(&mut sim.engine, &sim.clock, until, Pace::AsFastAsPossible, &stop, |r| {
-            cycles += 1;
-            trades_closed += r.trades_closed;
-            if let Some(t) = r.time {
-                bar.set_position((t - start_time).num_minutes().max(0) as u64);
-                if cycles % 64 == 0 {
-                    bar.set_message(format!(
-                        "{} · {} trades closed · net liq {}",
-                        t.format("%Y-%m-%d"),
-                        trades_closed,
-                        fmt_money(Money::from_cents(r.net_liquidation_cents))
-                    ));
+        .block_on(run(
+            &mut sim.engine,
+            &sim.clock,
+            until,
+            Pace::AsFastAsPossible,
+            &stop,
+            |r| {
+                cycles += 1;
+                trades_closed += r.trades_closed;
+                if let Some(t) = r.time {
+                    bar.set_position((t - start_time).num_minutes().max(0) as u64);
+                    if cycles.is_multiple_of(64) {
+                        bar.set_message(format!(
+                            "{} · {} trades closed · net liq {}",
+                            t.format("%Y-%m-%d"),
+                            trades_closed,
+                            fmt_money(Money::from_cents(r.net_liquidation_cents))
+                        ));
+                    }
                 }
-            }
-        }))
+            },
+        ))
         .context("running the engine over history")?;
     bar.finish_and_clear();
     let elapsed = wall.elapsed();
@@ -113,8 +131,14 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
     // From the database alone.
     let starting = Money::from_f64_dollars(settings.broker.sim.exchange.starting_cash)
         .context("broker.sim.exchange.starting_cash")?;
-    let res = results(&store, start_time, until, starting, &MetricsParams::default())
-        .context("reading the run back from its database")?;
+    let res = results(
+        &store,
+        start_time,
+        until,
+        starting,
+        &MetricsParams::default(),
+    )
+    .context("reading the run back from its database")?;
     let limits = settings.risk_limits();
     let rules = check_rules(
         &res.trades,
@@ -135,7 +159,10 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
         config_hash: None,
         generated_at: Utc::now(),
     };
-    let title = format!("Backtest {} to {} (seed {seed})", sim.first_session, args.to);
+    let title = format!(
+        "Backtest {} to {} (seed {seed})",
+        sim.first_session, args.to
+    );
     let paths = write_report(&dir, &title, &res.summary, &res.equity, &res.trades, &meta)
         .context("writing the report")?;
     let s = &res.summary;
@@ -150,15 +177,28 @@ pub fn run_backtest(args: &BacktestArgs, json: bool, settings: &settings::Settin
         }))?;
     } else {
         println!("{title}");
-        println!("  cycles            {cycles} in {:.1} s", elapsed.as_secs_f64());
-        println!("  trades            {} closed, {} open", s.closed_trades, s.open_trades);
+        println!(
+            "  cycles            {cycles} in {:.1} s",
+            elapsed.as_secs_f64()
+        );
+        println!(
+            "  trades            {} closed, {} open",
+            s.closed_trades, s.open_trades
+        );
         println!("  win rate          {}", fmt_pct(s.win_rate));
         println!("  avg ROI / trade   {}", fmt_pct(s.avg_roi));
         println!("  total P&L         {}", fmt_money(s.total_pnl));
         println!("  total return      {}", fmt_pct(s.total_return));
         println!("  CAGR              {}", fmt_pct(s.cagr));
-        println!("  Sharpe / Sortino  {} / {}", fmt_ratio(s.sharpe), fmt_ratio(s.sortino));
-        println!("  max drawdown      {}", fmt_pct(Some(s.max_drawdown.fraction)));
+        println!(
+            "  Sharpe / Sortino  {} / {}",
+            fmt_ratio(s.sharpe),
+            fmt_ratio(s.sortino)
+        );
+        println!(
+            "  max drawdown      {}",
+            fmt_pct(Some(s.max_drawdown.fraction))
+        );
         println!("  exposure          {}", fmt_pct(s.exposure));
         let reasons: Vec<String> = rules
             .exits_by_reason

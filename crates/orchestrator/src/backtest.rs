@@ -44,7 +44,11 @@ pub fn results(
         .into_iter()
         .filter(|t| t.entry_time >= from && t.entry_time <= to)
         .collect();
-    trades.sort_by(|a, b| a.entry_time.cmp(&b.entry_time).then(a.trade_id.cmp(&b.trade_id)));
+    trades.sort_by(|a, b| {
+        a.entry_time
+            .cmp(&b.entry_time)
+            .then(a.trade_id.cmp(&b.trade_id))
+    });
     let snapshots = store.snapshots(from, to)?;
     let mut equity: Vec<EquityPoint> = Vec::new();
     for s in &snapshots {
@@ -157,19 +161,25 @@ pub fn check_rules(trades: &[Trade], limits: &RuleLimits) -> RuleReport {
         match reason {
             ExitReason::ProfitTarget => {
                 let max = (1.0 - limits.profit_target) * premium;
-                if !(exit <= max + tol) {
+                if exit.is_nan() || exit > max + tol {
                     report.violations.push(Violation {
                         rule: "profit_target".into(),
-                        detail: format!("{}: exit {exit:.4} > {max:.4} (+{:.2} slippage)", t.trade_id, limits.slippage_tolerance),
+                        detail: format!(
+                            "{}: exit {exit:.4} > {max:.4} (+{:.2} slippage)",
+                            t.trade_id, limits.slippage_tolerance
+                        ),
                     });
                 }
             }
             ExitReason::StopLoss => {
                 let min = (1.0 - limits.stop_loss) * premium;
-                if !(exit >= min - tol) {
+                if exit.is_nan() || exit < min - tol {
                     report.violations.push(Violation {
                         rule: "stop_loss".into(),
-                        detail: format!("{}: exit {exit:.4} < {min:.4} (−{:.2} slippage)", t.trade_id, limits.slippage_tolerance),
+                        detail: format!(
+                            "{}: exit {exit:.4} < {min:.4} (−{:.2} slippage)",
+                            t.trade_id, limits.slippage_tolerance
+                        ),
                     });
                 }
             }
@@ -178,7 +188,10 @@ pub fn check_rules(trades: &[Trade], limits: &RuleLimits) -> RuleReport {
                 if dte.is_none_or(|d| d > limits.time_exit_dte) {
                     report.violations.push(Violation {
                         rule: "time_exit".into(),
-                        detail: format!("{}: time exit at {dte:?} DTE > {}", t.trade_id, limits.time_exit_dte),
+                        detail: format!(
+                            "{}: time exit at {dte:?} DTE > {}",
+                            t.trade_id, limits.time_exit_dte
+                        ),
                     });
                 }
             }

@@ -93,7 +93,7 @@ impl Default for EngineParams {
             universe: Vec::new(),
             reprice: RepricePolicy::default(),
             detector: DetectorParams::default(),
-            entry_scan_minutes: 60,
+            entry_scan_minutes: 120,
             risk_free_rate: 0.03,
             returns_lookback: 251,
             fallback_implied_vol: 0.30,
@@ -197,6 +197,9 @@ pub fn default_goals() -> Vec<String> {
     ]
 }
 
+/// What the last monitor write held: trade ids, alert messages, time.
+type MonitorWritten = (Vec<String>, Vec<String>, Option<DateTime<Utc>>);
+
 /// The engine.
 pub struct Engine<B, S, L>
 where
@@ -221,6 +224,17 @@ where
     /// (contract key, quantity, average cost) and working memory.
     stored_positions: Option<Vec<(String, i64, i64)>>,
     stored_memory: Option<serde_json::Value>,
+    /// Open trades as last read; `None` after anything that may change
+    /// them (a fill, a settlement), so the store is read again.
+    open_cache: Option<Vec<Trade>>,
+    /// Trades opened and closed in the current session (for the risk
+    /// governor's count and the monitor's realized P&L).
+    today: Option<(NaiveDate, Vec<Trade>)>,
+    /// The last monitor report written (its positions and alerts).
+    monitor_written: Option<MonitorWritten>,
+    /// Skips recorded this session: (subject, failed criteria).
+    skips_recorded: std::collections::HashSet<(String, String)>,
+    skips_session: Option<NaiveDate>,
 }
 
 impl<B, S, L> Engine<B, S, L>
@@ -283,6 +297,11 @@ where
             returns_session: None,
             stored_positions: None,
             stored_memory: None,
+            skips_recorded: std::collections::HashSet::new(),
+            skips_session: None,
+            open_cache: None,
+            today: None,
+            monitor_written: None,
         })
     }
 
@@ -343,7 +362,11 @@ where
                 Vec::new()
             }
         };
-        let mut symbols: Vec<Symbol> = self.open_trades()?.iter().map(|t| t.symbol.clone()).collect();
+        let mut symbols: Vec<Symbol> = self
+            .open_trades()?
+            .iter()
+            .map(|t| t.symbol.clone())
+            .collect();
         for e in &broker_events {
             if let core_domain::BrokerEvent::Assignment { contract, .. } = e {
                 symbols.push(contract.underlying.clone());
@@ -355,8 +378,17 @@ where
             .process_events_with_marks(broker_events, &marks, now)
             .await?;
         report.fills = processed.fills_recorded;
+        if !processed.trades.is_empty() {
+            self.open_cache = None;
+        }
         let mut closed_now = Vec::new();
         for change in &processed.trades {
+            match change {
+                TradeChange::Opened(t) | TradeChange::Increased(t) | TradeChange::Closed(t) => {
+                    self.note_trade_change(today, t);
+                }
+                _ => {}
+            }
             match change {
                 TradeChange::Opened(_) => report.trades_opened += 1,
                 TradeChange::Closed(t) => {
@@ -414,7 +446,8 @@ where
             }
         };
         if phase != Phase::Closed && self.memory.session != Some(today) {
-            self.start_session(now, today, &account, &mut report).await?;
+            self.start_session(now, today, &account, &mut report)
+                .await?;
         }
         if phase == Phase::Closed
             && self.memory.session == Some(today)
@@ -450,7 +483,13 @@ where
         watch.sort();
         watch.dedup();
         let prices = self.stock_prices(&watch).await;
-        let closed_today = self.closed_trades_on(today)?;
+        let todays = self.trades_of_day(today)?;
+        let closed_today: Vec<Trade> = todays
+            .iter()
+            .filter(|t| t.status == TradeStatus::Closed && t.exit_date == Some(today))
+            .cloned()
+            .collect();
+        let opened_today = todays.iter().filter(|t| t.entry_date == today).count() as i64;
         let monitor = self.monitor.evaluate(&MonitorInput {
             time: now,
             open_trades: &open_trades,
@@ -473,6 +512,7 @@ where
             &prices,
             &working,
             today,
+            opened_today,
         )?;
         for change in self.governor.on_cycle(&base_ctx, now) {
             record_state_change(&self.executor, &change)?;
@@ -484,7 +524,8 @@ where
             matches!(
                 o.status,
                 OrderStatus::Sent | OrderStatus::Accepted | OrderStatus::PartiallyFilled
-            ) && (now - o.intent.created_at).num_minutes() >= self.params.reprice.reprice_after_minutes
+            ) && (now - o.intent.created_at).num_minutes()
+                >= self.params.reprice.reprice_after_minutes
         });
         let has_stock = positions
             .iter()
@@ -501,21 +542,55 @@ where
         let mut why = Vec::new();
         if trading && stale {
             actions.push(Action::CancelStale);
-            why.push(Criterion::text("stale_orders", "yes", "orders unfilled past the reprice time", true));
+            why.push(Criterion::text(
+                "stale_orders",
+                "yes",
+                "orders unfilled past the reprice time",
+                true,
+            ));
         }
         if trading && (!open_trades.is_empty() || has_stock) {
             actions.push(Action::ManageExits);
-            why.push(Criterion::number("open_trades", open_trades.len() as f64, "> 0", true));
+            why.push(Criterion::number(
+                "open_trades",
+                open_trades.len() as f64,
+                "> 0",
+                true,
+            ));
         }
         let state = self.governor.state();
-        let can_scan = phase == Phase::Open && state == TradingState::Active && free_slots > 0 && scan_due;
+        let can_scan =
+            phase == Phase::Open && state == TradingState::Active && free_slots > 0 && scan_due;
         if can_scan {
             actions.push(Action::ScanEntries);
         }
-        why.push(Criterion::text("phase", format!("{phase:?}").to_lowercase(), "open for entries", phase == Phase::Open));
-        why.push(Criterion::text("trading_state", state.as_str(), "active for entries", state == TradingState::Active));
-        why.push(Criterion::number("free_slots", free_slots as f64, "> 0 for entries", free_slots > 0));
-        why.push(Criterion::text("scan_due", scan_due.to_string(), format!("first open cycle or {} min since the last scan", self.params.entry_scan_minutes), scan_due));
+        why.push(Criterion::text(
+            "phase",
+            format!("{phase:?}").to_lowercase(),
+            "open for entries",
+            phase == Phase::Open,
+        ));
+        why.push(Criterion::text(
+            "trading_state",
+            state.as_str(),
+            "active for entries",
+            state == TradingState::Active,
+        ));
+        why.push(Criterion::number(
+            "free_slots",
+            free_slots as f64,
+            "> 0 for entries",
+            free_slots > 0,
+        ));
+        why.push(Criterion::text(
+            "scan_due",
+            scan_due.to_string(),
+            format!(
+                "first open cycle or {} min since the last scan",
+                self.params.entry_scan_minutes
+            ),
+            scan_due,
+        ));
         if !closed_now.is_empty() {
             actions.push(Action::Learn);
         }
@@ -551,18 +626,35 @@ where
         for action in &actions {
             match action {
                 Action::CancelStale => {
-                    let cancelled = self.executor.cancel_stale(now, &self.params.reprice).await?;
+                    let cancelled = self
+                        .executor
+                        .cancel_stale(now, &self.params.reprice)
+                        .await?;
                     report.cancelled += cancelled.len();
                 }
                 Action::ManageExits => {
                     report.exits_sent += self
-                        .manage_exits(now, &open_trades, &held_quotes, &positions, &prices, &base_ctx)
+                        .manage_exits(
+                            now,
+                            &open_trades,
+                            &held_quotes,
+                            &positions,
+                            &prices,
+                            &base_ctx,
+                        )
                         .await?;
                 }
                 Action::ScanEntries => {
                     self.memory.last_scan = Some(now);
                     let (sent, refused) = self
-                        .scan_entries(now, today, &session_start, &account, &open_trades, &held_quotes)
+                        .scan_entries(
+                            now,
+                            today,
+                            &session_start,
+                            &account,
+                            &open_trades,
+                            &held_quotes,
+                        )
                         .await?;
                     report.entries_sent += sent;
                     report.entries_refused += refused;
@@ -573,13 +665,20 @@ where
 
         // ---- learn ---------------------------------------------------
         if !closed_now.is_empty() {
-            match self.learning.on_trades_closed(&self.store, &closed_now, now) {
+            match self
+                .learning
+                .on_trades_closed(&self.store, &closed_now, now)
+            {
                 Ok(Some(summary)) => self.memory.push_action(format!("{now} learn: {summary}")),
                 Ok(None) => {}
-                Err(e) => self.system_error(now, format!("learning hook {}: {e}", self.learning.name()), &mut report)?,
+                Err(e) => self.system_error(
+                    now,
+                    format!("learning hook {}: {e}", self.learning.name()),
+                    &mut report,
+                )?,
             }
         }
-        self.remember_monitor(&monitor)?;
+        self.remember_monitor(now, &monitor)?;
         self.finish(now, &report)?;
         Ok(report)
     }
@@ -587,7 +686,8 @@ where
     fn finish(&mut self, now: DateTime<Utc>, report: &CycleReport) -> Result<(), EngineError> {
         self.memory.cycles += 1;
         self.memory.last_cycle = Some(now);
-        if report.actions.iter().any(|a| *a != Action::Idle) {
+        let did = report.entries_sent + report.exits_sent + report.cancelled + report.fills;
+        if did > 0 || report.trades_closed > 0 {
             let names: Vec<&str> = report.actions.iter().map(|a| a.as_str()).collect();
             self.memory.push_action(format!(
                 "{now} {}: {} entries, {} exits, {} cancels, {} fills",
@@ -620,8 +720,7 @@ where
         }
         let goals = json!(self.memory.goals);
         let actions = json!(self.memory.recent_actions);
-        let events = serde_json::to_value(&self.memory.recent_events)
-            .unwrap_or_else(|_| json!([]));
+        let events = serde_json::to_value(&self.memory.recent_events).unwrap_or_else(|_| json!([]));
         self.store.atomically(|tx| -> Result<(), EngineError> {
             tx.remember(keys::ENGINE, &memory)?;
             tx.remember(keys::GOALS, &goals)?;
@@ -633,12 +732,35 @@ where
         Ok(())
     }
 
-    fn remember_monitor(&self, monitor: &MonitorReport) -> Result<(), EngineError> {
-        if monitor.position_count == 0 && self.memory.cycles > 0 {
+    /// Keeps the latest monitor report in working memory (for `trader-cli
+    /// positions` and the dashboard): written when the positions or their
+    /// alerts change, and at least hourly while positions are open.
+    fn remember_monitor(
+        &mut self,
+        now: DateTime<Utc>,
+        monitor: &MonitorReport,
+    ) -> Result<(), EngineError> {
+        let ids: Vec<String> = monitor
+            .positions
+            .iter()
+            .map(|p| p.trade_id.clone())
+            .collect();
+        let alerts: Vec<String> = monitor.alerts().map(|a| a.message()).collect();
+        let due = match &self.monitor_written {
+            None => true,
+            Some((i, a, at)) => {
+                *i != ids
+                    || *a != alerts
+                    || (!ids.is_empty()
+                        && at.is_none_or(|t| now - t >= chrono::Duration::minutes(60)))
+            }
+        };
+        if !due {
             return Ok(());
         }
         let value = serde_json::to_value(monitor).unwrap_or_else(|_| json!({}));
         self.store.remember(keys::LAST_MONITOR, &value)?;
+        self.monitor_written = Some((ids, alerts, Some(now)));
         Ok(())
     }
 
@@ -664,27 +786,52 @@ where
         tracing::warn!(%what, "engine: system error");
         self.memory.api_errors.push(now);
         self.audit(now, "engine.error", json!({ "what": what }), None)?;
-        report.events.push(EngineEvent::SystemError { time: now, what });
+        report
+            .events
+            .push(EngineEvent::SystemError { time: now, what });
         Ok(())
     }
 
-    fn open_trades(&self) -> Result<Vec<Trade>, EngineError> {
-        Ok(self.store.trades(&TradeFilter {
+    /// The open trades, read from the store when they may have changed.
+    fn open_trades(&mut self) -> Result<Vec<Trade>, EngineError> {
+        if let Some(cached) = &self.open_cache {
+            return Ok(cached.clone());
+        }
+        let open = self.store.trades(&TradeFilter {
             open: Some(true),
             ..TradeFilter::default()
-        })?)
+        })?;
+        self.open_cache = Some(open.clone());
+        Ok(open)
     }
 
-    fn closed_trades_on(&self, date: NaiveDate) -> Result<Vec<Trade>, EngineError> {
-        let closed = self.store.trades(&TradeFilter {
-            open: Some(false),
-            limit: Some(50),
+    /// Trades entered or closed on `date` (read once per session, then
+    /// kept up to date from the trade log's changes).
+    fn trades_of_day(&mut self, date: NaiveDate) -> Result<Vec<Trade>, EngineError> {
+        if let Some((d, trades)) = &self.today
+            && *d == date
+        {
+            return Ok(trades.clone());
+        }
+        let recent = self.store.trades(&TradeFilter {
+            limit: Some(100),
             ..TradeFilter::default()
         })?;
-        Ok(closed
+        let trades: Vec<Trade> = recent
             .into_iter()
-            .filter(|t| t.exit_date == Some(date))
-            .collect())
+            .filter(|t| t.entry_date == date || t.exit_date == Some(date))
+            .collect();
+        self.today = Some((date, trades.clone()));
+        Ok(trades)
+    }
+
+    fn note_trade_change(&mut self, date: NaiveDate, trade: &Trade) {
+        if let Some((d, trades)) = &mut self.today
+            && *d == date
+        {
+            trades.retain(|t| t.trade_id != trade.trade_id);
+            trades.push(trade.clone());
+        }
     }
 
     /// Current prices (mid, else last) of `symbols`; a symbol whose quote
@@ -728,9 +875,12 @@ where
         self.memory.session_start = Some(account.clone());
         self.store.insert_snapshot(account)?;
         let p = self.params.detector.clone();
-        let index_symbol = Symbol::new(INDEX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
+        let index_symbol =
+            Symbol::new(INDEX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
         let vix_symbol = Symbol::new(VIX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
-        let index = self.closes(&index_symbol, today, p.regime_average_sessions + 1).await;
+        let index = self
+            .closes(&index_symbol, today, p.regime_average_sessions + 1)
+            .await;
         let vix = self.closes(&vix_symbol, today, 2).await;
         self.memory.vix = vix.last().copied();
         self.memory.regime = Some(events::regime(&index, self.memory.vix, &p));
@@ -761,6 +911,7 @@ where
         prices: &BTreeMap<Symbol, Price>,
         working: &[Order],
         today: NaiveDate,
+        opened_today: i64,
     ) -> Result<RiskContext, EngineError> {
         let mut ctx = RiskContext::new(session_start.clone(), account.clone());
         ctx.risk_free_rate = self.params.risk_free_rate;
@@ -780,22 +931,18 @@ where
                 sector: t.sector.clone(),
                 contracts: t.contracts,
                 mark,
-                underlying_price: prices.get(&t.symbol).copied().unwrap_or(t.entry_underlying_price),
+                underlying_price: prices
+                    .get(&t.symbol)
+                    .copied()
+                    .unwrap_or(t.entry_underlying_price),
                 implied_vol: iv,
             });
         }
-        let mut opened_today = open_trades.iter().filter(|t| t.entry_date == today).count() as i64;
-        opened_today += self
-            .store
-            .trades(&TradeFilter {
-                open: Some(false),
-                limit: Some(50),
-                ..TradeFilter::default()
-            })?
+        let mut opened_today = opened_today;
+        for o in working
             .iter()
-            .filter(|t| t.entry_date == today)
-            .count() as i64;
-        for o in working.iter().filter(|o| o.intent.purpose == OrderPurpose::Open) {
+            .filter(|o| o.intent.purpose == OrderPurpose::Open)
+        {
             if let Contract::Option(c) = &o.intent.contract {
                 let ctx_o = OrderContext::of(o);
                 let entry = ctx_o.entry.as_ref();
@@ -864,7 +1011,10 @@ where
         let mut closing = Vec::new();
         let account = self.broker().account_summary().await?;
         let ctx = RiskContext::new(
-            self.memory.session_start.clone().unwrap_or_else(|| account.clone()),
+            self.memory
+                .session_start
+                .clone()
+                .unwrap_or_else(|| account.clone()),
             account,
         );
         if stop.flatten {
@@ -874,7 +1024,9 @@ where
             } else {
                 self.broker().option_quotes(&held).await.unwrap_or_default()
             };
-            let snapshot = self.exit_snapshot(now, &open_trades, &positions, quotes).await;
+            let snapshot = self
+                .exit_snapshot(now, &open_trades, &positions, quotes)
+                .await;
             let plan = self
                 .exits
                 .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
@@ -928,7 +1080,12 @@ where
             .and_then(|(_, sector)| sector.clone())
     }
 
-    fn exit_context(&self, order: &ExitOrder, snapshot: &MarketSnapshot, attempt: u32) -> OrderContext {
+    fn exit_context(
+        &self,
+        order: &ExitOrder,
+        snapshot: &MarketSnapshot,
+        attempt: u32,
+    ) -> OrderContext {
         let quote = match &order.intent.contract {
             Contract::Option(c) => snapshot
                 .option_quotes
@@ -941,7 +1098,10 @@ where
                 .find(|u| u.symbol == s.symbol)
                 .map(|u| u.quote.clone()),
         };
-        let mut context = quote.as_ref().map(OrderContext::with_quote).unwrap_or_default();
+        let mut context = quote
+            .as_ref()
+            .map(OrderContext::with_quote)
+            .unwrap_or_default();
         context.exit_reason = Some(order.reason);
         context.attempt = attempt;
         context.note = json!({ "decision": order.decision.reason });
@@ -998,8 +1158,13 @@ where
                     .map(|u| u.quote.clone()),
             };
             if let Some(q) = &quote
-                && let Some(limit) =
-                    exit_limit(order.intent.side, order.reason, q, attempt, &self.params.reprice)
+                && let Some(limit) = exit_limit(
+                    order.intent.side,
+                    order.reason,
+                    q,
+                    attempt,
+                    &self.params.reprice,
+                )
             {
                 order.intent.limit_price = limit;
             }
@@ -1007,10 +1172,19 @@ where
             records.push(order.decision.clone());
             let order_ref = order.intent.order_ref.clone();
             match self.governor.check(order.intent, ctx, now) {
-                Ok(approved) => match self.executor.submit_with_context(approved, context, now).await {
+                Ok(approved) => match self
+                    .executor
+                    .submit_with_context(approved, context, now)
+                    .await
+                {
                     Ok(_) => sent += 1,
                     Err(e) => {
-                        self.audit(now, "exit.not_sent", json!({ "order_ref": order_ref, "error": e.to_string() }), None)?;
+                        self.audit(
+                            now,
+                            "exit.not_sent",
+                            json!({ "order_ref": order_ref, "error": e.to_string() }),
+                            None,
+                        )?;
                     }
                 },
                 Err(refused) => {
@@ -1086,11 +1260,17 @@ where
                 if let Some(price) = price {
                     match self.broker().option_chain(&symbol).await {
                         Ok(chain) => {
-                            let wanted = self.strategy.contracts_of_interest(&symbol, price, &chain, now);
+                            let wanted = self
+                                .strategy
+                                .contracts_of_interest(&symbol, price, &chain, now);
                             if !wanted.is_empty() {
                                 match self.broker().option_quotes(&wanted).await {
                                     Ok(q) => option_quotes.extend(q),
-                                    Err(e) => skipped.push(skip(now, &symbol, format!("no option quotes: {e}"))),
+                                    Err(e) => skipped.push(skip(
+                                        now,
+                                        &symbol,
+                                        format!("no option quotes: {e}"),
+                                    )),
                                 }
                             }
                         }
@@ -1109,9 +1289,27 @@ where
         };
         let (proposals, rejected) = self.strategy.propose_entries(&snapshot, open_trades);
         // Skip records: the screen's and the finder's, one per symbol or
-        // contract, written together.
+        // contract, written together; a skip repeated in the same session
+        // for the same failed criteria is recorded once.
+        if self.skips_session != Some(today) {
+            self.skips_recorded.clear();
+            self.skips_session = Some(today);
+        }
+        let mut fresh = Vec::new();
+        for r in skipped.into_iter().chain(rejected) {
+            let failed: Vec<&str> = r
+                .criteria
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.as_str())
+                .collect();
+            let key = (r.subject.clone(), failed.join(","));
+            if self.skips_recorded.insert(key) {
+                fresh.push(r);
+            }
+        }
         self.store.atomically(|tx| -> Result<(), EngineError> {
-            for r in skipped.iter().chain(rejected.iter()) {
+            for r in &fresh {
                 tx.append_decision(r)?;
             }
             Ok(())
@@ -1121,8 +1319,18 @@ where
         let prices: BTreeMap<Symbol, Price> = snapshot
             .underlyings
             .iter()
-            .filter_map(|u| u.quote.mid().or(u.quote.last).map(|p| (u.symbol.clone(), p)))
+            .filter_map(|u| {
+                u.quote
+                    .mid()
+                    .or(u.quote.last)
+                    .map(|p| (u.symbol.clone(), p))
+            })
             .collect();
+        let opened_today = self
+            .trades_of_day(today)?
+            .iter()
+            .filter(|t| t.entry_date == today)
+            .count() as i64;
         let mut ctx = self.risk_context(
             session_start,
             account,
@@ -1131,6 +1339,7 @@ where
             &prices,
             &working,
             today,
+            opened_today,
         )?;
         let (mut sent, mut refused) = (0, 0);
         for proposal in proposals {
@@ -1175,13 +1384,27 @@ where
             ctx.returns = self.returns_for(&ctx, &symbol);
             match self.governor.check(intent, &ctx, now) {
                 Ok(approved) => {
-                    let entry = self.entry_template(&proposal, &trade_id, now, today, underlying, margin_change);
-                    let mut context = quote.as_ref().map(OrderContext::with_quote).unwrap_or_default();
+                    let entry = self.entry_template(
+                        &proposal,
+                        &trade_id,
+                        now,
+                        today,
+                        underlying,
+                        margin_change,
+                    );
+                    let mut context = quote
+                        .as_ref()
+                        .map(OrderContext::with_quote)
+                        .unwrap_or_default();
                     context.underlying_price = Some(underlying);
                     context.entry = Some(entry);
                     context.note = json!({ "decision": proposal.decision.reason });
                     self.store.append_decision(&proposal.decision)?;
-                    match self.executor.submit_with_context(approved, context, now).await {
+                    match self
+                        .executor
+                        .submit_with_context(approved, context, now)
+                        .await
+                    {
                         Ok(order) => {
                             sent += 1;
                             // Counted at once: the next check sees it.
@@ -1199,7 +1422,12 @@ where
                             }
                         }
                         Err(e) => {
-                            self.audit(now, "entry.not_sent", json!({ "trade_id": trade_id, "error": e.to_string() }), None)?;
+                            self.audit(
+                                now,
+                                "entry.not_sent",
+                                json!({ "trade_id": trade_id, "error": e.to_string() }),
+                                None,
+                            )?;
                         }
                     }
                 }
@@ -1221,13 +1449,19 @@ where
             self.returns.clear();
             self.returns_session = Some(today);
         }
-        let mut wanted: Vec<Symbol> = ctx.positions.iter().map(|p| p.contract.underlying.clone()).collect();
+        let mut wanted: Vec<Symbol> = ctx
+            .positions
+            .iter()
+            .map(|p| p.contract.underlying.clone())
+            .collect();
         wanted.push(new.clone());
         for s in wanted {
             if self.returns.contains_key(&s) {
                 continue;
             }
-            let closes = self.closes(&s, today, self.params.returns_lookback + 1).await;
+            let closes = self
+                .closes(&s, today, self.params.returns_lookback + 1)
+                .await;
             let r: Vec<f64> = closes
                 .windows(2)
                 .filter(|w| w[0] > 0.0 && w[1] > 0.0)
@@ -1271,8 +1505,13 @@ where
         let c = &proposal.contract;
         let s = underlying.to_f64();
         let margin = margin.filter(|m| m.cents() > 0).unwrap_or_else(|| {
-            pricing::short_put_margin(underlying, c.strike, proposal.limit_price, proposal.contracts)
-                .unwrap_or(core_domain::Money::ZERO)
+            pricing::short_put_margin(
+                underlying,
+                c.strike,
+                proposal.limit_price,
+                proposal.contracts,
+            )
+            .unwrap_or(core_domain::Money::ZERO)
         });
         Trade {
             trade_id: trade_id.to_string(),
@@ -1294,7 +1533,11 @@ where
             profit_pct: None,
             roi: None,
             days_held: None,
-            otm_pct: if s > 0.0 { (s - c.strike.to_f64()) / s } else { 0.0 },
+            otm_pct: if s > 0.0 {
+                (s - c.strike.to_f64()) / s
+            } else {
+                0.0
+            },
             dte: (c.expiry - today).num_days(),
             vix_at_entry: self.memory.vix,
             market_regime: self.memory.regime.unwrap_or(MarketRegime::Unknown),

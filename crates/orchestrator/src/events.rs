@@ -202,9 +202,13 @@ mod tests {
         let closes = [10.0, 10.0, 10.0, 10.0, 10.0, 10.5, 9.0];
         let events = market_events(t, &closes, &[], &p());
         assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, EngineEvent::RegimeShift { to: MarketRegime::BearQuiet, .. })),
+            events.iter().any(|e| matches!(
+                e,
+                EngineEvent::RegimeShift {
+                    to: MarketRegime::BearQuiet,
+                    ..
+                }
+            )),
             "{events:?}"
         );
     }

@@ -77,7 +77,10 @@ impl Schedule {
     }
 
     /// The session `t` is in (open ≤ t < close), if any.
-    pub fn session_of(&self, t: DateTime<Utc>) -> Option<(NaiveDate, DateTime<Utc>, DateTime<Utc>)> {
+    pub fn session_of(
+        &self,
+        t: DateTime<Utc>,
+    ) -> Option<(NaiveDate, DateTime<Utc>, DateTime<Utc>)> {
         let date = execution::trade_log::exchange_date(t);
         let open = self.calendar.session_open(date)?;
         let close = self.calendar.session_close(date)?;
@@ -145,9 +148,15 @@ mod tests {
         // 2024-01-09 is a Tuesday; 09:30 New York = 14:30 UTC.
         let open = utc(2024, 1, 9, 14, 30);
         assert_eq!(s.next_cycle(open), utc(2024, 1, 9, 14, 45));
-        assert_eq!(s.next_cycle(utc(2024, 1, 9, 14, 37)), utc(2024, 1, 9, 14, 45));
+        assert_eq!(
+            s.next_cycle(utc(2024, 1, 9, 14, 37)),
+            utc(2024, 1, 9, 14, 45)
+        );
         // The last cycle is the close (16:00 = 21:00 UTC).
-        assert_eq!(s.next_cycle(utc(2024, 1, 9, 20, 50)), utc(2024, 1, 9, 21, 0));
+        assert_eq!(
+            s.next_cycle(utc(2024, 1, 9, 20, 50)),
+            utc(2024, 1, 9, 21, 0)
+        );
         assert_eq!(s.phase(utc(2024, 1, 9, 20, 44)), Phase::Open);
         assert_eq!(s.phase(utc(2024, 1, 9, 20, 45)), Phase::Closing);
         assert_eq!(s.phase(utc(2024, 1, 9, 21, 0)), Phase::Closed);

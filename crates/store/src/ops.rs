@@ -326,11 +326,7 @@ pub fn latest_snapshot(c: &mut Conn) -> R<Option<AccountSnapshot>> {
         .map(SnapshotRow::into_domain))
 }
 
-pub fn snapshots(
-    c: &mut Conn,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> R<Vec<AccountSnapshot>> {
+pub fn snapshots(c: &mut Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> R<Vec<AccountSnapshot>> {
     Ok(account_snapshots::table
         .filter(account_snapshots::time.ge(from.naive_utc()))
         .filter(account_snapshots::time.le(to.naive_utc()))
