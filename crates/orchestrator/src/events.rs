@@ -127,7 +127,8 @@ pub fn market_events(
     let mut out = Vec::new();
     if let [.., previous, vix] = vix_closes {
         let (previous, vix) = (*previous, *vix);
-        let spiked = previous > 0.0 && vix / previous - 1.0 >= p.vix_spike_pct;
+        // Ratios compared with a 1e-9 tolerance (18/15 − 1 is 0.19999…).
+        let spiked = previous > 0.0 && vix / previous - 1.0 >= p.vix_spike_pct - 1e-9;
         let crossed = previous < p.vix_high && vix >= p.vix_high;
         if spiked || crossed {
             out.push(EngineEvent::VixSpike {
