@@ -336,8 +336,16 @@ fn test_backtest_trades_keeps_the_rules_and_is_reproducible() {
         let o = cli(
             dir.path(),
             &[
-                "--json", "backtest", "--from", "2020-02-03", "--to", "2020-04-30", "--seed", "7",
-                "--out", out,
+                "--json",
+                "backtest",
+                "--from",
+                "2020-02-03",
+                "--to",
+                "2020-04-30",
+                "--seed",
+                "7",
+                "--out",
+                out,
             ],
         );
         let (stdout, err) = text(&o);
@@ -351,7 +359,10 @@ fn test_backtest_trades_keeps_the_rules_and_is_reproducible() {
     assert!(dir.path().join("a/report.html").exists());
     assert!(dir.path().join("a/report.md").exists());
     let b = run("b");
-    assert_eq!(a["summary"], b["summary"], "same config and seed, same results");
+    assert_eq!(
+        a["summary"], b["summary"],
+        "same config and seed, same results"
+    );
     let trades = |sub: &str| {
         let db = dir.path().join(sub).join("backtest.db");
         let store = store::Store::open(db.to_str().unwrap()).unwrap();

@@ -77,6 +77,19 @@ pub fn sim_run(
     to: NaiveDate,
     seed: Option<u64>,
 ) -> Result<SimRun> {
+    sim_run_with_limits(settings, store, from, to, seed, settings.risk_limits())
+}
+
+/// [`sim_run`] with risk limits other than the settings' (research: e.g.
+/// a governor tighter than the strategy, to see the limits bind).
+pub fn sim_run_with_limits(
+    settings: &Settings,
+    store: Arc<Store>,
+    from: NaiveDate,
+    to: NaiveDate,
+    seed: Option<u64>,
+    limits: risk::RiskLimits,
+) -> Result<SimRun> {
     let history = history()?;
     let (Some(first), Some(last)) = (history.dates.first(), history.dates.last()) else {
         bail!("the shipped history is empty");
@@ -116,7 +129,6 @@ pub fn sim_run(
         .context("no close for the last session")?;
     let strategy = NakedPutStrategy::new(settings.strategy_params())
         .context("the strategy parameters (check [strategy] with `trader-cli config check`)")?;
-    let limits = settings.risk_limits();
     limits
         .validate()
         .context("the risk limits (check [risk] with `trader-cli config check`)")?;
