@@ -1,23 +1,35 @@
 //! `traderd`: the trading daemon.
 //!
-//! It wires the implementations together (configuration, logging, the store,
-//! and in later issues the broker, strategy, risk governor and engine loop)
-//! and runs the loop perceive → reason → act → learn.
+//! With the default configuration and no arguments it paper-trades the
+//! simulated exchange, replaying the shipped real history (2010–2022) as
+//! fast as the machine allows, with the same engine loop that trades live:
+//! perceive → reason → act → learn, every 15 minutes of market time.
+//! Everything goes to the database (`database.url`), which `trader-cli
+//! status`, `positions`, `trades` and `decisions` read while it runs. When
+//! the replay ends it prints a summary and writes a report.
 //!
-//! Today it validates the configuration, prepares the database and records
-//! its start in the audit log; the engine loop arrives with the engine-loop
-//! issue (#6), and until then it exits with code 3 ("not implemented yet")
-//! rather than pretend to trade.
+//! SIGINT or SIGTERM stops it after the cycle in progress (nothing is left
+//! half-written); running it again resumes from the database. A SIGKILL
+//! loses nothing either: every write is a transaction, and the simulated
+//! exchange is rebuilt from the order journal on restart.
 #![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
-use chrono::Utc;
+use anyhow::{Context, Result, bail};
+use chrono::{NaiveDate, Utc};
 use clap::Parser;
-use core_domain::{AuditEntry, AuditRepository};
+use core_domain::{AuditEntry, AuditRepository, Money};
+use orchestrator::backtest::{RuleLimits, check_rules, results};
+use orchestrator::metrics::MetricsParams;
+use orchestrator::report::{ReportMeta, fmt_money, fmt_pct, fmt_ratio, write_report};
+use orchestrator::{Pace, Stopped, run};
 use serde_json::json;
+use traderd::wiring::{ReplayIdentity, Start, resume_or_start};
 
 /// Exit code when the requested work is not implemented yet.
 const EXIT_NOT_IMPLEMENTED: u8 = 3;
@@ -34,11 +46,24 @@ struct Args {
     /// must exist.
     #[arg(long, env = "TRADER_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// First day of the replay (overrides broker.sim.replay.from).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<NaiveDate>,
+    /// Last day of the replay (overrides broker.sim.replay.to).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<NaiveDate>,
+    /// Simulated minutes per second; 0 = as fast as possible (overrides
+    /// broker.sim.replay.minutes_per_second).
+    #[arg(long, value_name = "N")]
+    speed: Option<f64>,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    match run_daemon(&args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("traderd: {e:#}");
@@ -47,34 +72,253 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<ExitCode> {
+fn run_daemon(args: &Args) -> Result<ExitCode> {
     let opts = settings::LoadOptions::for_config_arg(args.config.as_deref());
     let loaded = settings::load(&opts)
         .context("loading the configuration (check it with `trader-cli config check`)")?;
-    let _log = settings::logging::init(&loaded.settings.logging, "traderd", None);
+    let settings = &loaded.settings;
+    let _log = settings::logging::init(&settings.logging, "traderd", None);
     tracing::info!(
         config = %loaded.path.display(),
-        broker = %loaded.settings.broker.kind,
-        mode = %loaded.settings.broker.trading_mode,
+        broker = %settings.broker.kind,
+        mode = %settings.broker.trading_mode,
         "traderd starting"
     );
-    let store = store::Store::open(&loaded.settings.database.url)
-        .with_context(|| format!("opening the database {}", loaded.settings.database.url))?;
+    let store = Arc::new(
+        store::Store::open(&settings.database.url)
+            .with_context(|| format!("opening the database {}", settings.database.url))?,
+    );
     let applied = store.migrate().context("applying database migrations")?;
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
-    let message = "the engine loop arrives with the engine-loop issue (#6); nothing was traded";
+    if settings.broker.kind != "sim" {
+        let message = "broker.kind = \"ibkr\": the Interactive Brokers adapter arrives with issue #8; set broker.kind = \"sim\" to paper-trade the simulated exchange";
+        store.append_audit(
+            &AuditEntry::new(Utc::now(), "traderd", "daemon.start")
+                .context(json!({ "broker": settings.broker.kind }))
+                .outcome("not_implemented"),
+        )?;
+        eprintln!("traderd: {message}");
+        return Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED));
+    }
+    // The simulated exchange is a replay: its database is a research
+    // record, kept crash-consistent (WAL) without a sync per commit.
+    store.relax_durability_for_research()?;
+
+    let replay = &settings.broker.sim.replay;
+    let (cfg_from, cfg_to) = replay
+        .window()
+        .context("broker.sim.replay.from/to are not dates (run `trader-cli config check`)")?;
+    let identity = ReplayIdentity {
+        from: args.from.unwrap_or(cfg_from),
+        to: args.to.unwrap_or(cfg_to),
+        seed: settings.broker.sim.exchange.seed,
+        starting_cash: settings.broker.sim.exchange.starting_cash,
+    };
+    if identity.from > identity.to {
+        bail!(
+            "the replay starts {} after it ends {}",
+            identity.from,
+            identity.to
+        );
+    }
+    let speed = args.speed.unwrap_or(replay.minutes_per_second);
+    if !speed.is_finite() || speed < 0.0 {
+        bail!(
+            "--speed must be 0 (as fast as possible) or a positive number of simulated minutes per second; got {speed}"
+        );
+    }
+    let pace = if speed > 0.0 {
+        Pace::SimMinutesPerSecond(speed)
+    } else {
+        Pace::AsFastAsPossible
+    };
+    let (mut sim, start) = resume_or_start(settings, Arc::clone(&store), &identity)?;
+    let db = settings::redact_url(&settings.database.url);
+    match &start {
+        Start::Fresh => println!(
+            "traderd: paper-trading the simulated exchange, replaying {identity}; database {db}"
+        ),
+        Start::Resumed {
+            last_cycle,
+            orders_replayed,
+            cancels_replayed,
+        } => println!(
+            "traderd: resuming the replay {identity} after {last_cycle} ({orders_replayed} orders and {cancels_replayed} cancels replayed into the exchange); database {db}"
+        ),
+    }
     store.append_audit(
-        &AuditEntry::new(Utc::now(), "traderd", "daemon.start")
+        &AuditEntry::new(sim.exchange.now(), "traderd", "daemon.start")
             .context(json!({
                 "config": loaded.path.display().to_string(),
-                "broker": loaded.settings.broker.kind,
-                "trading_mode": loaded.settings.broker.trading_mode,
+                "replay": identity.to_string(),
+                "resumed": !matches!(start, Start::Fresh),
+                "speed_minutes_per_second": speed,
             }))
-            .outcome("not_implemented"),
+            .outcome("running"),
     )?;
-    tracing::error!("{message}");
-    eprintln!("traderd: {message}");
-    Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let wall = Instant::now();
+    let first_time = sim.exchange.now();
+    let mut month = first_time.format("%Y-%m").to_string();
+    let mut closed = 0usize;
+    let quiet = args.quiet;
+    let until = sim.until;
+    let stopped = runtime
+        .block_on(run(&mut sim.engine, &sim.clock, until, pace, &stop, |r| {
+            closed += r.trades_closed;
+            if let Some(t) = r.time {
+                let m = t.format("%Y-%m").to_string();
+                if m != month && !quiet {
+                    month = m;
+                    eprintln!(
+                        "  {} · {closed} trades closed · net liq {} · {} open",
+                        t.format("%Y-%m-%d"),
+                        fmt_money(Money::from_cents(r.net_liquidation_cents)),
+                        r.open_trades
+                    );
+                }
+            }
+        }))
+        .context("running the engine")?;
+    let elapsed = wall.elapsed();
+    let now = sim.exchange.now();
+    store.append_audit(
+        &AuditEntry::new(now, "traderd", "daemon.stop")
+            .context(
+                json!({ "stopped": format!("{stopped:?}"), "wall_seconds": elapsed.as_secs_f64() }),
+            )
+            .outcome("stopped cleanly"),
+    )?;
+    if stopped == Stopped::Requested {
+        println!(
+            "traderd: stopped at {now} after the cycle in progress; run traderd again to resume."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // The summary and the report, from the database alone.
+    let starting = Money::from_f64_dollars(identity.starting_cash)
+        .context("broker.sim.exchange.starting_cash")?;
+    let open_time = sim
+        .engine
+        .schedule()
+        .calendar()
+        .session_open(sim.first_session)
+        .unwrap_or(first_time);
+    let res = results(
+        &store,
+        open_time,
+        until,
+        starting,
+        &MetricsParams::default(),
+    )
+    .context("reading the run back from the database")?;
+    let limits = settings.risk_limits();
+    let rules = check_rules(
+        &res.trades,
+        &RuleLimits {
+            max_open: usize::try_from(limits.max_open_positions).unwrap_or(0),
+            max_new_per_day: usize::try_from(limits.max_positions_per_day).unwrap_or(0),
+            profit_target: settings.strategy.exits.profit_target,
+            stop_loss: settings.strategy.exits.stop_loss,
+            time_exit_dte: settings.strategy.exits.time_exit_dte,
+            slippage_tolerance: settings.broker.sim.exchange.slippage_ticks as f64 * 0.01,
+        },
+    );
+    let dir = PathBuf::from(&replay.report_dir);
+    let title = format!(
+        "Paper replay {} to {} (seed {})",
+        sim.first_session, identity.to, identity.seed
+    );
+    let paths = write_report(
+        &dir,
+        &title,
+        &res.summary,
+        &res.equity,
+        &res.trades,
+        &ReportMeta {
+            period_from: sim.first_session,
+            period_to: identity.to,
+            seed: Some(identity.seed),
+            config_path: Some(loaded.path.clone()),
+            config_hash: None,
+            generated_at: Utc::now(),
+        },
+    )
+    .with_context(|| format!("writing the report into {}", dir.display()))?;
+    let s = &res.summary;
+    println!("{title}: done in {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "  trades          {} closed, {} open; win rate {}",
+        s.closed_trades,
+        s.open_trades,
+        fmt_pct(s.win_rate)
+    );
+    println!(
+        "  total P&L       {} ({} total return, CAGR {})",
+        fmt_money(s.total_pnl),
+        fmt_pct(s.total_return),
+        fmt_pct(s.cagr)
+    );
+    println!(
+        "  Sharpe/Sortino  {} / {}; max drawdown {}",
+        fmt_ratio(s.sharpe),
+        fmt_ratio(s.sortino),
+        fmt_pct(Some(s.max_drawdown.fraction))
+    );
+    let reasons: Vec<String> = rules
+        .exits_by_reason
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    println!("  exits           {}", reasons.join(", "));
+    println!(
+        "  risk rules      max open {} (limit {}), max new in a day {} (limit {}), {} violations",
+        rules.max_open_seen,
+        limits.max_open_positions,
+        rules.max_new_in_a_day,
+        limits.max_positions_per_day,
+        rules.violations.len()
+    );
+    println!("  database        {db}");
+    println!("  report          {}", paths.html.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -156,3 +156,156 @@ pub fn sim_run_with_limits(
         until,
     })
 }
+
+/// Working-memory key of the replay a database holds.
+pub const REPLAY_KEY: &str = "replay";
+
+/// What identifies a replay: a database holds one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayIdentity {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub seed: u64,
+    pub starting_cash: f64,
+}
+
+impl std::fmt::Display for ReplayIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to {}, seed {}, starting cash ${}",
+            self.from, self.to, self.seed, self.starting_cash
+        )
+    }
+}
+
+/// How a replay began.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// A new database: the replay starts at its first session.
+    Fresh,
+    /// The database holds this replay: the exchange was rebuilt from the
+    /// order journal up to the last cycle, and the engine continues.
+    Resumed {
+        last_cycle: DateTime<Utc>,
+        orders_replayed: usize,
+        cancels_replayed: usize,
+    },
+}
+
+/// Starts the replay described by `identity`, or resumes it when `store`
+/// holds it already. A database holding another run is refused (its
+/// trades would mix with this one's).
+///
+/// Resuming rebuilds the simulated exchange, which lives in memory, from
+/// the database: every order that was sent is placed again at its
+/// creation time and every cancel requested again at its time, in order,
+/// on a new exchange with the same history, parameters and seed. The
+/// exchange is deterministic, so it reaches the state it had: the same
+/// order ids, fills, positions and cash. Orders written but never sent
+/// are left to the engine's reconcile, which sends them.
+pub fn resume_or_start(
+    settings: &Settings,
+    store: Arc<Store>,
+    identity: &ReplayIdentity,
+) -> Result<(SimRun, Start)> {
+    use core_domain::{Broker, OrderStatus, WorkingMemory};
+    let stored = store.recall(REPLAY_KEY)?;
+    let recorded: Option<ReplayIdentity> = match stored {
+        Some(v) => Some(serde_json::from_value(v).context(
+            "the database's replay record is unreadable; use another database.url or remove the database file",
+        )?),
+        None => None,
+    };
+    match &recorded {
+        None => {
+            if !store.all_orders()?.is_empty() {
+                bail!(
+                    "the database holds orders from another run (no replay record); set database.url to a new file or remove {}",
+                    store
+                        .path()
+                        .map_or("it".into(), |p| p.display().to_string())
+                );
+            }
+        }
+        Some(r) if r != identity => bail!(
+            "the database holds the replay {r}, but the configuration asks for {identity}; set database.url to a new file (or remove {}) to start another",
+            store
+                .path()
+                .map_or("it".into(), |p| p.display().to_string())
+        ),
+        Some(_) => {}
+    }
+    let run = sim_run(
+        settings,
+        Arc::clone(&store),
+        identity.from,
+        identity.to,
+        Some(identity.seed),
+    )?;
+    if recorded.is_none() {
+        let value = serde_json::to_value(identity).context("serializing the replay record")?;
+        store.remember(REPLAY_KEY, &value)?;
+        return Ok((run, Start::Fresh));
+    }
+    let Some(last_cycle) = run.engine.memory().last_cycle else {
+        return Ok((run, Start::Fresh));
+    };
+
+    // The journal: placements and cancel requests, in time order.
+    enum Act {
+        Place(core_domain::OrderIntent),
+        Cancel(String),
+    }
+    let mut acts: Vec<(DateTime<Utc>, usize, Act)> = Vec::new();
+    for (seq, order) in store.all_orders()?.into_iter().enumerate() {
+        let events = store.order_events(&order.intent.order_ref)?;
+        let sent = events.iter().any(|e| e.status != OrderStatus::Created);
+        if !sent {
+            continue;
+        }
+        for e in events
+            .iter()
+            .filter(|e| e.status == OrderStatus::PendingCancel)
+        {
+            acts.push((e.time, seq, Act::Cancel(order.intent.order_ref.clone())));
+        }
+        acts.push((order.intent.created_at, seq, Act::Place(order.intent)));
+    }
+    // At one instant: placements before cancels, each in write order.
+    acts.sort_by_key(|(t, seq, act)| (*t, matches!(act, Act::Cancel(_)), *seq));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (mut placed, mut cancels) = (0, 0);
+    let mut horizon = last_cycle;
+    for (t, _, act) in acts {
+        run.exchange.advance_to(t);
+        horizon = horizon.max(t);
+        match act {
+            Act::Place(intent) => {
+                // A rejection now is the rejection then: nothing to redo.
+                let _ = rt.block_on(run.exchange.place_order(&intent));
+                placed += 1;
+            }
+            Act::Cancel(order_ref) => {
+                let _ = rt.block_on(run.exchange.cancel_order(&order_ref));
+                cancels += 1;
+            }
+        }
+    }
+    run.exchange.advance_to(horizon);
+    // Everything up to here was recorded before the stop; what was not
+    // (fills of orders sent in the interrupted cycle) the engine's
+    // reconcile pulls with executions_since.
+    let _ = rt.block_on(run.exchange.poll_events());
+    Ok((
+        run,
+        Start::Resumed {
+            last_cycle,
+            orders_replayed: placed,
+            cancels_replayed: cancels,
+        },
+    ))
+}

@@ -79,5 +79,8 @@ where
         clock.sleep_until(next).await;
         let report = engine.cycle(next).await?;
         on_cycle(&report);
+        // A simulated broker answers at once; yield so that other tasks
+        // (the signal handler, a control API) run between cycles.
+        tokio::task::yield_now().await;
     }
 }

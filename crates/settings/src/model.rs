@@ -319,6 +319,42 @@ impl Default for BrokerSettings {
 pub struct SimBrokerSettings {
     pub exchange: market_sim::ExchangeParams,
     pub chain: market_sim::ChainModelParams,
+    pub replay: ReplaySettings,
+}
+
+/// What `traderd` replays on the simulated exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// First day, "YYYY-MM-DD" (the replay opens at the first session on or
+    /// after it).
+    pub from: String,
+    /// Last day, "YYYY-MM-DD", inclusive.
+    pub to: String,
+    /// Simulated minutes per wall-clock second; 0 = as fast as possible.
+    pub minutes_per_second: f64,
+    /// Directory of the report written at the end of the replay.
+    pub report_dir: String,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        ReplaySettings {
+            from: "2010-01-04".into(),
+            to: "2022-12-28".into(),
+            minutes_per_second: 0.0,
+            report_dir: "reports".into(),
+        }
+    }
+}
+
+impl ReplaySettings {
+    /// The replay window as dates (validated by `config check`).
+    pub fn window(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let from = self.from.trim().parse().ok()?;
+        let to = self.to.trim().parse().ok()?;
+        Some((from, to))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

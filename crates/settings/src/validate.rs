@@ -241,6 +241,37 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         "a count of new positions",
     );
 
+    // the replay
+    let rp = &s.broker.sim.replay;
+    let from = rp.from.trim().parse::<chrono::NaiveDate>().ok();
+    let to = rp.to.trim().parse::<chrono::NaiveDate>().ok();
+    c.check(from.is_some(), "broker.sim.replay.from", || {
+        format!("must be a date \"YYYY-MM-DD\"; got {:?}", rp.from)
+    });
+    c.check(to.is_some(), "broker.sim.replay.to", || {
+        format!("must be a date \"YYYY-MM-DD\"; got {:?}", rp.to)
+    });
+    if let (Some(f), Some(t)) = (from, to) {
+        c.check(f <= t, "broker.sim.replay.to", || {
+            format!("must not be before broker.sim.replay.from ({f}); got {t}")
+        });
+    }
+    c.check(
+        rp.minutes_per_second.is_finite() && rp.minutes_per_second >= 0.0,
+        "broker.sim.replay.minutes_per_second",
+        || {
+            format!(
+                "must be 0 (as fast as possible) or a positive number of simulated minutes per second; got {}",
+                rp.minutes_per_second
+            )
+        },
+    );
+    c.check(
+        !rp.report_dir.trim().is_empty(),
+        "broker.sim.replay.report_dir",
+        || "must name a directory".to_string(),
+    );
+
     // circuit breakers
     let cb = &s.circuit_breakers;
     c.fraction_open(

@@ -217,6 +217,17 @@ pub fn record_fill(c: &mut Conn, f: &Fill) -> R<bool> {
     Ok(n == 1)
 }
 
+pub fn all_orders(c: &mut Conn) -> R<Vec<Order>> {
+    orders::table
+        .order((orders::created_at.asc(), orders::id.asc()))
+        .select(OrderRow::as_select())
+        .load(c)
+        .map_err(StoreError::query("read every order"))?
+        .into_iter()
+        .map(OrderRow::into_domain)
+        .collect()
+}
+
 pub fn orders_for_trade(c: &mut Conn, trade_id: &str) -> R<Vec<Order>> {
     orders::table
         .filter(orders::trade_id.eq(trade_id))

@@ -544,6 +544,12 @@ impl Store {
         })
     }
 
+    /// Every order ever written, oldest first (in the order they were
+    /// written): the journal a simulated exchange is rebuilt from.
+    pub fn all_orders(&self) -> Result<Vec<core_domain::Order>, StoreError> {
+        self.read(ops::all_orders)
+    }
+
     /// The status history of an order, oldest first (empty for an unknown
     /// order).
     pub fn order_events(&self, order_ref: &str) -> Result<Vec<OrderEvent>, StoreError> {
