@@ -24,6 +24,57 @@ pub struct BenchArgs {
     /// The year simulated by the exchange benchmark.
     #[arg(long, default_value_t = 2016)]
     pub year: i32,
+    /// First day of the engine backtest benchmark (the whole loop over the
+    /// 20-stock universe into a scratch database).
+    #[arg(long, default_value = "2010-01-04")]
+    pub backtest_from: NaiveDate,
+    /// Last day of the engine backtest benchmark (with --quick: one year
+    /// from --backtest-from).
+    #[arg(long, default_value = "2022-12-28")]
+    pub backtest_to: NaiveDate,
+}
+
+/// The engine over history into a scratch database: (cycles, sessions,
+/// trades, wall seconds).
+fn backtest_throughput(from: NaiveDate, to: NaiveDate) -> Result<(u64, usize, usize, f64)> {
+    use core_domain::TradeRepository;
+    let dir = tempfile_dir()?;
+    let url = dir.join("bench.db").display().to_string();
+    let store = Arc::new(store::Store::open_and_migrate(&url)?);
+    store.relax_durability_for_research()?;
+    let settings = settings::Settings::default();
+    let mut sim = traderd::wiring::sim_run(&settings, Arc::clone(&store), from, to, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut cycles = 0u64;
+    let start = Instant::now();
+    let until = sim.until;
+    runtime.block_on(orchestrator::run(
+        &mut sim.engine,
+        &sim.clock,
+        until,
+        orchestrator::Pace::AsFastAsPossible,
+        &stop,
+        |_| cycles += 1,
+    ))?;
+    let secs = start.elapsed().as_secs_f64();
+    let sessions = NyseCalendar::new().sessions(sim.first_session, to).len();
+    let trades = store.trades(&core_domain::TradeFilter::default())?.len();
+    drop(sim);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((cycles, sessions, trades, secs))
+}
+
+/// A scratch directory under the system's temporary directory.
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("trader-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the scratch directory {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// A deterministic spread of realistic inputs.
@@ -192,6 +243,15 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
     let sim_secs = start.elapsed().as_secs_f64();
     let full_chain_secs = checkpoints as f64 * history.symbols.len() as f64 / chains_per_sec;
 
+    let bt_to = if args.quick {
+        args.backtest_to
+            .min(args.backtest_from + chrono::Duration::days(365))
+    } else {
+        args.backtest_to
+    };
+    let (bt_cycles, bt_sessions, bt_trades, bt_secs) =
+        backtest_throughput(args.backtest_from, bt_to).context("the engine backtest benchmark")?;
+
     let figures = json!({
         "build": if cfg!(debug_assertions) { "debug (run with --release for real figures)" } else { "release" },
         "price_and_greeks_per_sec": greeks_per_sec,
@@ -207,6 +267,14 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         "simulated_sessions_per_sec": sessions as f64 / sim_secs,
         "strategy_slice_quotes": sim_quotes,
         "full_chains_at_every_checkpoint_seconds_estimate": full_chain_secs,
+        "backtest_from": args.backtest_from,
+        "backtest_to": bt_to,
+        "backtest_cycles": bt_cycles,
+        "backtest_sessions": bt_sessions,
+        "backtest_trades": bt_trades,
+        "backtest_seconds": bt_secs,
+        "backtest_cycles_per_sec": bt_cycles as f64 / bt_secs,
+        "backtest_sessions_per_sec": bt_sessions as f64 / bt_secs,
     });
     if as_json {
         crate::output::json(&figures)?;
@@ -234,6 +302,15 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         );
         println!(
             "  quoting every listed put and call at every checkpoint would take about {full_chain_secs:.1} s"
+        );
+        println!(
+            "  engine backtest {} to {bt_to}: {bt_secs:.1} s ({bt_cycles} cycles, {:.0} cycles/s, {:.0} sessions/s, {bt_trades} trades)",
+            args.backtest_from,
+            bt_cycles as f64 / bt_secs,
+            bt_sessions as f64 / bt_secs
+        );
+        println!(
+            "                                         the whole loop (perceive, reason, act, learn) with every record written to SQLite"
         );
     }
     Ok(ExitCode::SUCCESS)
