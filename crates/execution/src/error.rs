@@ -14,6 +14,13 @@ pub enum ExecutionError {
         #[source]
         source: DomainError,
     },
+    /// A pre-flight check failed; nothing was written but an audit entry.
+    #[error("order {order_ref} failed its pre-flight check {check}: {reason}")]
+    PreFlight {
+        order_ref: String,
+        check: &'static str,
+        reason: String,
+    },
     /// The broker refused the order; it is stored as `rejected`.
     #[error("order {order_ref} was rejected by the broker: {reason}")]
     Rejected { order_ref: String, reason: String },

@@ -87,11 +87,138 @@ enum FillOutcome {
 pub struct OrderExecutor<B: Broker> {
     store: Arc<Store>,
     broker: B,
+    hours: Option<Arc<dyn TradingHours>>,
+    preflight: PreFlightPolicy,
+}
+
+/// When the market takes orders (the engine's schedule). Without one the
+/// broker's own rejection is the market-hours check.
+pub trait TradingHours: Send + Sync + std::fmt::Debug {
+    fn is_open(&self, time: DateTime<Utc>) -> bool;
+}
+
+/// The pre-flight checks' bounds.
+///
+/// Before an order is written the executor checks, in this order: the
+/// market is open (with [`TradingHours`]); the broker knows the contract
+/// (`contract_details`); the limit is sane against the quote the order was
+/// made from (a sell not below the bid by more than the band, a buy not
+/// above the ask by more than the band; band = max(`price_band_min`,
+/// `price_band_fraction` × the touch)); and, for an opening order, the
+/// broker's what-if margin answers. A failed check writes nothing but an
+/// audit entry and returns [`ExecutionError::PreFlight`]. A check the
+/// broker cannot answer now (a transient error) is skipped: the intent is
+/// written and the send itself is retried by reconcile.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PreFlightPolicy {
+    pub price_band_min: f64,
+    pub price_band_fraction: f64,
+}
+
+impl Default for PreFlightPolicy {
+    fn default() -> Self {
+        PreFlightPolicy {
+            price_band_min: 0.10,
+            price_band_fraction: 0.25,
+        }
+    }
 }
 
 impl<B: Broker> OrderExecutor<B> {
     pub fn new(store: Arc<Store>, broker: B) -> Self {
-        OrderExecutor { store, broker }
+        OrderExecutor {
+            store,
+            broker,
+            hours: None,
+            preflight: PreFlightPolicy::default(),
+        }
+    }
+
+    /// The executor refusing orders outside `hours`.
+    pub fn with_trading_hours(mut self, hours: Arc<dyn TradingHours>) -> Self {
+        self.hours = Some(hours);
+        self
+    }
+
+    /// Other pre-flight bounds.
+    pub fn with_preflight(mut self, policy: PreFlightPolicy) -> Self {
+        self.preflight = policy;
+        self
+    }
+
+    /// The pre-flight checks (see [`PreFlightPolicy`]).
+    async fn preflight(
+        &self,
+        intent: &OrderIntent,
+        context: &OrderContext,
+        time: DateTime<Utc>,
+    ) -> Result<(), ExecutionError> {
+        let fail = |check: &'static str, reason: String| ExecutionError::PreFlight {
+            order_ref: intent.order_ref.clone(),
+            check,
+            reason,
+        };
+        if let Some(hours) = &self.hours
+            && !hours.is_open(time)
+        {
+            return Err(fail(
+                "market_open",
+                format!("the market is closed at {time}"),
+            ));
+        }
+        match self.broker.contract_details(&intent.contract).await {
+            Ok(_) => {}
+            Err(e) if e.is_transient() => {}
+            Err(e) => {
+                return Err(fail(
+                    "contract",
+                    format!("{} is not a valid contract: {e}", intent.contract.key()),
+                ));
+            }
+        }
+        let band = |touch: Price| {
+            let t = touch.to_f64();
+            (self.preflight.price_band_fraction * t).max(self.preflight.price_band_min)
+        };
+        let limit = intent.limit_price.to_f64();
+        match intent.side {
+            core_domain::Side::Sell => {
+                if let Some(bid) = context.bid
+                    && limit < bid.to_f64() - band(bid) - 1e-9
+                {
+                    return Err(fail(
+                        "limit_price",
+                        format!(
+                            "sell limit {} is more than {:.2} below the bid {bid}",
+                            intent.limit_price,
+                            band(bid)
+                        ),
+                    ));
+                }
+            }
+            core_domain::Side::Buy => {
+                if let Some(ask) = context.ask
+                    && limit > ask.to_f64() + band(ask) + 1e-9
+                {
+                    return Err(fail(
+                        "limit_price",
+                        format!(
+                            "buy limit {} is more than {:.2} above the ask {ask}",
+                            intent.limit_price,
+                            band(ask)
+                        ),
+                    ));
+                }
+            }
+        }
+        if intent.purpose == core_domain::OrderPurpose::Open {
+            match self.broker.what_if(intent).await {
+                Ok(_) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(fail("what_if", format!("what-if margin refused: {e}"))),
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -136,6 +263,17 @@ impl<B: Broker> OrderExecutor<B> {
                 order_ref: intent.order_ref.clone(),
                 source,
             })?;
+        if self.stored_order(&intent.order_ref)?.is_none()
+            && let Err(e) = self.preflight(&intent, &context, time).await
+        {
+            self.audit(
+                time,
+                "order.preflight_failed",
+                json!({ "intent": to_json(&intent), "context": context.to_json() }),
+                Some(e.to_string()),
+            )?;
+            return Err(e);
+        }
         let order = Order::new(intent).with_context(context.to_json());
         let order_ref = order.intent.order_ref.clone();
         let inserted = self.store.atomically(|tx| {

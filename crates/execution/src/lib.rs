@@ -57,7 +57,9 @@ pub mod trade_log;
 pub use context::OrderContext;
 pub use emergency::{EmergencyReport, EmergencyStop, emergency_stop, record_state_change};
 pub use error::ExecutionError;
-pub use executor::{EXECUTION_ACTOR, EventReport, OrderExecutor, ReconcileReport};
+pub use executor::{
+    EXECUTION_ACTOR, EventReport, OrderExecutor, PreFlightPolicy, ReconcileReport, TradingHours,
+};
 pub use exits::{
     ExitManager, ExitOrder, ExitParams, ExitPlan, LiquidationRule, close_order_ref,
     liquidation_order_ref,

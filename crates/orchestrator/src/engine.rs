@@ -160,6 +160,11 @@ pub struct Memory {
     pub vix: Option<f64>,
     /// Trades closed by assignment whose stock may still be held.
     pub assigned: Vec<Trade>,
+    /// An emergency flatten asked for while the market was closed (or not
+    /// finished): carried out at the next trading cycles until nothing is
+    /// held.
+    #[serde(default)]
+    pub flatten_pending: Option<EmergencyStop>,
 }
 
 impl Memory {
@@ -283,7 +288,8 @@ where
             RiskGovernor::with_state(governor.limits().clone(), state)
         };
         Ok(Engine {
-            executor: OrderExecutor::new(Arc::clone(&store), broker),
+            executor: OrderExecutor::new(Arc::clone(&store), broker)
+                .with_trading_hours(Arc::new(schedule.clone())),
             store,
             strategy,
             governor,
@@ -623,6 +629,13 @@ where
         self.memory.last_actions = actions.clone();
 
         // ---- act -----------------------------------------------------
+        if trading && self.memory.flatten_pending.is_some() {
+            if open_trades.is_empty() && !has_stock {
+                self.memory.flatten_pending = None;
+            } else {
+                report.exits_sent += self.flatten_step(now).await?;
+            }
+        }
         for action in &actions {
             match action {
                 Action::CancelStale => {
@@ -1006,9 +1019,26 @@ where
         now: DateTime<Utc>,
         stop: &EmergencyStop,
     ) -> Result<execution::EmergencyReport, EngineError> {
+        let (closing, ctx) = self.emergency_closes(now, stop.flatten, &[]).await?;
+        if stop.flatten {
+            // Until nothing is held, later trading cycles flatten again
+            // (the market may be closed now, or an order may not fill).
+            self.memory.flatten_pending = Some(stop.clone());
+        }
+        Ok(emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?)
+    }
+
+    /// The emergency exits of everything held (when `flatten`), skipping
+    /// trades and stock whose close is in `working`, and the risk context
+    /// they are checked in.
+    async fn emergency_closes(
+        &mut self,
+        now: DateTime<Utc>,
+        flatten: bool,
+        working: &[String],
+    ) -> Result<(Vec<(OrderIntent, OrderContext)>, RiskContext), EngineError> {
         let open_trades = self.open_trades()?;
         let positions = self.broker().positions().await.unwrap_or_default();
-        let mut closing = Vec::new();
         let account = self.broker().account_summary().await?;
         let ctx = RiskContext::new(
             self.memory
@@ -1017,7 +1047,8 @@ where
                 .unwrap_or_else(|| account.clone()),
             account,
         );
-        if stop.flatten {
+        let mut closing = Vec::new();
+        if flatten {
             let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
             let quotes = if held.is_empty() {
                 Vec::new()
@@ -1027,15 +1058,51 @@ where
             let snapshot = self
                 .exit_snapshot(now, &open_trades, &positions, quotes)
                 .await;
-            let plan = self
-                .exits
-                .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
+            let plan =
+                self.exits
+                    .emergency_exits(&snapshot, &open_trades, &positions, working, now);
             for order in plan.exits {
                 let context = self.exit_context(&order, &snapshot, 0);
                 closing.push((order.intent, context));
             }
         }
-        Ok(emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?)
+        Ok((closing, ctx))
+    }
+
+    /// A later step of a pending flatten: emergency closes for whatever is
+    /// still held and has no close working, through the governor.
+    async fn flatten_step(&mut self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let working: Vec<String> = self
+            .store
+            .open_orders()?
+            .into_iter()
+            .filter(|o| o.intent.purpose != OrderPurpose::Open)
+            .map(|o| o.intent.order_ref)
+            .collect();
+        let (closing, ctx) = self.emergency_closes(now, true, &working).await?;
+        let mut sent = 0;
+        for (intent, context) in closing {
+            let order_ref = intent.order_ref.clone();
+            match self.governor.check(intent, &ctx, now) {
+                Ok(approved) => {
+                    match self
+                        .executor
+                        .submit_with_context(approved, context, now)
+                        .await
+                    {
+                        Ok(_) => sent += 1,
+                        Err(e) => self.audit(
+                            now,
+                            "flatten.not_sent",
+                            json!({ "order_ref": order_ref, "error": e.to_string() }),
+                            None,
+                        )?,
+                    }
+                }
+                Err(refused) => self.store.append_decision(&refused.decision)?,
+            }
+        }
+        Ok(sent)
     }
 
     async fn exit_snapshot(

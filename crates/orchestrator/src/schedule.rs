@@ -132,6 +132,14 @@ impl Schedule {
     }
 }
 
+/// The executor's market-hours pre-flight check: orders only inside a
+/// session (the close itself is outside).
+impl execution::TradingHours for Schedule {
+    fn is_open(&self, time: DateTime<Utc>) -> bool {
+        self.session_of(time).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
