@@ -12,7 +12,7 @@ use core_domain::{
 };
 use serde_json::json;
 use settings::{ConfigError, LoadOptions, Loaded};
-use store::Store;
+use store::{ControlAction, ControlRequest, Store};
 
 use crate::output::{self, opt, pct, table};
 use crate::{Cli, Command, ConfigCommand, DbCommand, EXIT_NOT_IMPLEMENTED};
@@ -70,8 +70,12 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let loaded = load_settings(cli)?;
             crate::backtest_cmd::run_backtest(a, cli.json, &loaded.settings)
         }
-        Command::Run(_) => not_yet("run", 6, "the engine-loop issue"),
-        Command::Report(_) => not_yet("report", 6, "the engine-loop issue"),
+        Command::Run(_) => run_elsewhere(cli),
+        Command::Report(a) => {
+            let loaded = load_settings(cli)?;
+            let store = open_existing(&loaded)?;
+            crate::report_cmd::run(a, cli.json, &loaded, &store)
+        }
         Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
         Command::Shadow(_) => not_yet("shadow", 7, "the learning issue"),
         Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
@@ -88,6 +92,30 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 fn not_yet(name: &str, issue: u32, what: &str) -> Result<ExitCode> {
     eprintln!(
         "trader-cli {name}: not implemented yet; it arrives with {what} (#{issue}). Nothing was done."
+    );
+    Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
+}
+
+/// `trader-cli run`: the engine runs as the daemon; says how to start it.
+fn run_elsewhere(cli: &Cli) -> Result<ExitCode> {
+    let command = match &cli.config {
+        Some(path) => {
+            let path = path.display().to_string();
+            if path
+                .chars()
+                .any(|c| c.is_whitespace() || "'\"$`\\".contains(c))
+            {
+                format!("traderd --config '{}'", path.replace('\'', r"'\''"))
+            } else {
+                format!("traderd --config {path}")
+            }
+        }
+        None => "traderd".to_string(),
+    };
+    eprintln!(
+        "trader-cli run: not implemented here: the engine runs as the daemon. Start it with\n  \
+         {command}\n\
+         `trader-cli status` shows what it is doing; Ctrl-C stops it after the cycle in progress."
     );
     Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
 }
@@ -327,13 +355,17 @@ fn status(cli: &Cli) -> Result<ExitCode> {
     let positions = store.positions()?;
     let snapshot = store.latest_snapshot()?;
     let decisions = store.recent_decisions(5)?;
+    let engine = crate::engine_view::load(&store)?;
+    let pending = store
+        .pending_control_requests()
+        .context("reading the pending control requests")?;
     let realized: core_domain::Money = closed.iter().filter_map(|t| t.profit_loss).sum();
     let (state_name, state_cause, state_since) = match &state {
         Some((st, cause, since)) => (st.clone(), cause.clone(), Some(since.to_string())),
         None => ("active".into(), "no state change recorded".into(), None),
     };
     if cli.json {
-        output::json(&json!({
+        let mut value = json!({
             "config": {"file": loaded.path.display().to_string(), "file_found": loaded.file_found},
             "broker": {"kind": s.broker.kind, "trading_mode": s.broker.trading_mode},
             "strategy": s.strategy.name,
@@ -344,8 +376,14 @@ fn status(cli: &Cli) -> Result<ExitCode> {
             "positions": positions.len(),
             "account": snapshot,
             "recent_decisions": decisions,
-            "engine": "the engine loop (traderd) arrives with the engine-loop issue (#6)",
-        }))?;
+        });
+        if let (Some(all), serde_json::Value::Object(more)) = (
+            value.as_object_mut(),
+            crate::engine_view::status_json(&engine, &pending),
+        ) {
+            all.extend(more);
+        }
+        output::json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("trader status");
@@ -407,13 +445,10 @@ fn status(cli: &Cli) -> Result<ExitCode> {
             );
         }
     }
-    println!("  engine      the trading loop (traderd) arrives with the engine-loop issue (#6)");
+    crate::engine_view::print_status(&engine, &pending);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records the halt (and a flatten request) in the database: the trading
-/// state the engine reads before every cycle, an audit entry and a decision
-/// record. Works with or without a running daemon.
 /// Records a trading-state change by an operator: the state history, an
 /// audit entry and a decision record, in one transaction.
 fn record_operator_state(
@@ -449,9 +484,37 @@ fn record_operator_state(
     })
 }
 
-/// Records the halt (and a flatten request) in the database: the trading
-/// state the engine reads before every cycle, an audit entry and a decision
-/// record. Works with or without a running daemon.
+/// Queues `action` for the engine (`control_requests`): a running daemon
+/// carries it out at its next cycle, a stopped one when it starts.
+fn queue_control(
+    store: &Store,
+    action: ControlAction,
+    flatten: bool,
+    reason: &str,
+) -> Result<ControlRequest> {
+    let mut request = ControlRequest {
+        id: None,
+        time: Utc::now(),
+        actor: actor(),
+        action,
+        flatten,
+        reason: reason.to_string(),
+    };
+    let id = store.request_control(&request).with_context(|| {
+        format!(
+            "queueing the {} request for the engine (nothing was recorded; run the command again)",
+            action.as_str()
+        )
+    })?;
+    request.id = Some(id);
+    Ok(request)
+}
+
+/// The halt (and a flatten request): queued for the engine, which halts,
+/// cancels every working order and, with `flatten`, closes every position
+/// at its next cycle; and recorded at once in the trading-state history,
+/// the audit log and the decision records. Works with or without a
+/// running daemon.
 fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
     if reason.trim().is_empty() {
         bail!("--reason must say why trading is halted");
@@ -459,6 +522,9 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let who = actor();
+    // The request first: it is what makes the engine act, and the engine
+    // records the halt itself when it carries the request out.
+    let request = queue_control(&store, ControlAction::EmergencyStop, flatten, reason)?;
     let cause = format!(
         "emergency stop by {who}: {reason}{}",
         if flatten { "; flatten requested" } else { "" }
@@ -469,12 +535,18 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
         "emergency_stop",
         if flatten { "halt+flatten" } else { "halt" },
         &cause,
-        json!({"reason": reason, "flatten": flatten}),
-    )?;
+        json!({"reason": reason, "flatten": flatten, "control_request": request.id}),
+    )
+    .context("the engine's request is queued, but recording the halt failed; run `trader-cli status` to check")?;
     if cli.json {
-        output::json(
-            &json!({"state": "halted", "flatten": flatten, "reason": reason, "actor": who}),
-        )?;
+        output::json(&json!({
+            "state": "halted",
+            "flatten": flatten,
+            "reason": reason,
+            "actor": who,
+            "request_id": request.id,
+            "control_request": request,
+        }))?;
     } else {
         let state = if flatten {
             "halted (flatten requested)"
@@ -483,60 +555,131 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
         };
         println!("trading {state}: {reason}");
         println!(
-            "recorded in {}; the engine reads it before it acts (working orders are cancelled{}).",
+            "recorded in {} (trading state, audit log, decision record) and queued as control request #{}.",
             settings::redact_url(&loaded.settings.database.url),
-            if flatten { ", positions closed" } else { "" }
+            opt(request.id)
+        );
+        println!(
+            "the engine cancels every working order{} at its next cycle (or when `traderd` starts, if it is not running).",
+            if flatten {
+                " and closes every position at marketable limits"
+            } else {
+                ""
+            }
         );
         println!("resume with `trader-cli resume --reason \"...\"`");
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Back to active trading: queued for the engine and recorded like the
+/// halt.
 fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why it is safe to trade again");
+    }
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let who = actor();
     let before = store.trading_state()?.map(|(s, _, _)| s);
+    let request = queue_control(&store, ControlAction::Resume, false, reason)?;
     record_operator_state(
         &store,
         "active",
         "resume",
         "resume",
         &format!("resumed by {who}: {reason}"),
-        json!({"reason": reason, "previous_state": before}),
-    )?;
+        json!({"reason": reason, "previous_state": before, "control_request": request.id}),
+    )
+    .context("the engine's request is queued, but recording the resume failed; run `trader-cli status` to check")?;
     if cli.json {
-        output::json(
-            &json!({"state": "active", "previous_state": before, "reason": reason, "actor": who}),
-        )?;
+        output::json(&json!({
+            "state": "active",
+            "previous_state": before,
+            "reason": reason,
+            "actor": who,
+            "request_id": request.id,
+            "control_request": request,
+        }))?;
     } else {
         println!(
             "trading active again (was {}): {reason}",
             before.as_deref().unwrap_or("active")
         );
+        println!(
+            "recorded in {} and queued as control request #{}; the engine resumes at its next cycle (or when `traderd` starts).",
+            settings::redact_url(&loaded.settings.database.url),
+            opt(request.id)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Open positions: the engine monitor's last report (working memory key
+/// `last_monitor`) when the engine has run, with broker positions it does
+/// not cover (stock from an assignment) listed after it; else the broker
+/// positions as last stored. `--json` gives `{"source": "engine_monitor" |
+/// "broker", ...}`.
 fn positions(cli: &Cli) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let positions = store.positions()?;
-    output::list(
-        cli.json,
-        &positions,
-        &["contract", "qty", "avg cost", "mark", "value", "updated"],
-        |p| {
-            vec![
-                p.contract.key(),
-                p.quantity.to_string(),
-                p.avg_cost.to_string(),
-                opt(p.market_price),
-                opt(p.market_value()),
-                p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
-            ]
-        },
-    )?;
+    let engine = crate::engine_view::load(&store)?;
+    for p in &engine.problems {
+        eprintln!("warning: {p}");
+    }
+    let broker_row = |p: &core_domain::Position| {
+        vec![
+            p.contract.key(),
+            p.quantity.to_string(),
+            p.avg_cost.to_string(),
+            opt(p.market_price),
+            opt(p.market_value()),
+            p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+        ]
+    };
+    let broker_header = ["contract", "qty", "avg cost", "mark", "value", "updated"];
+    let Some(report) = &engine.monitor else {
+        if cli.json {
+            output::json(&json!({"source": "broker", "positions": positions}))?;
+        } else {
+            if engine.memory.is_none() {
+                println!(
+                    "the engine has not run on this database (start it with `traderd`); positions as last stored from the broker:"
+                );
+            }
+            let rows: Vec<Vec<String>> = positions.iter().map(broker_row).collect();
+            table(&broker_header, &rows);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let monitored: std::collections::HashSet<&str> = report
+        .positions
+        .iter()
+        .map(|p| p.contract.as_str())
+        .collect();
+    let others: Vec<&core_domain::Position> = positions
+        .iter()
+        .filter(|p| p.quantity != 0 && !monitored.contains(p.contract.key().as_str()))
+        .collect();
+    if cli.json {
+        output::json(&json!({
+            "source": "engine_monitor",
+            "time": report.time,
+            "unrealized_pnl": report.unrealized_pnl,
+            "greeks": report.greeks,
+            "positions": report.positions,
+            "other_broker_positions": others,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::engine_view::print_monitor_positions(report);
+    if !others.is_empty() {
+        println!();
+        println!("also held at the broker (not a monitored short put):");
+        let rows: Vec<Vec<String>> = others.iter().map(|p| broker_row(p)).collect();
+        table(&broker_header, &rows);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

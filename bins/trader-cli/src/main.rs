@@ -1,4 +1,5 @@
-//! `trader-cli`: set up, inspect and (in later issues) drive the trader.
+//! `trader-cli`: set up, inspect, backtest and steer the trader (the
+//! engine itself runs as the daemon `traderd`).
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why);
 //! 2 usage error; 3 the subcommand is not implemented yet.
@@ -12,12 +13,15 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod backtest_cmd;
 mod bench;
 mod commands;
+mod engine_view;
 mod output;
 mod quant;
+mod report_cmd;
 mod scan_cmd;
 mod validate_cmd;
 
-/// Exit code of a subcommand that exists in the plan but not yet in code.
+/// Exit code of a subcommand that exists in the plan but not yet in code
+/// (or, for `run`, not in this binary).
 pub const EXIT_NOT_IMPLEMENTED: u8 = 3;
 
 #[derive(Debug, Parser)]
@@ -57,9 +61,13 @@ pub enum Command {
     /// Database migrations and health.
     #[command(subcommand)]
     Db(DbCommand),
-    /// What the trader is doing: trading state, open trades, orders, the last decisions.
+    /// What the trader is doing: trading state, trades, orders, the engine's
+    /// last cycle, regime, recent actions and events, goals, open positions
+    /// with P&L and alerts, pending operator requests.
     Status,
-    /// Open positions as last reconciled with the broker.
+    /// Open positions as the engine's monitor last saw them (DTE, mark,
+    /// unrealized P&L, alerts); before the engine ran, as last reconciled
+    /// with the broker.
     Positions,
     /// Trades, newest first.
     Trades {
@@ -107,7 +115,7 @@ pub enum Command {
     Validate(validate_cmd::ValidateArgs),
     /// Run the engine over real history on the simulated exchange; summary and report.
     Backtest(backtest_cmd::BacktestArgs),
-    /// Run the engine loop in the foreground (engine-loop issue #6).
+    /// The engine runs as the daemon `traderd`: prints the command that starts it (exit 3).
     Run(commands::Pending),
     /// Analyze performance (learning issue #7).
     Analyze(commands::Pending),
@@ -115,7 +123,9 @@ pub enum Command {
     Shadow(commands::Pending),
     /// Run the parameter optimizer (learning issue #7).
     Optimize(commands::Pending),
-    /// Halt trading: recorded in the database, which the engine reads before it acts.
+    /// Halt trading: recorded in the database and queued for the engine,
+    /// which cancels every working order (and with --flatten closes every
+    /// position) at its next cycle.
     EmergencyStop {
         /// Why (kept in the audit log).
         #[arg(long)]
@@ -124,14 +134,14 @@ pub enum Command {
         #[arg(long)]
         flatten: bool,
     },
-    /// Resume trading after an emergency stop.
+    /// Resume trading after an emergency stop (recorded, and queued for the engine).
     Resume {
         /// Why it is safe to trade again (kept in the audit log).
         #[arg(long, default_value = "resumed by the operator")]
         reason: String,
     },
-    /// Write a performance report (engine-loop issue #6).
-    Report(commands::Pending),
+    /// Write the performance report (Markdown, HTML, charts) of the configured database.
+    Report(report_cmd::ReportArgs),
     /// Price an option and its greeks (Black-Scholes-Merton; --american adds the American price).
     Price(quant::PriceArgs),
     /// Solve the implied volatility of an option price.

@@ -99,17 +99,26 @@ fn test_status_before_init_says_to_run_init() {
 #[test]
 fn test_unimplemented_subcommand_says_so_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        vec!["analyze"],
-        vec!["shadow", "--since", "2020-01-02"],
-        vec!["run"],
-        vec!["report"],
-    ] {
+    for args in [vec!["analyze"], vec!["shadow", "--since", "2020-01-02"]] {
         let out = cli(dir.path(), &args);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
         assert!(err.contains("not implemented yet"), "{err}");
     }
+}
+
+#[test]
+fn test_run_says_the_engine_is_the_daemon_and_prints_its_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["run"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("not implemented here"), "{err}");
+    assert!(err.contains("\n  traderd\n"), "{err}");
+    let out = cli(dir.path(), &["--config", "conf/prod.toml", "run"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("  traderd --config conf/prod.toml\n"), "{err}");
 }
 
 #[test]
@@ -301,15 +310,54 @@ fn test_emergency_stop_and_resume_are_recorded_in_the_database() {
         dir.path(),
         &["emergency-stop", "--reason", "VIX spike", "--flatten"],
     );
-    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("queued as control request #1"), "{stdout}");
+    assert!(
+        stdout.contains("closes every position") && stdout.contains("at its next cycle"),
+        "{stdout}"
+    );
     let (status, _) = text(&cli(dir.path(), &["status"]));
     assert!(status.contains("trading     halted"), "{status}");
     assert!(status.contains("VIX spike"), "{status}");
+    assert!(
+        status.contains("engine      has not run on this database; start it with `traderd`"),
+        "{status}"
+    );
+    assert!(status.contains("requests    1 pending"), "{status}");
+    assert!(
+        status.contains("#1 emergency stop + flatten by trader-cli:"),
+        "{status}"
+    );
+
+    // The request is queued for the engine, which carries it out.
+    let db = dir.path().join("data/trader.db");
+    let pending = store::Store::open(db.to_str().unwrap())
+        .unwrap()
+        .pending_control_requests()
+        .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].action, store::ControlAction::EmergencyStop);
+    assert!(pending[0].flatten);
+    assert_eq!(pending[0].reason, "VIX spike");
+    assert!(pending[0].actor.starts_with("trader-cli:"), "{pending:?}");
+
     let out = cli(dir.path(), &["resume", "--reason", "calm again", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["previous_state"], "halted");
+    assert_eq!(v["request_id"], 2);
+    assert_eq!(v["control_request"]["action"], "resume");
     let (status, _) = text(&cli(dir.path(), &["status"]));
     assert!(status.contains("trading     active"), "{status}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&cli(dir.path(), &["status", "--json"]).stdout).unwrap();
+    assert!(v["engine"].is_null(), "{v}");
+    let pending = v["pending_control_requests"].as_array().unwrap();
+    let actions: Vec<&str> = pending
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["emergency_stop", "resume"]);
     let audit: serde_json::Value =
         serde_json::from_slice(&cli(dir.path(), &["audit", "--json"]).stdout).unwrap();
     let actions: Vec<&str> = audit
@@ -372,4 +420,208 @@ fn test_backtest_trades_keeps_the_rules_and_is_reproducible() {
         t
     };
     assert_eq!(trades("a"), trades("b"));
+}
+
+/// A configuration whose database is `db`.
+fn config_for(dir: &Path, db: &Path) -> std::path::PathBuf {
+    let path = dir.join("backtest.toml");
+    std::fs::write(&path, format!("[database]\nurl = \"{}\"\n", db.display())).unwrap();
+    path
+}
+
+/// After a short backtest, `status`, `positions` and `report` read what
+/// the engine left in its database; `emergency-stop` queues a request
+/// there.
+#[test]
+fn test_status_positions_and_report_read_the_engine_from_a_backtest_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cli(
+        dir.path(),
+        &[
+            "--json",
+            "backtest",
+            "--from",
+            "2020-02-03",
+            "--to",
+            "2020-04-30",
+            "--seed",
+            "7",
+            "--out",
+            "bt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let db = dir.path().join("bt/backtest.db");
+    let config = config_for(dir.path(), &db);
+    let config = config.to_str().unwrap();
+    let (all, open) = {
+        use core_domain::TradeRepository;
+        let store = store::Store::open(db.to_str().unwrap()).unwrap();
+        let all = store.trades(&core_domain::TradeFilter::default()).unwrap();
+        let open: Vec<_> = all
+            .iter()
+            .filter(|t| t.status == core_domain::TradeStatus::Open)
+            .cloned()
+            .collect();
+        (all, open)
+    };
+    let closed = all.len() - open.len();
+    assert!(closed >= 3, "{all:?}");
+
+    // status: the engine's last cycle, market, actions, events, book.
+    let out = cli(dir.path(), &["--config", config, "status"]);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout.contains("engine      last cycle 2020-04-30 20:00 UTC (cycle "),
+        "{stdout}"
+    );
+    for line in [
+        "  market      regime ",
+        "  goals       sell 15-20% OTM puts",
+        "  actions     latest 5 of ",
+        "  events      latest ",
+        "profit_target",
+        "  requests    none pending",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from {stdout}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "  book        {} open, unrealized P&L",
+            open.len()
+        )),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&cli(dir.path(), &["--config", config, "status", "--json"]).stdout)
+            .unwrap();
+    assert!(v["engine"]["cycles"].as_u64().unwrap() > 1000, "{v}");
+    assert!(
+        v["engine"]["last_cycle"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-04-30"),
+        "{v}"
+    );
+    assert_eq!(v["goals"].as_array().unwrap().len(), 4);
+    assert_eq!(v["monitor"]["position_count"], open.len());
+
+    // positions: the monitor's view, one row per open trade.
+    let out = cli(dir.path(), &["--config", config, "positions"]);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout.contains("open position(s) as the engine last saw them at 2020-04-30"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("DTE") && stdout.contains("P&L"), "{stdout}");
+    for t in &open {
+        assert!(
+            stdout.contains(&t.trade_id),
+            "{} missing: {stdout}",
+            t.trade_id
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        &cli(dir.path(), &["--config", config, "positions", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["source"], "engine_monitor");
+    assert_eq!(v["positions"].as_array().unwrap().len(), open.len());
+
+    // report: from the database alone; its closed trades are the database's.
+    let out = cli(dir.path(), &["--config", config, "report", "--out", "rep"]);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        stdout.contains("Performance 2020-02-03 to 2020-04-30"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  trades            {closed} closed, {} open",
+            open.len()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rep/report.html"), "{stdout}");
+    assert!(dir.path().join("rep/report.html").exists());
+    let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
+    assert!(
+        md.contains(&format!("| Closed trades | {closed} |")),
+        "{md}"
+    );
+
+    // A window counts the trades entered in it (New York dates).
+    let (from, to) = (
+        chrono::NaiveDate::from_ymd_opt(2020, 4, 13).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2020, 4, 21).unwrap(),
+    );
+    let out = cli(
+        dir.path(),
+        &[
+            "--config",
+            config,
+            "--json",
+            "report",
+            "--from",
+            "2020-04-13",
+            "--to",
+            "2020-04-21",
+            "--out",
+            "rep2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = all
+        .iter()
+        .filter(|t| t.entry_date >= from && t.entry_date <= to)
+        .count();
+    assert!(expected >= 1);
+    assert_eq!(v["trades"], expected, "{v}");
+    assert_eq!(v["period"]["from"], "2020-04-13");
+
+    // An emergency stop on this database is queued for the engine.
+    let out = cli(
+        dir.path(),
+        &["--config", config, "emergency-stop", "--reason", "test"],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, _) = text(&cli(dir.path(), &["--config", config, "status"]));
+    assert!(stdout.contains("requests    1 pending"), "{stdout}");
+}
+
+#[test]
+fn test_report_of_a_database_without_trades_is_written_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["report"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("trader-cli init"), "{:?}", text(&out));
+    assert!(cli(dir.path(), &["init"]).status.success());
+    let out = cli(dir.path(), &["report"]);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        stdout.contains("the database has no trades yet"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("reports/report.md")).unwrap();
+    assert!(md.contains("| Closed trades | 0 |"), "{md}");
+    let out = cli(
+        dir.path(),
+        &["report", "--from", "2020-02-01", "--to", "2020-01-01"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("swap them"), "{:?}", text(&out));
+
+    // Positions before the engine ran: the broker's, and it says so.
+    let out = cli(dir.path(), &["positions"]);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("the engine has not run"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&cli(dir.path(), &["positions", "--json"]).stdout).unwrap();
+    assert_eq!(v["source"], "broker");
 }
