@@ -875,6 +875,24 @@ where
         }
     }
 
+    /// Closes of `symbol` up to the last completed session, or none when
+    /// the series stops before it: a broker returns the last bars it has,
+    /// and an index whose data ended must read as unknown, not as its last
+    /// value frozen.
+    async fn fresh_closes(&self, symbol: &Symbol, today: NaiveDate, n: usize) -> Vec<f64> {
+        let Ok(bars) = self.broker().daily_bars(symbol, today, n + 1).await else {
+            return Vec::new();
+        };
+        let bars: Vec<_> = bars.into_iter().filter(|b| b.date < today).collect();
+        let expected = self.schedule.calendar().previous_session(today);
+        match (bars.last(), expected) {
+            (Some(last), Some(prev)) if last.date >= prev => {
+                bars.into_iter().map(|b| b.close.to_f64()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// A session's first cycle: its starting account, the market events,
     /// the regime and the VIX.
     async fn start_session(
@@ -892,9 +910,9 @@ where
             Symbol::new(INDEX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
         let vix_symbol = Symbol::new(VIX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;
         let index = self
-            .closes(&index_symbol, today, p.regime_average_sessions + 1)
+            .fresh_closes(&index_symbol, today, p.regime_average_sessions + 1)
             .await;
-        let vix = self.closes(&vix_symbol, today, 2).await;
+        let vix = self.fresh_closes(&vix_symbol, today, 2).await;
         self.memory.vix = vix.last().copied();
         self.memory.regime = Some(events::regime(&index, self.memory.vix, &p));
         for e in events::market_events(now, &index, &vix, &p) {
