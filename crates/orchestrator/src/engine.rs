@@ -6,14 +6,15 @@
 //! same code and differ only in the clock and the broker they wire.
 //!
 //! ## One cycle
-//! 1. **Perceive** — operator requests queued in the database (emergency
-//!    stop, resume) are carried out first; broker events (fills, statuses,
-//!    expirations, assignments, errors) are recorded through the executor
-//!    and the trade logger; the account and positions are read (positions
-//!    are stored); at a session's first cycle its starting account and
-//!    the market events (VIX spike, regime shift) are taken; the open
-//!    trades' quotes and the underlyings' prices feed the
-//!    [`PositionMonitor`]; the circuit breakers run.
+//! 1. **Perceive** — broker events (fills, statuses, expirations,
+//!    assignments, errors) are recorded through the executor and the trade
+//!    logger; then operator requests queued in the database (emergency
+//!    stop, resume) are carried out, against that book (so a stop closes a
+//!    trade whose entry filled since the last cycle); the account and
+//!    positions are read (positions are stored); at a session's first
+//!    cycle its starting account and the market events (VIX spike, regime
+//!    shift) are taken; the open trades' quotes and the underlyings'
+//!    prices feed the [`PositionMonitor`]; the circuit breakers run.
 //! 2. **Reason** — rules on that state choose among [`Action`]s: cancel
 //!    stale orders, manage exits, scan for entries, learn, idle. The choice
 //!    is a decision record (a repeated idle is recorded once, when it
@@ -23,8 +24,9 @@
 //! 4. **Learn** — the learning hook sees the trades closed this cycle.
 //!
 //! Working memory (goals, recent actions and events, the session's
-//! starting account, the regime, the last scan) is written to the database
-//! at the end of every cycle, so a restart continues where it stopped.
+//! starting account, the regime, the last scan, a pending flatten) is
+//! written to the database at the end of every cycle that changed it, and
+//! in full when the loop stops, so a restart continues where it stopped.
 //!
 //! ## Entries
 //! Scans run in the `Open` phase only, when trading is active and a
@@ -160,6 +162,12 @@ pub struct Memory {
     pub vix: Option<f64>,
     /// Trades closed by assignment whose stock may still be held.
     pub assigned: Vec<Trade>,
+    /// An emergency stop asked to close every position: until a resume,
+    /// the exits of a halted engine are the emergency's (so a close that
+    /// was rejected, did not fill, or could not be sent while the market
+    /// was closed is sent again).
+    #[serde(default)]
+    pub flatten: bool,
 }
 
 impl Memory {
@@ -354,7 +362,6 @@ where
         let today = execution::trade_log::exchange_date(now);
 
         // ---- perceive ------------------------------------------------
-        self.handle_control_requests(now).await?;
         let broker_events = match self.broker().poll_events().await {
             Ok(e) => e,
             Err(e) => {
@@ -416,6 +423,8 @@ where
         self.memory
             .api_errors
             .retain(|t| now - *t < chrono::Duration::hours(1));
+        // Operator requests, against the book as it is now.
+        self.handle_control_requests(now).await?;
 
         let account = match self.broker().account_summary().await {
             Ok(a) => a,
@@ -591,6 +600,14 @@ where
             ),
             scan_due,
         ));
+        if self.memory.flatten {
+            why.push(Criterion::text(
+                "flatten",
+                "pending",
+                "after an emergency stop with flatten, exits are emergency closes until a resume",
+                true,
+            ));
+        }
         if !closed_now.is_empty() {
             actions.push(Action::Learn);
         }
@@ -701,6 +718,15 @@ where
         for e in &report.events {
             self.memory.push_event(e.clone());
         }
+        self.persist_memory()
+    }
+
+    /// Writes working memory now, the cycle counter and the last cycle's
+    /// time included. The loop calls it when it stops: an idle stretch
+    /// skips these writes, and a restart must continue from the last
+    /// cycle run, not from the last one that changed something.
+    pub fn save_memory(&mut self) -> Result<(), EngineError> {
+        self.stored_memory = None;
         self.persist_memory()
     }
 
@@ -975,14 +1001,22 @@ where
                         flatten: request.flatten,
                     };
                     let report = self.emergency(now, &stop).await?;
-                    format!(
+                    let mut outcome = format!(
                         "halted; {} orders cancelled, {} closing orders sent, {} failed",
                         report.cancelled.len(),
                         report.closing_orders.len(),
                         report.closing_failed.len() + report.cancel_failed.len()
-                    )
+                    );
+                    if request.flatten {
+                        self.memory.flatten = true;
+                        if self.schedule.phase(now) == Phase::Closed {
+                            outcome.push_str("; the market is closed: positions close at the next session's open");
+                        }
+                    }
+                    outcome
                 }
                 ControlAction::Resume => {
+                    self.memory.flatten = false;
                     match self.governor.resume(now, &request.actor, &request.reason) {
                         Some(change) => {
                             record_state_change(&self.executor, &change)?;
@@ -1000,7 +1034,10 @@ where
     }
 
     /// The emergency stop against the live book: halt, cancel everything
-    /// and, with `flatten`, close every position at marketable limits.
+    /// and, with `flatten`, close every position (at the touch, as every
+    /// urgent exit: [`execution::exit_limit`]), each close with its
+    /// decision record. Outside a session nothing can be sent: the closes
+    /// go out from the next session's first cycle (see [`Memory::flatten`]).
     pub async fn emergency(
         &mut self,
         now: DateTime<Utc>,
@@ -1017,7 +1054,8 @@ where
                 .unwrap_or_else(|| account.clone()),
             account,
         );
-        if stop.flatten {
+        let mut records = Vec::new();
+        if stop.flatten && self.schedule.phase(now) != Phase::Closed {
             let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
             let quotes = if held.is_empty() {
                 Vec::new()
@@ -1030,12 +1068,60 @@ where
             let plan = self
                 .exits
                 .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
-            for order in plan.exits {
-                let context = self.exit_context(&order, &snapshot, 0);
+            for mut order in plan.exits {
+                let attempt = self.price_exit(&mut order, &snapshot)?;
+                let context = self.exit_context(&order, &snapshot, attempt);
+                records.push(order.decision);
                 closing.push((order.intent, context));
             }
+            records.extend(plan.holds);
+            records.extend(plan.untouched);
         }
-        Ok(emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?)
+        let report =
+            emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?;
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            for r in &records {
+                tx.append_decision(r)?;
+            }
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// Prices an exit by the reprice policy when its contract has a quote
+    /// (urgent exits at the touch, chasing one step per earlier unfilled
+    /// attempt; patient ones between the mid and the touch); returns the
+    /// attempt number.
+    fn price_exit(
+        &self,
+        order: &mut ExitOrder,
+        snapshot: &MarketSnapshot,
+    ) -> Result<u32, EngineError> {
+        let attempt = self.previous_attempts(order)?;
+        let quote = match &order.intent.contract {
+            Contract::Option(c) => snapshot
+                .option_quotes
+                .iter()
+                .find(|q| q.contract.key() == c.key())
+                .map(|q| q.quote.clone()),
+            Contract::Stock(s) => snapshot
+                .underlyings
+                .iter()
+                .find(|u| u.symbol == s.symbol)
+                .map(|u| u.quote.clone()),
+        };
+        if let Some(q) = &quote
+            && let Some(limit) = exit_limit(
+                order.intent.side,
+                order.reason,
+                q,
+                attempt,
+                &self.params.reprice,
+            )
+        {
+            order.intent.limit_price = limit;
+        }
+        Ok(attempt)
     }
 
     async fn exit_snapshot(
@@ -1133,41 +1219,25 @@ where
                 matches!(&p.contract, Contract::Stock(s) if s.symbol == t.symbol) && p.quantity > 0
             })
         });
-        let plan = self.exits.evaluate(
-            &self.strategy,
-            &snapshot,
-            open_trades,
-            positions,
-            &self.memory.assigned,
-            &working,
-        );
+        // After an emergency stop with flatten, while halted: every
+        // position is closed, whatever the strategy says.
+        let plan = if self.memory.flatten && self.governor.state() == TradingState::Halted {
+            self.exits
+                .emergency_exits(&snapshot, open_trades, positions, &working, now)
+        } else {
+            self.exits.evaluate(
+                &self.strategy,
+                &snapshot,
+                open_trades,
+                positions,
+                &self.memory.assigned,
+                &working,
+            )
+        };
         let mut sent = 0;
         let mut records: Vec<DecisionRecord> = Vec::new();
         for mut order in plan.exits {
-            let attempt = self.previous_attempts(&order)?;
-            let quote = match &order.intent.contract {
-                Contract::Option(c) => snapshot
-                    .option_quotes
-                    .iter()
-                    .find(|q| q.contract.key() == c.key())
-                    .map(|q| q.quote.clone()),
-                Contract::Stock(s) => snapshot
-                    .underlyings
-                    .iter()
-                    .find(|u| u.symbol == s.symbol)
-                    .map(|u| u.quote.clone()),
-            };
-            if let Some(q) = &quote
-                && let Some(limit) = exit_limit(
-                    order.intent.side,
-                    order.reason,
-                    q,
-                    attempt,
-                    &self.params.reprice,
-                )
-            {
-                order.intent.limit_price = limit;
-            }
+            let attempt = self.price_exit(&mut order, &snapshot)?;
             let context = self.exit_context(&order, &snapshot, attempt);
             records.push(order.decision.clone());
             let order_ref = order.intent.order_ref.clone();
