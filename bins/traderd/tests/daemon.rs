@@ -5,28 +5,71 @@ use std::process::Command;
 
 use core_domain::AuditRepository;
 
+fn traderd(dir: &std::path::Path, from: &str, to: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_traderd"))
+        .current_dir(dir)
+        .env_remove("TRADER_CONFIG")
+        .env("TRADER__LOGGING__FILE", "false")
+        .env("TRADER__BROKER__SIM__REPLAY__FROM", from)
+        .env("TRADER__BROKER__SIM__REPLAY__TO", to)
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn test_traderd_records_its_start_and_exits_3_until_the_loop_exists() {
+fn test_traderd_replays_and_records_its_start_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = traderd(dir.path(), "2020-01-02", "2020-02-28");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        out.contains("paper-trading the simulated exchange"),
+        "{out}"
+    );
+    assert!(out.contains("report"), "{out}");
+    let store =
+        store::Store::open(&dir.path().join("data/trader.db").display().to_string()).unwrap();
+    let audit = store.recent_audit(100_000).unwrap();
+    let start = audit.iter().find(|a| a.action == "daemon.start").unwrap();
+    assert_eq!(start.outcome.as_deref(), Some("running"));
+    assert!(audit.iter().any(|a| a.action == "daemon.stop"));
+    assert!(audit.iter().any(|a| a.action == "engine.start"));
+}
+
+#[test]
+fn test_a_database_holding_another_replay_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        traderd(dir.path(), "2020-01-02", "2020-01-31")
+            .status
+            .code(),
+        Some(0)
+    );
+    let run = traderd(dir.path(), "2019-01-02", "2019-01-31");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds the replay"), "{err}");
+    assert!(err.contains("database.url"), "{err}");
+}
+
+#[test]
+fn test_the_ibkr_broker_says_it_comes_with_issue_8_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_traderd"))
         .current_dir(dir.path())
         .env_remove("TRADER_CONFIG")
         .env("TRADER__LOGGING__FILE", "false")
+        .env("TRADER__BROKER__KIND", "ibkr")
         .output()
         .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(String::from_utf8_lossy(&run.stderr).contains("nothing was traded"));
-    let store =
-        store::Store::open(&dir.path().join("data/trader.db").display().to_string()).unwrap();
-    let audit = store.recent_audit(10).unwrap();
-    assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0].action, "daemon.start");
-    assert_eq!(audit[0].outcome.as_deref(), Some("not_implemented"));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{err}");
+    assert!(err.contains("#8"), "{err}");
 }
 
 #[test]

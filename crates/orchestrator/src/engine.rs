@@ -6,14 +6,15 @@
 //! same code and differ only in the clock and the broker they wire.
 //!
 //! ## One cycle
-//! 1. **Perceive** — operator requests queued in the database (emergency
-//!    stop, resume) are carried out first; broker events (fills, statuses,
-//!    expirations, assignments, errors) are recorded through the executor
-//!    and the trade logger; the account and positions are read (positions
-//!    are stored); at a session's first cycle its starting account and
-//!    the market events (VIX spike, regime shift) are taken; the open
-//!    trades' quotes and the underlyings' prices feed the
-//!    [`PositionMonitor`]; the circuit breakers run.
+//! 1. **Perceive** — broker events (fills, statuses, expirations,
+//!    assignments, errors) are recorded through the executor and the trade
+//!    logger; then operator requests queued in the database (emergency
+//!    stop, resume) are carried out, against that book (so a stop closes a
+//!    trade whose entry filled since the last cycle); the account and
+//!    positions are read (positions are stored); at a session's first
+//!    cycle its starting account and the market events (VIX spike, regime
+//!    shift) are taken; the open trades' quotes and the underlyings'
+//!    prices feed the [`PositionMonitor`]; the circuit breakers run.
 //! 2. **Reason** — rules on that state choose among [`Action`]s: cancel
 //!    stale orders, manage exits, scan for entries, learn, idle. The choice
 //!    is a decision record (a repeated idle is recorded once, when it
@@ -23,8 +24,9 @@
 //! 4. **Learn** — the learning hook sees the trades closed this cycle.
 //!
 //! Working memory (goals, recent actions and events, the session's
-//! starting account, the regime, the last scan) is written to the database
-//! at the end of every cycle, so a restart continues where it stopped.
+//! starting account, the regime, the last scan, a pending flatten) is
+//! written to the database at the end of every cycle that changed it, and
+//! in full when the loop stops, so a restart continues where it stopped.
 //!
 //! ## Entries
 //! Scans run in the `Open` phase only, when trading is active and a
@@ -160,11 +162,12 @@ pub struct Memory {
     pub vix: Option<f64>,
     /// Trades closed by assignment whose stock may still be held.
     pub assigned: Vec<Trade>,
-    /// An emergency flatten asked for while the market was closed (or not
-    /// finished): carried out at the next trading cycles until nothing is
-    /// held.
+    /// An emergency stop asked to close every position: until a resume,
+    /// the exits of a halted engine are the emergency's (so a close that
+    /// was rejected, did not fill, or could not be sent while the market
+    /// was closed is sent again).
     #[serde(default)]
-    pub flatten_pending: Option<EmergencyStop>,
+    pub flatten: bool,
 }
 
 impl Memory {
@@ -360,7 +363,6 @@ where
         let today = execution::trade_log::exchange_date(now);
 
         // ---- perceive ------------------------------------------------
-        self.handle_control_requests(now).await?;
         let broker_events = match self.broker().poll_events().await {
             Ok(e) => e,
             Err(e) => {
@@ -422,6 +424,8 @@ where
         self.memory
             .api_errors
             .retain(|t| now - *t < chrono::Duration::hours(1));
+        // Operator requests, against the book as it is now.
+        self.handle_control_requests(now).await?;
 
         let account = match self.broker().account_summary().await {
             Ok(a) => a,
@@ -597,6 +601,14 @@ where
             ),
             scan_due,
         ));
+        if self.memory.flatten {
+            why.push(Criterion::text(
+                "flatten",
+                "pending",
+                "after an emergency stop with flatten, exits are emergency closes until a resume",
+                true,
+            ));
+        }
         if !closed_now.is_empty() {
             actions.push(Action::Learn);
         }
@@ -629,13 +641,6 @@ where
         self.memory.last_actions = actions.clone();
 
         // ---- act -----------------------------------------------------
-        if trading && self.memory.flatten_pending.is_some() {
-            if open_trades.is_empty() && !has_stock {
-                self.memory.flatten_pending = None;
-            } else {
-                report.exits_sent += self.flatten_step(now).await?;
-            }
-        }
         for action in &actions {
             match action {
                 Action::CancelStale => {
@@ -714,6 +719,15 @@ where
         for e in &report.events {
             self.memory.push_event(e.clone());
         }
+        self.persist_memory()
+    }
+
+    /// Writes working memory now, the cycle counter and the last cycle's
+    /// time included. The loop calls it when it stops: an idle stretch
+    /// skips these writes, and a restart must continue from the last
+    /// cycle run, not from the last one that changed something.
+    pub fn save_memory(&mut self) -> Result<(), EngineError> {
+        self.stored_memory = None;
         self.persist_memory()
     }
 
@@ -1006,14 +1020,22 @@ where
                         flatten: request.flatten,
                     };
                     let report = self.emergency(now, &stop).await?;
-                    format!(
+                    let mut outcome = format!(
                         "halted; {} orders cancelled, {} closing orders sent, {} failed",
                         report.cancelled.len(),
                         report.closing_orders.len(),
                         report.closing_failed.len() + report.cancel_failed.len()
-                    )
+                    );
+                    if request.flatten {
+                        self.memory.flatten = true;
+                        if self.schedule.phase(now) == Phase::Closed {
+                            outcome.push_str("; the market is closed: positions close at the next session's open");
+                        }
+                    }
+                    outcome
                 }
                 ControlAction::Resume => {
+                    self.memory.flatten = false;
                     match self.governor.resume(now, &request.actor, &request.reason) {
                         Some(change) => {
                             record_state_change(&self.executor, &change)?;
@@ -1031,32 +1053,18 @@ where
     }
 
     /// The emergency stop against the live book: halt, cancel everything
-    /// and, with `flatten`, close every position at marketable limits.
+    /// and, with `flatten`, close every position (at the touch, as every
+    /// urgent exit: [`execution::exit_limit`]), each close with its
+    /// decision record. Outside a session nothing can be sent: the closes
+    /// go out from the next session's first cycle (see [`Memory::flatten`]).
     pub async fn emergency(
         &mut self,
         now: DateTime<Utc>,
         stop: &EmergencyStop,
     ) -> Result<execution::EmergencyReport, EngineError> {
-        let (closing, ctx) = self.emergency_closes(now, stop.flatten, &[]).await?;
-        if stop.flatten {
-            // Until nothing is held, later trading cycles flatten again
-            // (the market may be closed now, or an order may not fill).
-            self.memory.flatten_pending = Some(stop.clone());
-        }
-        Ok(emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?)
-    }
-
-    /// The emergency exits of everything held (when `flatten`), skipping
-    /// trades and stock whose close is in `working`, and the risk context
-    /// they are checked in.
-    async fn emergency_closes(
-        &mut self,
-        now: DateTime<Utc>,
-        flatten: bool,
-        working: &[String],
-    ) -> Result<(Vec<(OrderIntent, OrderContext)>, RiskContext), EngineError> {
         let open_trades = self.open_trades()?;
         let positions = self.broker().positions().await.unwrap_or_default();
+        let mut closing = Vec::new();
         let account = self.broker().account_summary().await?;
         let ctx = RiskContext::new(
             self.memory
@@ -1065,8 +1073,8 @@ where
                 .unwrap_or_else(|| account.clone()),
             account,
         );
-        let mut closing = Vec::new();
-        if flatten {
+        let mut records = Vec::new();
+        if stop.flatten && self.schedule.phase(now) != Phase::Closed {
             let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
             let quotes = if held.is_empty() {
                 Vec::new()
@@ -1076,51 +1084,63 @@ where
             let snapshot = self
                 .exit_snapshot(now, &open_trades, &positions, quotes)
                 .await;
-            let plan =
-                self.exits
-                    .emergency_exits(&snapshot, &open_trades, &positions, working, now);
-            for order in plan.exits {
-                let context = self.exit_context(&order, &snapshot, 0);
+            let plan = self
+                .exits
+                .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
+            for mut order in plan.exits {
+                let attempt = self.price_exit(&mut order, &snapshot)?;
+                let context = self.exit_context(&order, &snapshot, attempt);
+                records.push(order.decision);
                 closing.push((order.intent, context));
             }
+            records.extend(plan.holds);
+            records.extend(plan.untouched);
         }
-        Ok((closing, ctx))
+        let report =
+            emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?;
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            for r in &records {
+                tx.append_decision(r)?;
+            }
+            Ok(())
+        })?;
+        Ok(report)
     }
 
-    /// A later step of a pending flatten: emergency closes for whatever is
-    /// still held and has no close working, through the governor.
-    async fn flatten_step(&mut self, now: DateTime<Utc>) -> Result<usize, EngineError> {
-        let working: Vec<String> = self
-            .store
-            .open_orders()?
-            .into_iter()
-            .filter(|o| o.intent.purpose != OrderPurpose::Open)
-            .map(|o| o.intent.order_ref)
-            .collect();
-        let (closing, ctx) = self.emergency_closes(now, true, &working).await?;
-        let mut sent = 0;
-        for (intent, context) in closing {
-            let order_ref = intent.order_ref.clone();
-            match self.governor.check(intent, &ctx, now) {
-                Ok(approved) => {
-                    match self
-                        .executor
-                        .submit_with_context(approved, context, now)
-                        .await
-                    {
-                        Ok(_) => sent += 1,
-                        Err(e) => self.audit(
-                            now,
-                            "flatten.not_sent",
-                            json!({ "order_ref": order_ref, "error": e.to_string() }),
-                            None,
-                        )?,
-                    }
-                }
-                Err(refused) => self.store.append_decision(&refused.decision)?,
-            }
+    /// Prices an exit by the reprice policy when its contract has a quote
+    /// (urgent exits at the touch, chasing one step per earlier unfilled
+    /// attempt; patient ones between the mid and the touch); returns the
+    /// attempt number.
+    fn price_exit(
+        &self,
+        order: &mut ExitOrder,
+        snapshot: &MarketSnapshot,
+    ) -> Result<u32, EngineError> {
+        let attempt = self.previous_attempts(order)?;
+        let quote = match &order.intent.contract {
+            Contract::Option(c) => snapshot
+                .option_quotes
+                .iter()
+                .find(|q| q.contract.key() == c.key())
+                .map(|q| q.quote.clone()),
+            Contract::Stock(s) => snapshot
+                .underlyings
+                .iter()
+                .find(|u| u.symbol == s.symbol)
+                .map(|u| u.quote.clone()),
+        };
+        if let Some(q) = &quote
+            && let Some(limit) = exit_limit(
+                order.intent.side,
+                order.reason,
+                q,
+                attempt,
+                &self.params.reprice,
+            )
+        {
+            order.intent.limit_price = limit;
         }
-        Ok(sent)
+        Ok(attempt)
     }
 
     async fn exit_snapshot(
@@ -1218,41 +1238,25 @@ where
                 matches!(&p.contract, Contract::Stock(s) if s.symbol == t.symbol) && p.quantity > 0
             })
         });
-        let plan = self.exits.evaluate(
-            &self.strategy,
-            &snapshot,
-            open_trades,
-            positions,
-            &self.memory.assigned,
-            &working,
-        );
+        // After an emergency stop with flatten, while halted: every
+        // position is closed, whatever the strategy says.
+        let plan = if self.memory.flatten && self.governor.state() == TradingState::Halted {
+            self.exits
+                .emergency_exits(&snapshot, open_trades, positions, &working, now)
+        } else {
+            self.exits.evaluate(
+                &self.strategy,
+                &snapshot,
+                open_trades,
+                positions,
+                &self.memory.assigned,
+                &working,
+            )
+        };
         let mut sent = 0;
         let mut records: Vec<DecisionRecord> = Vec::new();
         for mut order in plan.exits {
-            let attempt = self.previous_attempts(&order)?;
-            let quote = match &order.intent.contract {
-                Contract::Option(c) => snapshot
-                    .option_quotes
-                    .iter()
-                    .find(|q| q.contract.key() == c.key())
-                    .map(|q| q.quote.clone()),
-                Contract::Stock(s) => snapshot
-                    .underlyings
-                    .iter()
-                    .find(|u| u.symbol == s.symbol)
-                    .map(|u| u.quote.clone()),
-            };
-            if let Some(q) = &quote
-                && let Some(limit) = exit_limit(
-                    order.intent.side,
-                    order.reason,
-                    q,
-                    attempt,
-                    &self.params.reprice,
-                )
-            {
-                order.intent.limit_price = limit;
-            }
+            let attempt = self.price_exit(&mut order, &snapshot)?;
             let context = self.exit_context(&order, &snapshot, attempt);
             records.push(order.decision.clone());
             let order_ref = order.intent.order_ref.clone();

@@ -54,11 +54,13 @@ where
     engine.start(clock.now()).await?;
     loop {
         if stop.load(Ordering::SeqCst) {
+            engine.save_memory()?;
             return Ok(Stopped::Requested);
         }
         let now = clock.now();
         let next = engine.schedule().next_cycle(now);
         if next > until {
+            engine.save_memory()?;
             return Ok(Stopped::Reached);
         }
         if let Pace::SimMinutesPerSecond(rate) = pace
@@ -71,6 +73,7 @@ where
             // Sleep in slices so a stop request is seen promptly.
             while started.elapsed() < wait {
                 if stop.load(Ordering::SeqCst) {
+                    engine.save_memory()?;
                     return Ok(Stopped::Requested);
                 }
                 tokio::time::sleep(StdDuration::from_millis(50).min(wait)).await;
