@@ -41,10 +41,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use core_domain::{
     AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, Broker, Contract, Criterion,
-    DecisionKind, DecisionRecord, EntryProposal, ExitReason, MarketData, MarketRegime,
-    MarketSnapshot, OptionContract, OptionQuote, Order, OrderIntent, OrderPurpose, OrderRepository,
-    OrderStatus, Position, Price, Right, Side, Strategy, Symbol, TimeInForce, Trade, TradeFilter,
-    TradeRepository, TradeStatus, UnderlyingSnapshot, WorkingMemory,
+    DecisionKind, DecisionRecord, EntryProposal, ExitReason, LearningRepository, MarketData,
+    MarketRegime, MarketSnapshot, OptionContract, OptionQuote, Order, OrderIntent, OrderPurpose,
+    OrderRepository, OrderStatus, Position, Price, Right, Side, Strategy, Symbol, TimeInForce,
+    Trade, TradeFilter, TradeRepository, TradeStatus, UnderlyingSnapshot, WorkingMemory,
 };
 use execution::{
     EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
@@ -110,6 +110,9 @@ pub enum Action {
     CancelStale,
     ManageExits,
     ScanEntries,
+    /// At a session's close: the performance of the closed trades so far,
+    /// into working memory and a decision record.
+    AnalyzePerformance,
     Learn,
     Idle,
 }
@@ -120,6 +123,7 @@ impl Action {
             Action::CancelStale => "cancel_stale",
             Action::ManageExits => "manage_exits",
             Action::ScanEntries => "scan_entries",
+            Action::AnalyzePerformance => "analyze_performance",
             Action::Learn => "learn",
             Action::Idle => "idle",
         }
@@ -162,6 +166,17 @@ pub struct Memory {
     pub vix: Option<f64>,
     /// Trades closed by assignment whose stock may still be held.
     pub assigned: Vec<Trade>,
+    /// Experiments running (ids and hypotheses), read at each session's
+    /// start.
+    #[serde(default)]
+    pub active_experiments: Vec<String>,
+    /// Patterns the learning engine holds as true, read at each session's
+    /// start.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// The latest performance analysis (at a session's close).
+    #[serde(default)]
+    pub performance: Option<serde_json::Value>,
     /// An emergency stop asked to close every position: until a resume,
     /// the exits of a halted engine are the emergency's (so a close that
     /// was rejected, did not fill, or could not be sent while the market
@@ -459,6 +474,7 @@ where
             self.start_session(now, today, &account, &mut report)
                 .await?;
         }
+        let mut analyze_now = false;
         if phase == Phase::Closed
             && self.memory.session == Some(today)
             && self.memory.closed_session != Some(today)
@@ -468,6 +484,7 @@ where
             self.store.insert_snapshot(&account)?;
             self.store.replace_positions(&positions)?;
             self.memory.closed_session = Some(today);
+            analyze_now = true;
         }
 
         let open_trades = self.open_trades()?;
@@ -609,6 +626,9 @@ where
                 true,
             ));
         }
+        if analyze_now {
+            actions.push(Action::AnalyzePerformance);
+        }
         if !closed_now.is_empty() {
             actions.push(Action::Learn);
         }
@@ -677,6 +697,7 @@ where
                     report.entries_sent += sent;
                     report.entries_refused += refused;
                 }
+                Action::AnalyzePerformance => self.analyze_performance(now)?,
                 Action::Learn | Action::Idle => {}
             }
         }
@@ -907,6 +928,51 @@ where
         }
     }
 
+    /// The performance of every closed trade so far: count, win rate, mean
+    /// ROI, total P&L, by exit reason — into working memory (`performance`)
+    /// and a decision record.
+    fn analyze_performance(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let closed = self.store.trades(&TradeFilter {
+            open: Some(false),
+            ..TradeFilter::default()
+        })?;
+        let summary = crate::metrics::summarize(
+            &closed,
+            &[],
+            core_domain::Money::ZERO,
+            &crate::metrics::MetricsParams::default(),
+        );
+        let value = json!({
+            "time": now,
+            "closed_trades": summary.closed_trades,
+            "win_rate": summary.win_rate,
+            "avg_roi": summary.avg_roi,
+            "total_pnl": summary.total_pnl.to_string(),
+            "by_exit_reason": summary.by_exit_reason,
+        });
+        let record = DecisionRecord::new(
+            now,
+            DecisionKind::Action,
+            "performance",
+            "analyze_performance",
+            format!(
+                "{} closed trades, win rate {}, mean ROI {}, total P&L {}",
+                summary.closed_trades,
+                summary
+                    .win_rate
+                    .map_or("n/a".into(), |w| format!("{:.1}%", w * 100.0)),
+                summary
+                    .avg_roi
+                    .map_or("n/a".into(), |r| format!("{:.2}%", r * 100.0)),
+                summary.total_pnl
+            ),
+        )
+        .with_context(value.clone());
+        self.store.append_decision(&record)?;
+        self.memory.performance = Some(value);
+        Ok(())
+    }
+
     /// A session's first cycle: its starting account, the market events,
     /// the regime and the VIX.
     async fn start_session(
@@ -919,6 +985,19 @@ where
         self.memory.session = Some(today);
         self.memory.session_start = Some(account.clone());
         self.store.insert_snapshot(account)?;
+        self.memory.active_experiments = self
+            .store
+            .experiments()?
+            .into_iter()
+            .filter(|e| e.status == core_domain::ExperimentStatus::Active)
+            .map(|e| format!("{}: {}", e.experiment_id, e.hypothesis))
+            .collect();
+        self.memory.patterns = self
+            .store
+            .patterns(Some(core_domain::PatternStatus::Active))?
+            .into_iter()
+            .map(|(_, p)| p.pattern_name)
+            .collect();
         let p = self.params.detector.clone();
         let index_symbol =
             Symbol::new(INDEX_SYMBOL).map_err(|e| EngineError::Config(e.to_string()))?;

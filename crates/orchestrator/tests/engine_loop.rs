@@ -211,11 +211,23 @@ fn test_every_cycle_entry_and_exit_has_its_decision_on_record() {
     let all = decisions(&db.store);
     let actions: BTreeMap<DateTime<Utc>, Vec<&DecisionRecord>> = all
         .iter()
-        .filter(|d| d.kind == DecisionKind::Action)
+        .filter(|d| d.kind == DecisionKind::Action && d.subject == "engine")
         .fold(BTreeMap::new(), |mut m, d| {
             m.entry(d.time).or_default().push(d);
             m
         });
+
+    // Every session's close: one performance analysis on record.
+    let analyses = all
+        .iter()
+        .filter(|d| d.kind == DecisionKind::Action && d.subject == "performance")
+        .count();
+    let closes = reports
+        .iter()
+        .filter(|r| r.actions.contains(&Action::AnalyzePerformance))
+        .count();
+    assert!(closes > 0);
+    assert_eq!(analyses, closes);
 
     // Every non-idle cycle: one action record naming its actions, with
     // the criteria it weighed. An idle stretch: one record, at its start.
