@@ -16,7 +16,7 @@ use core_domain::Money;
 use indicatif::{ProgressBar, ProgressStyle};
 use orchestrator::backtest::{RuleLimits, RuleReport, check_rules, results};
 use orchestrator::metrics::{MetricsParams, Summary};
-use orchestrator::report::{ReportMeta, fmt_money, fmt_pct, fmt_ratio, write_report};
+use orchestrator::report::{ReportMeta, fmt_money, write_report};
 use orchestrator::{Pace, run};
 use serde_json::json;
 use store::Store;
@@ -182,69 +182,16 @@ pub fn run_backtest(
     })
 }
 
-/// The limits [`check_rules`] verifies, from the settings: the risk
-/// limits, the strategy's exits, and the exchange's slippage as the price
-/// tolerance.
+/// The rule limits of the settings (see [`traderd::wiring::rule_limits`]).
 pub fn rule_limits(settings: &settings::Settings) -> RuleLimits {
-    let limits = settings.risk_limits();
-    RuleLimits {
-        max_open: usize::try_from(limits.max_open_positions).unwrap_or(0),
-        max_new_per_day: usize::try_from(limits.max_positions_per_day).unwrap_or(0),
-        profit_target: settings.strategy.exits.profit_target,
-        stop_loss: settings.strategy.exits.stop_loss,
-        time_exit_dte: settings.strategy.exits.time_exit_dte,
-        slippage_tolerance: settings.broker.sim.exchange.slippage_ticks as f64 * 0.01,
-    }
+    traderd::wiring::rule_limits(settings)
 }
 
-/// Prints the summary lines of a run read back from its database (trades,
-/// returns, risk, exits, the rule checks against `limits`): the lines
-/// `backtest` and `report` share, between their own header and footer.
+/// Prints the summary lines of a run read back from its database, the
+/// lines `backtest`, `report` and `traderd` share
+/// ([`orchestrator::report::summary_lines`]).
 pub fn print_summary(s: &Summary, rules: &RuleReport, limits: &RuleLimits) {
-    println!(
-        "  trades            {} closed, {} open",
-        s.closed_trades, s.open_trades
-    );
-    println!("  win rate          {}", fmt_pct(s.win_rate));
-    println!("  avg ROI / trade   {}", fmt_pct(s.avg_roi));
-    println!("  total P&L         {}", fmt_money(s.total_pnl));
-    println!("  total return      {}", fmt_pct(s.total_return));
-    println!("  CAGR              {}", fmt_pct(s.cagr));
-    println!(
-        "  Sharpe / Sortino  {} / {}",
-        fmt_ratio(s.sharpe),
-        fmt_ratio(s.sortino)
-    );
-    println!(
-        "  max drawdown      {}",
-        fmt_pct(Some(s.max_drawdown.fraction))
-    );
-    println!("  exposure          {}", fmt_pct(s.exposure));
-    let reasons: Vec<String> = rules
-        .exits_by_reason
-        .iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect();
-    println!(
-        "  exits             {}",
-        if reasons.is_empty() {
-            "none".to_string()
-        } else {
-            reasons.join(", ")
-        }
-    );
-    println!(
-        "  risk rules        max open {} (≤ {}), max new/day {} (≤ {}), {} violations",
-        rules.max_open_seen,
-        limits.max_open,
-        rules.max_new_in_a_day,
-        limits.max_new_per_day,
-        rules.violations.len()
-    );
-    for v in rules.violations.iter().take(10) {
-        println!("    ! {}: {}", v.rule, v.detail);
-    }
-    if rules.violations.len() > 10 {
-        println!("    ... and {} more", rules.violations.len() - 10);
+    for line in orchestrator::report::summary_lines(s, rules, limits) {
+        println!("{line}");
     }
 }

@@ -24,9 +24,9 @@ use anyhow::{Context, Result, bail};
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
 use core_domain::{AuditEntry, AuditRepository, Money};
-use orchestrator::backtest::{RuleLimits, check_rules, results};
+use orchestrator::backtest::{check_rules, results};
 use orchestrator::metrics::MetricsParams;
-use orchestrator::report::{ReportMeta, fmt_money, fmt_pct, fmt_ratio, write_report};
+use orchestrator::report::{ReportMeta, fmt_money, summary_lines, write_report};
 use orchestrator::{Pace, Stopped, run};
 use serde_json::json;
 use traderd::wiring::{ReplayIdentity, Start, resume_or_start};
@@ -228,18 +228,8 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
         &MetricsParams::default(),
     )
     .context("reading the run back from the database")?;
-    let limits = settings.risk_limits();
-    let rules = check_rules(
-        &res.trades,
-        &RuleLimits {
-            max_open: usize::try_from(limits.max_open_positions).unwrap_or(0),
-            max_new_per_day: usize::try_from(limits.max_positions_per_day).unwrap_or(0),
-            profit_target: settings.strategy.exits.profit_target,
-            stop_loss: settings.strategy.exits.stop_loss,
-            time_exit_dte: settings.strategy.exits.time_exit_dte,
-            slippage_tolerance: settings.broker.sim.exchange.slippage_ticks as f64 * 0.01,
-        },
-    );
+    let limits = traderd::wiring::rule_limits(settings);
+    let rules = check_rules(&res.trades, &limits);
     let dir = PathBuf::from(&replay.report_dir);
     let title = format!(
         "Paper replay {} to {} (seed {})",
@@ -261,42 +251,12 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
         },
     )
     .with_context(|| format!("writing the report into {}", dir.display()))?;
-    let s = &res.summary;
     println!("{title}: done in {:.1} s", elapsed.as_secs_f64());
-    println!(
-        "  trades          {} closed, {} open; win rate {}",
-        s.closed_trades,
-        s.open_trades,
-        fmt_pct(s.win_rate)
-    );
-    println!(
-        "  total P&L       {} ({} total return, CAGR {})",
-        fmt_money(s.total_pnl),
-        fmt_pct(s.total_return),
-        fmt_pct(s.cagr)
-    );
-    println!(
-        "  Sharpe/Sortino  {} / {}; max drawdown {}",
-        fmt_ratio(s.sharpe),
-        fmt_ratio(s.sortino),
-        fmt_pct(Some(s.max_drawdown.fraction))
-    );
-    let reasons: Vec<String> = rules
-        .exits_by_reason
-        .iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect();
-    println!("  exits           {}", reasons.join(", "));
-    println!(
-        "  risk rules      max open {} (limit {}), max new in a day {} (limit {}), {} violations",
-        rules.max_open_seen,
-        limits.max_open_positions,
-        rules.max_new_in_a_day,
-        limits.max_positions_per_day,
-        rules.violations.len()
-    );
-    println!("  database        {db}");
-    println!("  report          {}", paths.html.display());
+    for line in summary_lines(&res.summary, &rules, &limits) {
+        println!("{line}");
+    }
+    println!("  database          {db}");
+    println!("  report            {}", paths.html.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -157,6 +157,21 @@ pub fn sim_run_with_limits(
     })
 }
 
+/// The limits a run is checked against from its database: the risk
+/// limits, the strategy's exits, and the exchange's slippage (ticks of
+/// $0.01 on a marketable fill) as the price tolerance.
+pub fn rule_limits(settings: &Settings) -> orchestrator::backtest::RuleLimits {
+    let limits = settings.risk_limits();
+    orchestrator::backtest::RuleLimits {
+        max_open: usize::try_from(limits.max_open_positions).unwrap_or(0),
+        max_new_per_day: usize::try_from(limits.max_positions_per_day).unwrap_or(0),
+        profit_target: settings.strategy.exits.profit_target,
+        stop_loss: settings.strategy.exits.stop_loss,
+        time_exit_dte: settings.strategy.exits.time_exit_dte,
+        slippage_tolerance: settings.broker.sim.exchange.slippage_ticks as f64 * 0.01,
+    }
+}
+
 /// Working-memory key of the replay a database holds.
 pub const REPLAY_KEY: &str = "replay";
 

@@ -111,6 +111,53 @@ pub struct TradeExit {
 }
 
 impl Trade {
+    /// An open trade with what every trade has at entry; the context
+    /// fields (sector, underlying price, margin, OTM %, VIX, regime,
+    /// experiment) start unknown, commissions at zero, and DTE is counted
+    /// from `entry_date`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn opened(
+        trade_id: impl Into<String>,
+        symbol: Symbol,
+        strike: Price,
+        expiration: NaiveDate,
+        entry_time: DateTime<Utc>,
+        entry_date: NaiveDate,
+        entry_premium: Price,
+        contracts: i64,
+    ) -> Trade {
+        Trade {
+            trade_id: trade_id.into(),
+            symbol,
+            sector: None,
+            strike,
+            expiration,
+            entry_date,
+            entry_time,
+            entry_premium,
+            contracts,
+            entry_underlying_price: Price::ZERO,
+            margin_at_entry: Money::ZERO,
+            exit_date: None,
+            exit_time: None,
+            exit_premium: None,
+            exit_reason: None,
+            profit_loss: None,
+            profit_pct: None,
+            roi: None,
+            days_held: None,
+            otm_pct: 0.0,
+            dte: (expiration - entry_date).num_days(),
+            vix_at_entry: None,
+            market_regime: MarketRegime::Unknown,
+            is_experiment: false,
+            experiment_id: None,
+            experiment_arm: None,
+            commissions: Money::ZERO,
+            status: TradeStatus::Open,
+        }
+    }
+
     /// Premium received, before commissions: the maximum profit.
     pub fn max_profit(&self) -> Money {
         self.entry_premium.notional(self.contracts, 100)

@@ -34,9 +34,9 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::America::New_York;
 use core_domain::{
-    AccountRepository, Contract, ExitReason, Fill, Ledger, MarketRegime, Money, OptionContract,
-    Order, OrderPurpose, OrderRepository, Price, Side, StockContract, Trade, TradeExit,
-    TradeFilter, TradeRepository, TradeStatus,
+    AccountRepository, Contract, ExitReason, Fill, Ledger, Money, OptionContract, Order,
+    OrderPurpose, OrderRepository, Price, Side, StockContract, Trade, TradeExit, TradeFilter,
+    TradeRepository, TradeStatus,
 };
 use store::StoreTx;
 
@@ -152,36 +152,18 @@ fn bare_trade(order: &Order, trade_id: &str, time: DateTime<Utc>) -> Trade {
         Contract::Option(o) => (o.underlying.clone(), o.strike, o.expiry),
         Contract::Stock(s) => (s.symbol.clone(), Price::ZERO, exchange_date(time)),
     };
-    Trade {
-        trade_id: trade_id.to_string(),
+    let mut trade = Trade::opened(
+        trade_id,
         symbol,
-        sector: None,
         strike,
         expiration,
-        entry_date: exchange_date(time),
-        entry_time: time,
-        entry_premium: order.avg_fill_price.unwrap_or(order.intent.limit_price),
-        contracts: order.filled_quantity,
-        entry_underlying_price: Price::ZERO,
-        margin_at_entry: Money::ZERO,
-        exit_date: None,
-        exit_time: None,
-        exit_premium: None,
-        exit_reason: None,
-        profit_loss: None,
-        profit_pct: None,
-        roi: None,
-        days_held: None,
-        otm_pct: 0.0,
-        dte: (expiration - exchange_date(time)).num_days(),
-        vix_at_entry: None,
-        market_regime: MarketRegime::Unknown,
-        is_experiment: false,
-        experiment_id: None,
-        experiment_arm: None,
-        commissions: order.commission,
-        status: TradeStatus::Open,
-    }
+        time,
+        exchange_date(time),
+        order.avg_fill_price.unwrap_or(order.intent.limit_price),
+        order.filled_quantity,
+    );
+    trade.commissions = order.commission;
+    trade
 }
 
 fn on_close_fill(

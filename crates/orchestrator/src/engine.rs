@@ -1196,18 +1196,7 @@ where
         snapshot: &MarketSnapshot,
     ) -> Result<u32, EngineError> {
         let attempt = self.previous_attempts(order)?;
-        let quote = match &order.intent.contract {
-            Contract::Option(c) => snapshot
-                .option_quotes
-                .iter()
-                .find(|q| q.contract.key() == c.key())
-                .map(|q| q.quote.clone()),
-            Contract::Stock(s) => snapshot
-                .underlyings
-                .iter()
-                .find(|u| u.symbol == s.symbol)
-                .map(|u| u.quote.clone()),
-        };
+        let quote = quote_in(snapshot, &order.intent.contract);
         if let Some(q) = &quote
             && let Some(limit) = exit_limit(
                 order.intent.side,
@@ -1270,18 +1259,7 @@ where
         snapshot: &MarketSnapshot,
         attempt: u32,
     ) -> OrderContext {
-        let quote = match &order.intent.contract {
-            Contract::Option(c) => snapshot
-                .option_quotes
-                .iter()
-                .find(|q| q.contract.key() == c.key())
-                .map(|q| q.quote.clone()),
-            Contract::Stock(s) => snapshot
-                .underlyings
-                .iter()
-                .find(|u| u.symbol == s.symbol)
-                .map(|u| u.quote.clone()),
-        };
+        let quote = quote_in(snapshot, &order.intent.contract);
         let mut context = quote
             .as_ref()
             .map(OrderContext::with_quote)
@@ -1681,40 +1659,43 @@ where
             )
             .unwrap_or(core_domain::Money::ZERO)
         });
-        Trade {
-            trade_id: trade_id.to_string(),
-            symbol: c.underlying.clone(),
-            sector: self.sector_of(&c.underlying),
-            strike: c.strike,
-            expiration: c.expiry,
-            entry_date: today,
-            entry_time: now,
-            entry_premium: proposal.limit_price,
-            contracts: proposal.contracts,
-            entry_underlying_price: underlying,
-            margin_at_entry: margin,
-            exit_date: None,
-            exit_time: None,
-            exit_premium: None,
-            exit_reason: None,
-            profit_loss: None,
-            profit_pct: None,
-            roi: None,
-            days_held: None,
-            otm_pct: if s > 0.0 {
-                (s - c.strike.to_f64()) / s
-            } else {
-                0.0
-            },
-            dte: (c.expiry - today).num_days(),
-            vix_at_entry: self.memory.vix,
-            market_regime: self.memory.regime.unwrap_or(MarketRegime::Unknown),
-            is_experiment: false,
-            experiment_id: None,
-            experiment_arm: None,
-            commissions: core_domain::Money::ZERO,
-            status: TradeStatus::Open,
-        }
+        let mut trade = Trade::opened(
+            trade_id,
+            c.underlying.clone(),
+            c.strike,
+            c.expiry,
+            now,
+            today,
+            proposal.limit_price,
+            proposal.contracts,
+        );
+        trade.sector = self.sector_of(&c.underlying);
+        trade.entry_underlying_price = underlying;
+        trade.margin_at_entry = margin;
+        trade.otm_pct = if s > 0.0 {
+            (s - c.strike.to_f64()) / s
+        } else {
+            0.0
+        };
+        trade.vix_at_entry = self.memory.vix;
+        trade.market_regime = self.memory.regime.unwrap_or(MarketRegime::Unknown);
+        trade
+    }
+}
+
+/// The quote of `contract` in `snapshot` (an option's, or a stock's).
+fn quote_in(snapshot: &MarketSnapshot, contract: &Contract) -> Option<core_domain::Quote> {
+    match contract {
+        Contract::Option(c) => snapshot
+            .option_quotes
+            .iter()
+            .find(|q| q.contract.key() == c.key())
+            .map(|q| q.quote.clone()),
+        Contract::Stock(s) => snapshot
+            .underlyings
+            .iter()
+            .find(|u| u.symbol == s.symbol)
+            .map(|u| u.quote.clone()),
     }
 }
 

@@ -711,6 +711,65 @@ fn drawdown_chart(curve: &[(NaiveDate, f64)]) -> Result<String, String> {
     })
 }
 
+/// The summary of a run as text lines (trades, returns, risk, exits, the
+/// rule checks against `limits`, the first ten violations): what
+/// `trader-cli backtest`, `trader-cli report` and `traderd` print.
+pub fn summary_lines(
+    s: &Summary,
+    rules: &crate::backtest::RuleReport,
+    limits: &crate::backtest::RuleLimits,
+) -> Vec<String> {
+    let reasons: Vec<String> = rules
+        .exits_by_reason
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    let mut lines = vec![
+        format!(
+            "  trades            {} closed, {} open",
+            s.closed_trades, s.open_trades
+        ),
+        format!("  win rate          {}", fmt_pct(s.win_rate)),
+        format!("  avg ROI / trade   {}", fmt_pct(s.avg_roi)),
+        format!("  total P&L         {}", fmt_money(s.total_pnl)),
+        format!("  total return      {}", fmt_pct(s.total_return)),
+        format!("  CAGR              {}", fmt_pct(s.cagr)),
+        format!(
+            "  Sharpe / Sortino  {} / {}",
+            fmt_ratio(s.sharpe),
+            fmt_ratio(s.sortino)
+        ),
+        format!(
+            "  max drawdown      {}",
+            fmt_pct(Some(s.max_drawdown.fraction))
+        ),
+        format!("  exposure          {}", fmt_pct(s.exposure)),
+        format!(
+            "  exits             {}",
+            if reasons.is_empty() {
+                "none".to_string()
+            } else {
+                reasons.join(", ")
+            }
+        ),
+        format!(
+            "  risk rules        max open {} (≤ {}), max new/day {} (≤ {}), {} violations",
+            rules.max_open_seen,
+            limits.max_open,
+            rules.max_new_in_a_day,
+            limits.max_new_per_day,
+            rules.violations.len()
+        ),
+    ];
+    for v in rules.violations.iter().take(10) {
+        lines.push(format!("    ! {}: {}", v.rule, v.detail));
+    }
+    if rules.violations.len() > 10 {
+        lines.push(format!("    ... and {} more", rules.violations.len() - 10));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
