@@ -7,5 +7,15 @@
 //! **Must not:** change a live parameter except through an adopted
 //! experiment, or count shadow trades as P&L.
 //!
-//! Status: filled by the learning issue (#7); empty until then.
+//! Modules:
+//! - [`stats`] — the statistical validator: Welch's t, Mann-Whitney U, the
+//!   exact binomial test, bootstrap intervals, effect sizes, power and
+//!   sample size, Holm and Benjamini-Hochberg, and an always-valid
+//!   sequential test for results checked at every cycle.
+//!
+//! Status: the rest of the learning issue (#7) — patterns, shadow trades,
+//! experiments, the optimizer — is still to come.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod stats;
