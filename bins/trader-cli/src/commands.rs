@@ -77,7 +77,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             crate::report_cmd::run(a, cli.json, &loaded, &store)
         }
         Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
-        Command::Shadow(_) => not_yet("shadow", 7, "the learning issue"),
+        Command::Shadow { limit } => shadow(cli, *limit),
         Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
         Command::EmergencyStop { reason, flatten } => emergency_stop(cli, reason, *flatten),
         Command::Resume { reason } => resume(cli, reason),
@@ -726,6 +726,77 @@ fn trades(
                 opt(t.exit_reason),
                 opt(t.profit_loss),
                 pct(t.roi),
+            ]
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shadow trades: the summary by origin over every shadow, then the
+/// newest ones. Hypothetical outcomes, one contract each, no commissions:
+/// never P&L.
+fn shadow(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let all = store.shadows(i64::MAX)?;
+    let summary = learning::shadow::summarize(&all);
+    let newest: Vec<_> = all
+        .iter()
+        .take(usize::try_from(limit.max(0)).unwrap_or(0))
+        .cloned()
+        .collect();
+    if cli.json {
+        output::json(&json!({ "summary": summary, "shadows": newest }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("(no shadow trades yet: the engine records one for every put it evaluates)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("shadow trades — hypothetical, one contract each, no commissions; never P&L");
+    let rows: Vec<Vec<String>> = summary
+        .iter()
+        .map(|s| {
+            vec![
+                s.origin.to_string(),
+                s.count.to_string(),
+                s.closed.to_string(),
+                pct(s.win_rate),
+                pct(s.mean_roi),
+                s.total_hypothetical.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "origin",
+            "shadows",
+            "closed",
+            "win rate",
+            "mean ROI",
+            "hypothetical",
+        ],
+        &rows,
+    );
+    println!();
+    output::list(
+        false,
+        &newest,
+        &[
+            "shadow", "origin", "bid", "OTM", "DTE", "exit", "reason", "P&L", "ROI", "why",
+        ],
+        |s| {
+            vec![
+                s.shadow_id.clone(),
+                s.origin.to_string(),
+                s.entry_premium.to_string(),
+                format!("{:.1}%", s.otm_pct * 100.0),
+                s.dte.to_string(),
+                opt(s.exit_premium),
+                opt(s.exit_reason),
+                opt(s.profit_loss),
+                pct(s.roi),
+                s.reason.clone(),
             ]
         },
     )?;

@@ -119,8 +119,12 @@ pub enum Command {
     Run(commands::Pending),
     /// Analyze performance (learning issue #7).
     Analyze(commands::Pending),
-    /// Shadow trades (learning issue #7).
-    Shadow(commands::Pending),
+    /// Shadow trades: every evaluated opportunity followed to its outcome (evidence, never P&L).
+    Shadow {
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 30)]
+        limit: i64,
+    },
     /// Run the parameter optimizer (learning issue #7).
     Optimize(commands::Pending),
     /// Halt trading: recorded in the database and queued for the engine,

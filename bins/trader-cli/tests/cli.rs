@@ -99,7 +99,7 @@ fn test_status_before_init_says_to_run_init() {
 #[test]
 fn test_unimplemented_subcommand_says_so_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [vec!["analyze"], vec!["shadow", "--since", "2020-01-02"]] {
+    for args in [vec!["analyze"], vec!["optimize", "--from", "2020-01-02"]] {
         let out = cli(dir.path(), &args);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
@@ -467,6 +467,16 @@ fn test_status_positions_and_report_read_the_engine_from_a_backtest_database() {
     };
     let closed = all.len() - open.len();
     assert!(closed >= 3, "{all:?}");
+
+    // shadow: every evaluated put followed to its outcome, apart from P&L.
+    let out = cli(dir.path(), &["--config", config, "shadow", "--limit", "5"]);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("never P&L"), "{stdout}");
+    assert!(stdout.contains("skipped"), "{stdout}");
+    let out = cli(dir.path(), &["--config", config, "--json", "shadow"]);
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert!(!v["summary"].as_array().unwrap().is_empty(), "{v}");
 
     // status: the engine's last cycle, market, actions, events, book.
     let out = cli(dir.path(), &["--config", config, "status"]);

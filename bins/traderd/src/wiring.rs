@@ -40,13 +40,17 @@ pub fn history() -> Result<Arc<History>> {
 /// Engine parameters from the settings: the whole shipped universe with
 /// its sectors.
 pub fn engine_params(settings: &Settings, history: &History) -> EngineParams {
-    let _ = settings;
     EngineParams {
         universe: history
             .symbols
             .iter()
             .map(|s| (s.symbol.clone(), Some(s.sector.clone())))
             .collect::<Vec<(Symbol, Option<String>)>>(),
+        shadow_rules: learning::shadow::ShadowRules {
+            profit_target: settings.strategy.exits.profit_target,
+            stop_loss: settings.strategy.exits.stop_loss,
+            time_exit_dte: settings.strategy.exits.time_exit_dte,
+        },
         ..EngineParams::default()
     }
 }

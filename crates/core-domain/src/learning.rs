@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::macros::string_enum;
+use crate::{ExitReason, Money, Price, Symbol, TradeStatus};
 
 string_enum! {
     /// Where an experiment stands.
@@ -94,4 +95,54 @@ pub struct LearningEvent {
     pub old_value: Option<String>,
     pub new_value: Option<String>,
     pub reasoning: String,
+}
+
+string_enum! {
+    /// Why an evaluated opportunity became a shadow trade.
+    ShadowOrigin {
+        /// Proposed and sent (the real trade runs beside it).
+        Taken => "taken",
+        /// Left out by a rule of the strategy (the reason is kept).
+        Skipped => "skipped",
+        /// Proposed, refused by the risk governor.
+        Refused => "refused",
+        /// Priced under an experiment arm's other parameter value.
+        Arm => "arm",
+    }
+}
+
+/// An opportunity the strategy evaluated, followed to its outcome from
+/// market data as if it had been sold at the bid (one contract) and
+/// closed by the exit rules at the touch. Evidence for learning, stored and
+/// reported apart from real trades and never counted as P&L.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowTrade {
+    /// `S-<yyyymmdd>-<contract key>`: one per contract and session.
+    pub shadow_id: String,
+    pub created_at: DateTime<Utc>,
+    pub symbol: Symbol,
+    pub sector: Option<String>,
+    pub strike: Price,
+    pub expiration: NaiveDate,
+    /// The bid when it was evaluated: the premium a sale would have got.
+    pub entry_premium: Price,
+    pub entry_underlying_price: Price,
+    pub otm_pct: f64,
+    pub dte: i64,
+    /// Reg-T margin of one contract at entry, for ROI.
+    pub margin_at_entry: Money,
+    pub origin: ShadowOrigin,
+    /// The rule or limit that left it out, or the decision that took it.
+    pub reason: String,
+    pub experiment_id: Option<String>,
+    pub experiment_arm: Option<String>,
+    pub vix_at_entry: Option<f64>,
+    pub status: TradeStatus,
+    pub exit_time: Option<DateTime<Utc>>,
+    pub exit_premium: Option<Price>,
+    pub exit_reason: Option<ExitReason>,
+    /// Premium − exit premium, × 100 (one contract, no commissions).
+    pub profit_loss: Option<Money>,
+    /// Profit over margin at entry.
+    pub roi: Option<f64>,
 }

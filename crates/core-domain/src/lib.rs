@@ -40,6 +40,7 @@ pub use decision::{AuditEntry, Criterion, DecisionKind, DecisionRecord};
 pub use error::{BrokerError, DomainError, RepoError};
 pub use learning::{
     Experiment, ExperimentStatus, LearningEvent, LearningEventType, Pattern, PatternStatus,
+    ShadowOrigin, ShadowTrade,
 };
 pub use ledger::{BookPosition, Ledger, LedgerEntry, LedgerEntryKind};
 pub use market::{DailyBar, Greeks, OptionChain, OptionQuote, Quote};

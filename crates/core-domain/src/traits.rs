@@ -16,7 +16,7 @@ use crate::{
     AccountSnapshot, AuditEntry, BrokerError, Contract, DailyBar, DecisionRecord, ExitReason,
     Experiment, Fill, LearningEvent, LedgerEntry, MarginImpact, Money, OptionChain, OptionContract,
     OptionQuote, Order, OrderIntent, OrderStatus, Pattern, PatternStatus, Position, Price, Quote,
-    RepoError, Slippage, Symbol, Trade,
+    RepoError, ShadowTrade, Slippage, Symbol, Trade,
 };
 
 /// Prices, bars and option chains.
@@ -317,6 +317,15 @@ pub trait LearningRepository {
     fn patterns(&self, status: Option<PatternStatus>) -> Result<Vec<(i64, Pattern)>, RepoError>;
     fn append_learning_event(&self, event: &LearningEvent) -> Result<(), RepoError>;
     fn learning_history(&self, limit: i64) -> Result<Vec<LearningEvent>, RepoError>;
+    /// Records a shadow trade once: `Ok(false)` when its `shadow_id` is
+    /// known (nothing written).
+    fn insert_shadow(&self, shadow: &ShadowTrade) -> Result<bool, RepoError>;
+    /// Replaces the stored shadow trade with the same `shadow_id`.
+    fn update_shadow(&self, shadow: &ShadowTrade) -> Result<(), RepoError>;
+    /// Shadow trades still open, oldest first.
+    fn open_shadows(&self) -> Result<Vec<ShadowTrade>, RepoError>;
+    /// Shadow trades, newest first, at most `limit`.
+    fn shadows(&self, limit: i64) -> Result<Vec<ShadowTrade>, RepoError>;
 }
 
 /// The engine's working memory: small JSON values by key, kept across

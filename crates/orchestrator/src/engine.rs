@@ -87,6 +87,12 @@ pub struct EngineParams {
     pub returns_lookback: usize,
     /// Implied vol assumed for a position whose quote has none.
     pub fallback_implied_vol: f64,
+    /// Record a shadow trade for every evaluated opportunity.
+    pub shadow_trades: bool,
+    /// Minutes between checks of the open shadow trades in market hours.
+    pub shadow_check_minutes: i64,
+    /// The exit rules shadows are followed by.
+    pub shadow_rules: learning::shadow::ShadowRules,
 }
 
 impl Default for EngineParams {
@@ -99,6 +105,9 @@ impl Default for EngineParams {
             risk_free_rate: 0.03,
             returns_lookback: 251,
             fallback_implied_vol: 0.30,
+            shadow_trades: true,
+            shadow_check_minutes: 60,
+            shadow_rules: learning::shadow::ShadowRules::default(),
         }
     }
 }
@@ -141,6 +150,8 @@ pub struct CycleReport {
     pub cancelled: usize,
     pub fills: usize,
     pub trades_opened: usize,
+    /// Shadow trades that reached an exit this cycle.
+    pub shadows_closed: usize,
     pub trades_closed: usize,
     pub events: Vec<EngineEvent>,
     pub open_trades: usize,
@@ -177,6 +188,9 @@ pub struct Memory {
     /// The latest performance analysis (at a session's close).
     #[serde(default)]
     pub performance: Option<serde_json::Value>,
+    /// When the open shadow trades were last followed.
+    #[serde(default)]
+    pub last_shadow_check: Option<DateTime<Utc>>,
     /// An emergency stop asked to close every position: until a resume,
     /// the exits of a halted engine are the emergency's (so a close that
     /// was rejected, did not fill, or could not be sent while the market
@@ -700,6 +714,16 @@ where
                 Action::AnalyzePerformance => self.analyze_performance(now)?,
                 Action::Learn | Action::Idle => {}
             }
+        }
+        // Shadow trades are followed hourly in market hours and at each
+        // close (where expiries settle); evidence only, never P&L.
+        let shadow_due = self
+            .memory
+            .last_shadow_check
+            .is_none_or(|t| (now - t).num_minutes() >= self.params.shadow_check_minutes);
+        if self.params.shadow_trades && ((trading && shadow_due) || analyze_now) {
+            report.shadows_closed += self.follow_shadows(now, today).await?;
+            self.memory.last_shadow_check = Some(now);
         }
 
         // ---- learn ---------------------------------------------------
@@ -1441,6 +1465,14 @@ where
             self.skips_recorded.clear();
             self.skips_session = Some(today);
         }
+        // The first reason each contract (or symbol) was left out, for its
+        // shadow trade.
+        let mut skip_reasons: HashMap<String, String> = HashMap::new();
+        for r in rejected.iter() {
+            skip_reasons
+                .entry(r.subject.clone())
+                .or_insert_with(|| r.reason.clone());
+        }
         let mut fresh = Vec::new();
         for r in skipped.into_iter().chain(rejected) {
             let failed: Vec<&str> = r
@@ -1488,6 +1520,7 @@ where
             opened_today,
         )?;
         let (mut sent, mut refused) = (0, 0);
+        let mut outcomes: HashMap<String, (core_domain::ShadowOrigin, String)> = HashMap::new();
         for proposal in proposals {
             let symbol = proposal.contract.underlying.clone();
             let quote = snapshot
@@ -1553,6 +1586,13 @@ where
                     {
                         Ok(order) => {
                             sent += 1;
+                            outcomes.insert(
+                                proposal.contract.key(),
+                                (
+                                    core_domain::ShadowOrigin::Taken,
+                                    proposal.decision.reason.clone(),
+                                ),
+                            );
                             // Counted at once: the next check sees it.
                             ctx.positions.push(ShortPutExposure {
                                 contract: proposal.contract.clone(),
@@ -1579,6 +1619,13 @@ where
                 }
                 Err(r) => {
                     refused += 1;
+                    outcomes.insert(
+                        proposal.contract.key(),
+                        (
+                            core_domain::ShadowOrigin::Refused,
+                            r.decision.reason.clone(),
+                        ),
+                    );
                     self.store.append_decision(&r.decision)?;
                     for change in &r.state_changes {
                         record_state_change(&self.executor, change)?;
@@ -1587,7 +1634,144 @@ where
             }
         }
         ctx.what_if_initial_margin_after = None;
+        if self.params.shadow_trades {
+            self.record_shadows(now, today, &snapshot, &prices, &skip_reasons, &outcomes)?;
+        }
         Ok((sent, refused))
+    }
+
+    /// A shadow trade for every put the strategy evaluated in this scan
+    /// (the snapshot's quotes of its search range, with a bid): taken,
+    /// refused, or skipped with the strategy's reason; one per contract
+    /// and session.
+    fn record_shadows(
+        &self,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        snapshot: &MarketSnapshot,
+        prices: &BTreeMap<Symbol, Price>,
+        skip_reasons: &HashMap<String, String>,
+        outcomes: &HashMap<String, (core_domain::ShadowOrigin, String)>,
+    ) -> Result<(), EngineError> {
+        let held: Vec<String> = self
+            .open_cache
+            .as_ref()
+            .map(|t| t.iter().map(|t| put_of(t).key()).collect())
+            .unwrap_or_default();
+        let mut shadows = Vec::new();
+        for q in &snapshot.option_quotes {
+            let c = &q.contract;
+            let key = c.key();
+            if c.right != Right::Put || held.contains(&key) {
+                continue;
+            }
+            let (Some(bid), Some(underlying)) = (
+                q.quote.bid.filter(|b| b.is_positive()),
+                prices.get(&c.underlying).copied(),
+            ) else {
+                continue;
+            };
+            let (origin, reason) = outcomes.get(&key).cloned().unwrap_or_else(|| {
+                let why = skip_reasons
+                    .get(&key)
+                    .or_else(|| skip_reasons.get(c.underlying.as_str()))
+                    .cloned()
+                    .unwrap_or_else(|| "not proposed".into());
+                (core_domain::ShadowOrigin::Skipped, why)
+            });
+            let s = underlying.to_f64();
+            shadows.push(core_domain::ShadowTrade {
+                shadow_id: format!("S-{}-{key}", today.format("%Y%m%d")),
+                created_at: now,
+                symbol: c.underlying.clone(),
+                sector: self.sector_of(&c.underlying),
+                strike: c.strike,
+                expiration: c.expiry,
+                entry_premium: bid,
+                entry_underlying_price: underlying,
+                otm_pct: if s > 0.0 {
+                    (s - c.strike.to_f64()) / s
+                } else {
+                    0.0
+                },
+                dte: (c.expiry - today).num_days(),
+                margin_at_entry: pricing::short_put_margin(underlying, c.strike, bid, 1)
+                    .unwrap_or(core_domain::Money::ZERO),
+                origin,
+                reason,
+                experiment_id: None,
+                experiment_arm: None,
+                vix_at_entry: self.memory.vix,
+                status: TradeStatus::Open,
+                exit_time: None,
+                exit_premium: None,
+                exit_reason: None,
+                profit_loss: None,
+                roi: None,
+            });
+        }
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            for s in &shadows {
+                tx.insert_shadow(s)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Follows the open shadow trades (see `learning::shadow`): quotes
+    /// them, applies the exit rules, closes those that exit.
+    async fn follow_shadows(
+        &mut self,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+    ) -> Result<usize, EngineError> {
+        let open = self.store.open_shadows()?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let contracts: Vec<OptionContract> = open
+            .iter()
+            .filter(|s| s.expiration >= today)
+            .map(|s| OptionContract::us(s.symbol.clone(), Right::Put, s.strike, s.expiration))
+            .collect();
+        let quotes = if contracts.is_empty() {
+            Vec::new()
+        } else {
+            self.broker()
+                .option_quotes(&contracts)
+                .await
+                .unwrap_or_default()
+        };
+        let mut symbols: Vec<Symbol> = open.iter().map(|s| s.symbol.clone()).collect();
+        symbols.sort();
+        symbols.dedup();
+        let prices = self.stock_prices(&symbols).await;
+        let mut closed = Vec::new();
+        for mut s in open {
+            let key =
+                OptionContract::us(s.symbol.clone(), Right::Put, s.strike, s.expiration).key();
+            let ask = quotes
+                .iter()
+                .find(|q| q.contract.key() == key)
+                .and_then(|q| q.quote.ask);
+            if let Some((reason, price)) = learning::shadow::follow(
+                &s,
+                ask,
+                prices.get(&s.symbol).copied(),
+                today,
+                &self.params.shadow_rules,
+            ) {
+                learning::shadow::close(&mut s, reason, price, now);
+                closed.push(s);
+            }
+        }
+        self.store.atomically(|tx| -> Result<(), EngineError> {
+            for s in &closed {
+                tx.update_shadow(s)?;
+            }
+            Ok(())
+        })?;
+        Ok(closed.len())
     }
 
     async fn load_returns(&mut self, today: NaiveDate, ctx: &RiskContext, new: &Symbol) {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use core_domain::{
     AccountSnapshot, AuditEntry, DecisionRecord, Experiment, Fill, LearningEvent, LedgerEntry,
-    Money, Order, OrderStatus, Pattern, PatternStatus, Position, Slippage, Trade, TradeFilter,
+    Money, Order, OrderStatus, Pattern, PatternStatus, Position, ShadowTrade, Slippage, Trade,
+    TradeFilter,
 };
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -602,4 +603,57 @@ pub fn keys(c: &mut Conn) -> R<Vec<String>> {
         .select(working_memory::key)
         .load(c)
         .map_err(StoreError::query("list working memory keys"))
+}
+
+pub fn insert_shadow(c: &mut Conn, t: &ShadowTrade) -> R<bool> {
+    let n = diesel::insert_into(shadow_trades::table)
+        .values(ShadowRow::from_domain(t))
+        .on_conflict(shadow_trades::shadow_id)
+        .do_nothing()
+        .execute(c)
+        .map_err(StoreError::query(format!(
+            "write shadow trade {}",
+            t.shadow_id
+        )))?;
+    Ok(n == 1)
+}
+
+pub fn update_shadow(c: &mut Conn, t: &ShadowTrade) -> R<()> {
+    let n = diesel::update(shadow_trades::table.filter(shadow_trades::shadow_id.eq(&t.shadow_id)))
+        .set(ShadowRow::from_domain(t))
+        .execute(c)
+        .map_err(StoreError::query(format!(
+            "update shadow trade {}",
+            t.shadow_id
+        )))?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("shadow trade {}", t.shadow_id),
+        });
+    }
+    Ok(())
+}
+
+pub fn open_shadows(c: &mut Conn) -> R<Vec<ShadowTrade>> {
+    shadow_trades::table
+        .filter(shadow_trades::status.eq("open"))
+        .order((shadow_trades::created_at.asc(), shadow_trades::id.asc()))
+        .select(ShadowRow::as_select())
+        .load(c)
+        .map_err(StoreError::query("read the open shadow trades"))?
+        .into_iter()
+        .map(ShadowRow::into_domain)
+        .collect()
+}
+
+pub fn shadows(c: &mut Conn, limit: i64) -> R<Vec<ShadowTrade>> {
+    shadow_trades::table
+        .order((shadow_trades::created_at.desc(), shadow_trades::id.desc()))
+        .limit(limit)
+        .select(ShadowRow::as_select())
+        .load(c)
+        .map_err(StoreError::query("read the shadow trades"))?
+        .into_iter()
+        .map(ShadowRow::into_domain)
+        .collect()
 }

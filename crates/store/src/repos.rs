@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, DecisionRecord, Experiment,
     Fill, LearningEvent, LearningRepository, LedgerEntry, Money, Order, OrderRepository, Pattern,
-    PatternStatus, Position, RepoError, Slippage, Trade, TradeFilter, TradeRepository,
+    PatternStatus, Position, RepoError, ShadowTrade, Slippage, Trade, TradeFilter, TradeRepository,
     WorkingMemory,
 };
 
@@ -167,6 +167,18 @@ macro_rules! impl_repositories {
             /// Newest first.
             fn learning_history(&self, limit: i64) -> Result<Vec<LearningEvent>, RepoError> {
                 Ok(self.read(|c| ops::learning_history(c, limit))?)
+            }
+            fn insert_shadow(&self, shadow: &ShadowTrade) -> Result<bool, RepoError> {
+                Ok(self.write(|c| ops::insert_shadow(c, shadow))?)
+            }
+            fn update_shadow(&self, shadow: &ShadowTrade) -> Result<(), RepoError> {
+                Ok(self.write(|c| ops::update_shadow(c, shadow))?)
+            }
+            fn open_shadows(&self) -> Result<Vec<ShadowTrade>, RepoError> {
+                Ok(self.read(ops::open_shadows)?)
+            }
+            fn shadows(&self, limit: i64) -> Result<Vec<ShadowTrade>, RepoError> {
+                Ok(self.read(|c| ops::shadows(c, limit))?)
             }
         }
 

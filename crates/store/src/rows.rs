@@ -5,7 +5,8 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use core_domain::{
     AccountSnapshot, AuditEntry, Contract, DecisionRecord, Experiment, Fill, LearningEvent,
-    LedgerEntry, Money, Order, OrderIntent, Pattern, Position, Price, Slippage, Symbol, Trade,
+    LedgerEntry, Money, Order, OrderIntent, Pattern, Position, Price, ShadowTrade, Slippage,
+    Symbol, Trade,
 };
 use diesel::prelude::*;
 
@@ -713,6 +714,99 @@ impl SlippageRow {
             mid_at_send: self.mid_at_send.map(Price::from_raw),
             vs_mid: self.vs_mid.map(Price::from_raw),
             vs_limit: Price::from_raw(self.vs_limit),
+        })
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = shadow_trades, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(treat_none_as_null = true)]
+pub(crate) struct ShadowRow {
+    pub shadow_id: String,
+    pub created_at: NaiveDateTime,
+    pub symbol: String,
+    pub sector: Option<String>,
+    pub strike: i64,
+    pub expiration: NaiveDate,
+    pub entry_premium: i64,
+    pub entry_underlying_price: i64,
+    pub otm_pct: f64,
+    pub dte: i64,
+    pub margin_at_entry: i64,
+    pub origin: String,
+    pub reason: String,
+    pub experiment_id: Option<String>,
+    pub experiment_arm: Option<String>,
+    pub vix_at_entry: Option<f64>,
+    pub status: String,
+    pub exit_time: Option<NaiveDateTime>,
+    pub exit_premium: Option<i64>,
+    pub exit_reason: Option<String>,
+    pub profit_loss: Option<i64>,
+    pub roi: Option<f64>,
+}
+
+impl ShadowRow {
+    pub fn from_domain(t: &ShadowTrade) -> Self {
+        ShadowRow {
+            shadow_id: t.shadow_id.clone(),
+            created_at: ts(t.created_at),
+            symbol: t.symbol.to_string(),
+            sector: t.sector.clone(),
+            strike: t.strike.raw(),
+            expiration: t.expiration,
+            entry_premium: t.entry_premium.raw(),
+            entry_underlying_price: t.entry_underlying_price.raw(),
+            otm_pct: t.otm_pct,
+            dte: t.dte,
+            margin_at_entry: t.margin_at_entry.cents(),
+            origin: t.origin.as_str().to_string(),
+            reason: t.reason.clone(),
+            experiment_id: t.experiment_id.clone(),
+            experiment_arm: t.experiment_arm.clone(),
+            vix_at_entry: t.vix_at_entry,
+            status: codec::trade_status_str(t.status).to_string(),
+            exit_time: t.exit_time.map(ts),
+            exit_premium: t.exit_premium.map(Price::raw),
+            exit_reason: t.exit_reason.map(|r| r.as_str().to_string()),
+            profit_loss: t.profit_loss.map(Money::cents),
+            roi: t.roi,
+        }
+    }
+
+    pub fn into_domain(self) -> Result<ShadowTrade, StoreError> {
+        let row = format!("shadow_id={}", self.shadow_id);
+        let at = At {
+            table: "shadow_trades",
+            row: &row,
+        };
+        Ok(ShadowTrade {
+            created_at: utc(self.created_at),
+            symbol: Symbol::new(&self.symbol).map_err(|e| at.corrupt("symbol", e))?,
+            sector: self.sector,
+            strike: Price::from_raw(self.strike),
+            expiration: self.expiration,
+            entry_premium: Price::from_raw(self.entry_premium),
+            entry_underlying_price: Price::from_raw(self.entry_underlying_price),
+            otm_pct: self.otm_pct,
+            dte: self.dte,
+            margin_at_entry: Money::from_cents(self.margin_at_entry),
+            origin: at.parse("origin", &self.origin)?,
+            reason: self.reason,
+            experiment_id: self.experiment_id,
+            experiment_arm: self.experiment_arm,
+            vix_at_entry: self.vix_at_entry,
+            status: at.lookup("status", &self.status, codec::trade_status_from)?,
+            exit_time: self.exit_time.map(utc),
+            exit_premium: self.exit_premium.map(Price::from_raw),
+            exit_reason: self
+                .exit_reason
+                .as_deref()
+                .map(|r| at.parse("exit_reason", r))
+                .transpose()?,
+            profit_loss: self.profit_loss.map(Money::from_cents),
+            roi: self.roi,
+            shadow_id: self.shadow_id,
         })
     }
 }

@@ -249,6 +249,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    shadow_trades (id) {
+        id -> BigInt,
+        shadow_id -> Text,
+        created_at -> Timestamp,
+        symbol -> Text,
+        sector -> Nullable<Text>,
+        strike -> BigInt,
+        expiration -> Date,
+        entry_premium -> BigInt,
+        entry_underlying_price -> BigInt,
+        otm_pct -> Double,
+        dte -> BigInt,
+        margin_at_entry -> BigInt,
+        origin -> Text,
+        reason -> Text,
+        experiment_id -> Nullable<Text>,
+        experiment_arm -> Nullable<Text>,
+        vix_at_entry -> Nullable<Double>,
+        status -> Text,
+        exit_time -> Nullable<Timestamp>,
+        exit_premium -> Nullable<BigInt>,
+        exit_reason -> Nullable<Text>,
+        profit_loss -> Nullable<BigInt>,
+        roi -> Nullable<Double>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     experiments,
     trades,
@@ -266,10 +294,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     trading_state,
     slippage,
     control_requests,
+    shadow_trades,
 );
 
 /// Every table of the schema, in creation order.
-pub const TABLES: [&str; 16] = [
+pub const TABLES: [&str; 17] = [
     "experiments",
     "trades",
     "learning_history",
@@ -286,4 +315,5 @@ pub const TABLES: [&str; 16] = [
     "trading_state",
     "slippage",
     "control_requests",
+    "shadow_trades",
 ];

@@ -221,6 +221,7 @@ fn test_schema_rs_matches_the_migrated_tables() {
         declared!(trading_state),
         declared!(slippage),
         declared!(control_requests),
+        declared!(shadow_trades),
     ];
     assert_eq!(
         declared.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
@@ -271,6 +272,17 @@ fn test_schema_rs_matches_the_migrated_tables() {
             "audit_log" => &["decision", "outcome"],
             "slippage" => &["mid_at_send", "vs_mid"],
             "control_requests" => &["handled_at", "outcome"],
+            "shadow_trades" => &[
+                "sector",
+                "experiment_id",
+                "experiment_arm",
+                "vix_at_entry",
+                "exit_time",
+                "exit_premium",
+                "exit_reason",
+                "profit_loss",
+                "roi",
+            ],
             _ => &[],
         };
         assert_eq!(nullable, expected, "nullable columns of {table}");
