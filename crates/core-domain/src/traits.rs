@@ -223,6 +223,26 @@ pub trait Strategy: Send + Sync {
         open_trades: &[Trade],
     ) -> (Vec<EntryProposal>, Vec<DecisionRecord>);
 
+    /// The numeric parameters an experiment or the optimizer may change,
+    /// by name, with their current values (e.g. `otm_min`).
+    fn parameters(&self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
+
+    /// The same strategy with parameter `name` set to `value` (an
+    /// experiment's test arm). An unknown name or a value the strategy
+    /// cannot use is an error saying why.
+    fn with_parameter(&self, name: &str, value: f64) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        let _ = value;
+        Err(format!(
+            "{}: no parameter {name:?} can be changed",
+            self.name()
+        ))
+    }
+
     /// Exits for open trades; every open trade gets a decision (exit or hold).
     fn propose_exits(
         &self,

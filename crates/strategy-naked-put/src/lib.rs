@@ -30,7 +30,7 @@ pub use finder::{
     FindContext, MarginSource, Opportunity, check_params, contracts_to_quote, find, find_in_quotes,
     rank,
 };
-pub use params::{NakedPutParams, TrendFilter};
+pub use params::{NakedPutParams, TUNABLE, TrendFilter};
 pub use rules::{EntryCandidate, ExitInput, is_uptrend, otm_pct, should_enter, should_exit};
 pub use scan::{ScanReport, UnderlyingScan, scan};
 pub use screener::{ScreenInput, ScreenedUnderlying, screen};

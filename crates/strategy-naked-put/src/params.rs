@@ -49,6 +49,74 @@ pub struct NakedPutParams {
     pub time_exit_dte: i64,
 }
 
+/// The numeric parameters by name, as experiments and the optimizer see
+/// them (DTE and time exit are whole days).
+pub const TUNABLE: [&str; 9] = [
+    "otm_min",
+    "otm_max",
+    "premium_min",
+    "premium_max",
+    "dte_min",
+    "dte_max",
+    "profit_target",
+    "stop_loss",
+    "time_exit_dte",
+];
+
+impl NakedPutParams {
+    /// The [`TUNABLE`] parameters and their values.
+    pub fn tunable(&self) -> std::collections::BTreeMap<String, f64> {
+        TUNABLE
+            .iter()
+            .filter_map(|n| self.get(n).map(|v| (n.to_string(), v)))
+            .collect()
+    }
+
+    /// The value of a [`TUNABLE`] parameter.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "otm_min" => self.otm_min,
+            "otm_max" => self.otm_max,
+            "premium_min" => self.premium_min,
+            "premium_max" => self.premium_max,
+            "dte_min" => self.dte_min as f64,
+            "dte_max" => self.dte_max as f64,
+            "profit_target" => self.profit_target,
+            "stop_loss" => self.stop_loss,
+            "time_exit_dte" => self.time_exit_dte as f64,
+            _ => return None,
+        })
+    }
+
+    /// A copy with a [`TUNABLE`] parameter set (day counts rounded to the
+    /// nearest day); an unknown name is an error.
+    pub fn with(&self, name: &str, value: f64) -> Result<Self, String> {
+        if !value.is_finite() {
+            return Err(format!("{name} = {value} is not a number"));
+        }
+        let mut p = self.clone();
+        let days = value.round() as i64;
+        match name {
+            "otm_min" => p.otm_min = value,
+            "otm_max" => p.otm_max = value,
+            "premium_min" => p.premium_min = value,
+            "premium_max" => p.premium_max = value,
+            "dte_min" => p.dte_min = days,
+            "dte_max" => p.dte_max = days,
+            "profit_target" => p.profit_target = value,
+            "stop_loss" => p.stop_loss = value,
+            "time_exit_dte" => p.time_exit_dte = days,
+            other => {
+                return Err(format!(
+                    "no strategy parameter {other:?}; one of {}",
+                    TUNABLE.join(", ")
+                ));
+            }
+        }
+        Ok(p)
+    }
+}
+
 impl Default for NakedPutParams {
     fn default() -> Self {
         NakedPutParams {

@@ -80,6 +80,16 @@ impl Strategy for NakedPutStrategy {
         crate::scan::BARS
     }
 
+    fn parameters(&self) -> std::collections::BTreeMap<String, f64> {
+        self.params.tunable()
+    }
+
+    /// Checked like the configuration ([`check_params`]).
+    fn with_parameter(&self, name: &str, value: f64) -> Result<Self, String> {
+        let params = self.params.with(name, value)?;
+        NakedPutStrategy::new(params).map_err(|e| e.to_string())
+    }
+
     /// The screen on the snapshot's closes (trend, price range).
     fn wants_chain(&self, underlying: &UnderlyingSnapshot, time: DateTime<Utc>) -> bool {
         let input = ScreenInput {
