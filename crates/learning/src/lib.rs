@@ -12,10 +12,19 @@
 //!   exact binomial test, bootstrap intervals, effect sizes, power and
 //!   sample size, Holm and Benjamini-Hochberg, and an always-valid
 //!   sequential test for results checked at every cycle.
+//! - [`patterns`] — the pattern detector: each bucket of each dimension
+//!   (OTM %, DTE, sector, entry weekday and hour, VIX regime, market
+//!   regime, trend strength, IV rank) against the rest, p-values corrected
+//!   across every comparison, a minimum effect and a persistence check;
+//!   and the lifecycle of the stored patterns.
 //!
-//! Status: the rest of the learning issue (#7) — patterns, shadow trades,
+//! Status: the rest of the learning issue (#7) — shadow trades,
 //! experiments, the optimizer — is still to come.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
+pub mod patterns;
 pub mod stats;
+
+pub use error::LearningError;
