@@ -14,11 +14,20 @@
 //!   sequential test for results checked at every cycle.
 //! - [`shadow`] — shadow trades: every evaluated opportunity followed to
 //!   its outcome by the exit rules, evidence apart from P&L.
+//! - [`patterns`] — the pattern detector: each bucket of each dimension
+//!   (OTM %, DTE, sector, entry weekday and hour, VIX regime, market
+//!   regime, trend strength, IV rank) against the rest, p-values corrected
+//!   across every comparison, a minimum effect and a persistence check;
+//!   and the lifecycle of the stored patterns.
 //!
-//! Status: the rest of the learning issue (#7) — patterns, shadow trades,
-//! experiments, the optimizer — is still to come.
+//! Status: the rest of the learning issue (#7) — experiments, the
+//! optimizer, the engine's learn step — is still to come.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
+pub mod patterns;
 pub mod shadow;
 pub mod stats;
+
+pub use error::LearningError;
