@@ -12,10 +12,16 @@
 //!   exact binomial test, bootstrap intervals, effect sizes, power and
 //!   sample size, Holm and Benjamini-Hochberg, and an always-valid
 //!   sequential test for results checked at every cycle.
+//! - [`optimizer`] — the parameter optimizer: multi-start Nelder-Mead
+//!   (argmin) over a parameter space with the caller's backtest as the
+//!   objective, a Pareto front, walk-forward validation and a deflated
+//!   Sharpe ratio guard; its output is a change proposal for an experiment,
+//!   never a configuration change.
 //!
 //! Status: the rest of the learning issue (#7) — patterns, shadow trades,
-//! experiments, the optimizer — is still to come.
+//! experiments — is still to come.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod optimizer;
 pub mod stats;
