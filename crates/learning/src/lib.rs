@@ -19,13 +19,19 @@
 //!   regime, trend strength, IV rank) against the rest, p-values corrected
 //!   across every comparison, a minimum effect and a persistence check;
 //!   and the lifecycle of the stored patterns.
+//! - [`optimizer`] — the parameter optimizer: multi-start Nelder-Mead
+//!   (argmin) over a parameter space with the caller's backtest as the
+//!   objective, a Pareto front, walk-forward validation and a deflated
+//!   Sharpe ratio guard; its output is a change proposal for an experiment,
+//!   never a configuration change.
 //!
-//! Status: the rest of the learning issue (#7) — experiments, the
-//! optimizer, the engine's learn step — is still to come.
+//! Status: the rest of the learning issue (#7) — experiments and the
+//! engine's learn step — is still to come.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod optimizer;
 pub mod patterns;
 pub mod shadow;
 pub mod stats;
