@@ -78,7 +78,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
         Command::Shadow { limit } => shadow(cli, *limit),
-        Command::Optimize(_) => not_yet("optimize", 7, "the learning issue"),
+        Command::Optimize(a) => {
+            let loaded = load_settings(cli)?;
+            let store = open_existing(&loaded)?;
+            crate::optimize_cmd::run(a, cli.json, &loaded.settings, &store)
+        }
         Command::EmergencyStop { reason, flatten } => emergency_stop(cli, reason, *flatten),
         Command::Resume { reason } => resume(cli, reason),
         Command::Price(a) => crate::quant::price(a, cli.json),

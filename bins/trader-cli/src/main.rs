@@ -14,6 +14,7 @@ mod backtest_cmd;
 mod bench;
 mod commands;
 mod engine_view;
+mod optimize_cmd;
 mod output;
 mod quant;
 mod report_cmd;
@@ -125,8 +126,8 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         limit: i64,
     },
-    /// Run the parameter optimizer (learning issue #7).
-    Optimize(commands::Pending),
+    /// Search the strategy parameters with backtests (walk-forward); a proposal for an experiment, never a direct change.
+    Optimize(optimize_cmd::OptimizeArgs),
     /// Halt trading: recorded in the database and queued for the engine,
     /// which cancels every working order (and with --flatten closes every
     /// position) at its next cycle.
