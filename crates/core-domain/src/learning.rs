@@ -34,6 +34,9 @@ string_enum! {
         PatternDetected => "pattern_detected",
         PatternRetired => "pattern_retired",
         ExperimentStarted => "experiment_started",
+        /// A look at a running experiment whose sample grew (or a check of
+        /// an adopted change), with its numbers and why it goes on.
+        ExperimentAnalyzed => "experiment_analyzed",
         ExperimentConcluded => "experiment_concluded",
         ParameterAdopted => "parameter_adopted",
         ParameterRolledBack => "parameter_rolled_back",

@@ -24,13 +24,18 @@
 //!   objective, a Pareto front, walk-forward validation and a deflated
 //!   Sharpe ratio guard; its output is a change proposal for an experiment,
 //!   never a configuration change.
+//! - [`experiments`] — A/B tests of one strategy parameter: proposals from
+//!   patterns, deterministic assignment, sequential analysis, adoption
+//!   under the governance limits, rollback, each step in
+//!   `learning_history`.
 //!
-//! Status: the rest of the learning issue (#7) — experiments and the
-//! engine's learn step — is still to come.
+//! Status: the engine's learn step (wiring these into the loop) is still
+//! to come.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod experiments;
 pub mod optimizer;
 pub mod patterns;
 pub mod shadow;
