@@ -14,8 +14,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use clap::Args;
 use core_domain::{LearningEvent, LearningEventType, LearningRepository, Money};
 use learning::optimizer::{
-    Evaluation, Optimizer, ParameterSet, ParameterSpace, ProposalGuard, SearchConfig, Window,
-    names,
+    Evaluation, Optimizer, ParameterSet, ParameterSpace, ProposalGuard, SearchConfig, Window, names,
 };
 use orchestrator::backtest::results;
 use orchestrator::metrics::MetricsParams;
@@ -86,9 +85,15 @@ pub fn current(settings: &Settings) -> ParameterSet {
         (names::OTM_MIN, st.otm_range.min),
         (names::OTM_WIDTH, st.otm_range.max - st.otm_range.min),
         (names::PREMIUM_MIN, st.premium_range.min),
-        (names::PREMIUM_WIDTH, st.premium_range.max - st.premium_range.min),
+        (
+            names::PREMIUM_WIDTH,
+            st.premium_range.max - st.premium_range.min,
+        ),
         (names::DTE_MIN, st.dte_range.min as f64),
-        (names::DTE_WIDTH, (st.dte_range.max - st.dte_range.min) as f64),
+        (
+            names::DTE_WIDTH,
+            (st.dte_range.max - st.dte_range.min) as f64,
+        ),
         (names::PROFIT_TARGET, st.exits.profit_target),
         (names::STOP_LOSS, st.exits.stop_loss),
     ]
@@ -178,9 +183,8 @@ pub fn run(
     };
     let counter = AtomicUsize::new(0);
     let scratch = scratch_owned.clone();
-    let objective = |set: &ParameterSet, window: Window| {
-        backtest(settings, set, window, &scratch, &counter)
-    };
+    let objective =
+        |set: &ParameterSet, window: Window| backtest(settings, set, window, &scratch, &counter);
     let config = SearchConfig {
         budget: args.budget,
         starts: args.starts,
@@ -190,8 +194,8 @@ pub fn run(
     };
     let optimizer = Optimizer::new(ParameterSpace::naked_put(), objective, config)
         .context("setting up the optimizer")?;
-    let history = Window::new(args.from, args.to + Duration::days(1))
-        .context("the --from/--to window")?;
+    let history =
+        Window::new(args.from, args.to + Duration::days(1)).context("the --from/--to window")?;
     let current = current(settings);
     let started = std::time::Instant::now();
     let report = optimizer
@@ -206,7 +210,13 @@ pub fn run(
         let changed: Vec<String> = p
             .parameters
             .iter()
-            .map(|n| format!("{n} {} -> {}", p.current.get(n).copied().unwrap_or(f64::NAN), p.proposed.get(n).copied().unwrap_or(f64::NAN)))
+            .map(|n| {
+                format!(
+                    "{n} {} -> {}",
+                    p.current.get(n).copied().unwrap_or(f64::NAN),
+                    p.proposed.get(n).copied().unwrap_or(f64::NAN)
+                )
+            })
             .collect();
         store.append_learning_event(&LearningEvent {
             event_type: LearningEventType::ProposalReceived,
@@ -248,10 +258,15 @@ pub fn run(
     if let Some(d) = &report.deflated_sharpe {
         println!("  deflated Sharpe probability {:.3}", d.probability);
     }
-    println!("  Pareto front    {} points (mean ROI, drawdown, win rate)", report.pareto_front.len());
+    println!(
+        "  Pareto front    {} points (mean ROI, drawdown, win rate)",
+        report.pareto_front.len()
+    );
     match &report.proposal {
         Some(p) => {
-            println!("  PROPOSAL (recorded in the learning history; an experiment must confirm it):");
+            println!(
+                "  PROPOSAL (recorded in the learning history; an experiment must confirm it):"
+            );
             for n in &p.parameters {
                 println!(
                     "    {n}: {} -> {}",

@@ -7,14 +7,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use core_domain::Symbol;
 use execution::{ExitManager, ExitParams, MonitorParams, PositionMonitor};
 use market_sim::{ChainModel, ExchangeClock, History, SimExchange};
-use orchestrator::{Engine, EngineParams, NoLearning, Schedule, ScheduleParams};
+use orchestrator::{Engine, EngineParams, Learner, Schedule, ScheduleParams};
 use risk::RiskGovernor;
 use settings::Settings;
 use store::Store;
 use strategy_naked_put::NakedPutStrategy;
 
 /// The engine as wired for the simulated exchange.
-pub type SimEngine = Engine<Arc<SimExchange>, NakedPutStrategy, NoLearning>;
+pub type SimEngine = Engine<Arc<SimExchange>, NakedPutStrategy, Learner>;
 
 /// An engine over the simulated exchange, with its clock.
 pub struct SimRun {
@@ -53,6 +53,32 @@ pub fn engine_params(settings: &Settings, history: &History) -> EngineParams {
         },
         ..EngineParams::default()
     }
+}
+
+/// The learn step's parameters from `[learning]`: the pattern detector's
+/// minimum trades, significance and minimum ROI effect; the experiments'
+/// allocation, significance, minimum effect, maximum shift and the days
+/// between changes (30 / `max_parameter_changes_per_month`).
+pub fn learn_params(settings: &Settings) -> learning::learn::LearnParams {
+    let l = &settings.learning;
+    let mut p = learning::learn::LearnParams::default();
+    p.patterns.min_trades = usize::try_from(l.min_trades_before_analysis.max(1)).unwrap_or(30);
+    p.patterns.alpha = l.significance_level;
+    p.patterns.min_effect_roi = l.min_effect_roi;
+    // Shadow outcomes are evidence for patterns (which only propose
+    // experiments); adoption needs real trades (the experiments' policy).
+    p.patterns.pool_shadow = true;
+    p.experiments.alpha = l.significance_level;
+    p.experiments.min_effect_roi = l.min_effect_roi;
+    p.experiments.max_shift = l.max_parameter_shift;
+    p.experiments.allocation = l.experiment_allocation;
+    p.experiments.min_days_between_changes = 30 / l.max_parameter_changes_per_month.max(1);
+    p
+}
+
+/// The strategy's parameters as the experiment engine names them.
+pub fn experiment_parameters(settings: &Settings) -> learning::experiments::ParameterSet {
+    settings.strategy_params().tunable().into_iter().collect()
 }
 
 /// The exit manager's and the monitor's parameters from the settings.
@@ -146,7 +172,12 @@ pub fn sim_run_with_limits(
         RiskGovernor::new(limits),
         monitor,
         exits,
-        NoLearning,
+        Learner::new(
+            &store,
+            learn_params(settings),
+            experiment_parameters(settings),
+        )
+        .map_err(|e| anyhow::anyhow!("starting the learning engine: {e}"))?,
         schedule,
         engine_params(settings, &history),
     )?;

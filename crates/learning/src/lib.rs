@@ -29,13 +29,16 @@
 //!   under the governance limits, rollback, each step in
 //!   `learning_history`.
 //!
-//! Status: the engine's learn step (wiring these into the loop) is still
-//! to come.
+//! - [`learn`] — the learn step the engine runs after every closed trade:
+//!   patterns, experiments analysed and adopted or rejected under the
+//!   governance limits, rollbacks, a new experiment from the strongest
+//!   pattern.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
 pub mod experiments;
+pub mod learn;
 pub mod optimizer;
 pub mod patterns;
 pub mod shadow;

@@ -106,6 +106,42 @@ pub fn close(shadow: &mut ShadowTrade, reason: ExitReason, price: Price, time: D
         .then(|| pl.cents() as f64 / shadow.margin_at_entry.cents() as f64);
 }
 
+/// A closed shadow trade as a one-contract [`Trade`] (for the pattern
+/// detector's shadow evidence); `None` while it is open.
+pub fn as_trade(s: &ShadowTrade) -> Option<core_domain::Trade> {
+    if s.status != TradeStatus::Closed {
+        return None;
+    }
+    let entry_date = s.created_at.date_naive();
+    let mut t = core_domain::Trade::opened(
+        s.shadow_id.clone(),
+        s.symbol.clone(),
+        s.strike,
+        s.expiration,
+        s.created_at,
+        entry_date,
+        s.entry_premium,
+        1,
+    );
+    t.sector = s.sector.clone();
+    t.entry_underlying_price = s.entry_underlying_price;
+    t.margin_at_entry = s.margin_at_entry;
+    t.otm_pct = s.otm_pct;
+    t.dte = s.dte;
+    t.vix_at_entry = s.vix_at_entry;
+    t.experiment_id = s.experiment_id.clone();
+    t.experiment_arm = s.experiment_arm.clone();
+    t.is_experiment = s.experiment_id.is_some();
+    t.exit_time = s.exit_time;
+    t.exit_date = s.exit_time.map(|x| x.date_naive());
+    t.exit_premium = s.exit_premium;
+    t.exit_reason = s.exit_reason;
+    t.profit_loss = s.profit_loss;
+    t.roi = s.roi;
+    t.status = TradeStatus::Closed;
+    Some(t)
+}
+
 /// Shadow outcomes of one origin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowSummary {

@@ -366,6 +366,7 @@ where
     /// Reconciles the store with the broker (after a start or restart):
     /// orders written but not sent are placed, missed executions recorded.
     pub async fn start(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        self.apply_parameter_changes(now)?;
         let report = self.executor.reconcile(now).await?;
         self.audit(
             now,
@@ -380,6 +381,51 @@ where
             None,
         )?;
         Ok(())
+    }
+
+    /// Applies the learning hook's parameter changes (adoptions and
+    /// rollbacks; at start, those adopted before) to the live strategy,
+    /// each a `parameter_change` decision record. A change the strategy
+    /// refuses is audited and skipped.
+    fn apply_parameter_changes(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        for (name, value) in self.learning.take_parameter_changes() {
+            let before = self.strategy.parameters().get(&name).copied();
+            match self.strategy.with_parameter(&name, value) {
+                Ok(s) => {
+                    self.strategy = s;
+                    let record = DecisionRecord::new(
+                        now,
+                        DecisionKind::ParameterChange,
+                        name.clone(),
+                        "parameter_change",
+                        format!(
+                            "{name}: {} -> {value} (through an experiment of the learning engine)",
+                            before.map_or("?".into(), |b| b.to_string())
+                        ),
+                    )
+                    .with_context(json!({ "parameter": name, "from": before, "to": value }));
+                    self.store.append_decision(&record)?;
+                }
+                Err(e) => self.audit(
+                    now,
+                    "parameter_change.refused",
+                    json!({ "parameter": name, "value": value }),
+                    Some(e),
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The running experiment and the strategy of its test arm.
+    fn experiment_strategy(&self) -> Option<(core_domain::Experiment, S)> {
+        let e = self.learning.active_experiment(&self.store)?;
+        let value: f64 = e.test_value.trim().parse().ok()?;
+        let s = self
+            .strategy
+            .with_parameter(&e.parameter_name, value)
+            .ok()?;
+        Some((e, s))
     }
 
     /// Runs one cycle at `now` (see the module docs).
@@ -732,7 +778,13 @@ where
                 .learning
                 .on_trades_closed(&self.store, &closed_now, now)
             {
-                Ok(Some(summary)) => self.memory.push_action(format!("{now} learn: {summary}")),
+                Ok(Some(summary)) => {
+                    self.store.append_decision(
+                        &DecisionRecord::new(now, DecisionKind::Action, "learning", "learn", summary.clone())
+                            .with_context(json!({ "closed_now": closed_now.iter().map(|t| t.trade_id.clone()).collect::<Vec<_>>() })),
+                    )?;
+                    self.memory.push_action(format!("{now} learn: {summary}"));
+                }
                 Ok(None) => {}
                 Err(e) => self.system_error(
                     now,
@@ -740,6 +792,7 @@ where
                     &mut report,
                 )?,
             }
+            self.apply_parameter_changes(now)?;
         }
         self.remember_monitor(now, &monitor)?;
         self.finish(now, &report)?;
@@ -1324,6 +1377,34 @@ where
         let plan = if self.memory.flatten && self.governor.state() == TradingState::Halted {
             self.exits
                 .emergency_exits(&snapshot, open_trades, positions, &working, now)
+        } else if let Some((exp, test)) = self.experiment_strategy() {
+            // Trades of the test arm exit by the test arm's rules.
+            let in_test = |t: &&Trade| {
+                t.experiment_id.as_deref() == Some(exp.experiment_id.as_str())
+                    && t.experiment_arm.as_deref() == Some("test")
+            };
+            let test_trades: Vec<Trade> = open_trades.iter().filter(in_test).cloned().collect();
+            let control_trades: Vec<Trade> = open_trades
+                .iter()
+                .filter(|t| !in_test(t))
+                .cloned()
+                .collect();
+            let mut plan = self.exits.evaluate(
+                &self.strategy,
+                &snapshot,
+                &control_trades,
+                positions,
+                &self.memory.assigned,
+                &working,
+            );
+            if !test_trades.is_empty() {
+                let t =
+                    self.exits
+                        .evaluate(&test, &snapshot, &test_trades, positions, &[], &working);
+                plan.exits.extend(t.exits);
+                plan.holds.extend(t.holds);
+            }
+            plan
         } else {
             self.exits.evaluate(
                 &self.strategy,
@@ -1457,7 +1538,50 @@ where
             option_quotes,
             vix: self.memory.vix,
         };
-        let (proposals, rejected) = self.strategy.propose_entries(&snapshot, open_trades);
+        let (control, rejected) = self.strategy.propose_entries(&snapshot, open_trades);
+        // With an experiment running, each opportunity goes to the arm its
+        // key hashes to: the control arm's proposals of control keys and
+        // the test arm's (the strategy with the test value) of test keys,
+        // interleaved by rank; what the other arm proposed becomes an
+        // `arm` shadow trade.
+        let mut tagged: Vec<(EntryProposal, Option<(String, &'static str)>)> = Vec::new();
+        let mut other_arm: Vec<(EntryProposal, String, &'static str)> = Vec::new();
+        match self.experiment_strategy() {
+            Some((exp, test)) => {
+                let (test_proposals, _) = test.propose_entries(&snapshot, open_trades);
+                let id = exp.experiment_id.clone();
+                let mut keep_control = Vec::new();
+                for p in control {
+                    if self.learning.arm(&exp, &p.contract.key()) == "control" {
+                        keep_control.push(p);
+                    } else {
+                        other_arm.push((p, id.clone(), "control"));
+                    }
+                }
+                let mut keep_test = Vec::new();
+                for p in test_proposals {
+                    if self.learning.arm(&exp, &p.contract.key()) == "test" {
+                        keep_test.push(p);
+                    } else {
+                        other_arm.push((p, id.clone(), "test"));
+                    }
+                }
+                let (mut c, mut t) = (keep_control.into_iter(), keep_test.into_iter());
+                loop {
+                    let (a, b) = (c.next(), t.next());
+                    if a.is_none() && b.is_none() {
+                        break;
+                    }
+                    if let Some(p) = a {
+                        tagged.push((p, Some((id.clone(), "control"))));
+                    }
+                    if let Some(p) = b {
+                        tagged.push((p, Some((id.clone(), "test"))));
+                    }
+                }
+            }
+            None => tagged.extend(control.into_iter().map(|p| (p, None))),
+        }
         // Skip records: the screen's and the finder's, one per symbol or
         // contract, written together; a skip repeated in the same session
         // for the same failed criteria is recorded once.
@@ -1520,8 +1644,20 @@ where
             opened_today,
         )?;
         let (mut sent, mut refused) = (0, 0);
-        let mut outcomes: HashMap<String, (core_domain::ShadowOrigin, String)> = HashMap::new();
-        for proposal in proposals {
+        let mut outcomes: HashMap<String, ShadowTag> = HashMap::new();
+        for (p, id, arm) in other_arm {
+            outcomes.insert(
+                p.contract.key(),
+                ShadowTag {
+                    origin: core_domain::ShadowOrigin::Arm,
+                    reason: format!(
+                        "proposed by the {arm} arm of {id}; the key belongs to the other arm"
+                    ),
+                    experiment: Some((id, arm.to_string())),
+                },
+            );
+        }
+        for (proposal, arm) in tagged {
             let symbol = proposal.contract.underlying.clone();
             let quote = snapshot
                 .option_quotes
@@ -1563,7 +1699,7 @@ where
             ctx.returns = self.returns_for(&ctx, &symbol);
             match self.governor.check(intent, &ctx, now) {
                 Ok(approved) => {
-                    let entry = self.entry_template(
+                    let mut entry = self.entry_template(
                         &proposal,
                         &trade_id,
                         now,
@@ -1571,6 +1707,11 @@ where
                         underlying,
                         margin_change,
                     );
+                    if let Some((id, a)) = &arm {
+                        entry.is_experiment = true;
+                        entry.experiment_id = Some(id.clone());
+                        entry.experiment_arm = Some((*a).to_string());
+                    }
                     let mut context = quote
                         .as_ref()
                         .map(OrderContext::with_quote)
@@ -1588,10 +1729,11 @@ where
                             sent += 1;
                             outcomes.insert(
                                 proposal.contract.key(),
-                                (
-                                    core_domain::ShadowOrigin::Taken,
-                                    proposal.decision.reason.clone(),
-                                ),
+                                ShadowTag {
+                                    origin: core_domain::ShadowOrigin::Taken,
+                                    reason: proposal.decision.reason.clone(),
+                                    experiment: arm.clone().map(|(i, a)| (i, a.to_string())),
+                                },
                             );
                             // Counted at once: the next check sees it.
                             ctx.positions.push(ShortPutExposure {
@@ -1621,10 +1763,11 @@ where
                     refused += 1;
                     outcomes.insert(
                         proposal.contract.key(),
-                        (
-                            core_domain::ShadowOrigin::Refused,
-                            r.decision.reason.clone(),
-                        ),
+                        ShadowTag {
+                            origin: core_domain::ShadowOrigin::Refused,
+                            reason: r.decision.reason.clone(),
+                            experiment: arm.clone().map(|(i, a)| (i, a.to_string())),
+                        },
                     );
                     self.store.append_decision(&r.decision)?;
                     for change in &r.state_changes {
@@ -1651,7 +1794,7 @@ where
         snapshot: &MarketSnapshot,
         prices: &BTreeMap<Symbol, Price>,
         skip_reasons: &HashMap<String, String>,
-        outcomes: &HashMap<String, (core_domain::ShadowOrigin, String)>,
+        outcomes: &HashMap<String, ShadowTag>,
     ) -> Result<(), EngineError> {
         let held: Vec<String> = self
             .open_cache
@@ -1671,14 +1814,23 @@ where
             ) else {
                 continue;
             };
-            let (origin, reason) = outcomes.get(&key).cloned().unwrap_or_else(|| {
+            let tag = outcomes.get(&key).cloned().unwrap_or_else(|| {
                 let why = skip_reasons
                     .get(&key)
                     .or_else(|| skip_reasons.get(c.underlying.as_str()))
                     .cloned()
                     .unwrap_or_else(|| "not proposed".into());
-                (core_domain::ShadowOrigin::Skipped, why)
+                ShadowTag {
+                    origin: core_domain::ShadowOrigin::Skipped,
+                    reason: why,
+                    experiment: None,
+                }
             });
+            let (origin, reason) = (tag.origin, tag.reason);
+            let (experiment_id, experiment_arm) = match tag.experiment {
+                Some((i, a)) => (Some(i), Some(a)),
+                None => (None, None),
+            };
             let s = underlying.to_f64();
             shadows.push(core_domain::ShadowTrade {
                 shadow_id: format!("S-{}-{key}", today.format("%Y%m%d")),
@@ -1699,8 +1851,8 @@ where
                     .unwrap_or(core_domain::Money::ZERO),
                 origin,
                 reason,
-                experiment_id: None,
-                experiment_arm: None,
+                experiment_id,
+                experiment_arm,
                 vix_at_entry: self.memory.vix,
                 status: TradeStatus::Open,
                 exit_time: None,
@@ -1881,6 +2033,14 @@ fn quote_in(snapshot: &MarketSnapshot, contract: &Contract) -> Option<core_domai
             .find(|u| u.symbol == s.symbol)
             .map(|u| u.quote.clone()),
     }
+}
+
+/// How an evaluated opportunity is recorded as a shadow trade.
+#[derive(Debug, Clone)]
+struct ShadowTag {
+    origin: core_domain::ShadowOrigin,
+    reason: String,
+    experiment: Option<(String, String)>,
 }
 
 /// The put a trade holds short.

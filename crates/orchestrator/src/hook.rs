@@ -1,11 +1,14 @@
-//! The learning hook: what the engine's learn step calls. The learning
-//! issue fills it; until then [`NoLearning`] does nothing.
+//! The learning hook: what the engine's learn step calls, and how learning
+//! reaches the strategy — only through adopted (or rolled-back) parameter
+//! changes and the running experiment's split of new opportunities.
 
 use chrono::{DateTime, Utc};
-use core_domain::Trade;
+use core_domain::{Experiment, Trade};
+use learning::experiments::{self, ParameterSet};
+use learning::learn::{LearnParams, LearningEngine};
 use store::Store;
 
-/// Called by the engine's learn step.
+/// Called by the engine.
 pub trait LearningHook: Send {
     /// A short name for the records.
     fn name(&self) -> &str;
@@ -19,6 +22,26 @@ pub trait LearningHook: Send {
         closed: &[Trade],
         time: DateTime<Utc>,
     ) -> Result<Option<String>, String>;
+
+    /// Parameter changes (name, new value) to apply to the live strategy
+    /// since the last call: adoptions and rollbacks, and at start those
+    /// adopted before.
+    fn take_parameter_changes(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    /// The experiment new opportunities are split by, if any.
+    fn active_experiment(&self, store: &Store) -> Option<Experiment> {
+        let _ = store;
+        None
+    }
+
+    /// The arm (`control` or `test`) of opportunity `key` in `experiment`:
+    /// deterministic, so the split is reproducible and on record.
+    fn arm(&self, experiment: &Experiment, key: &str) -> &'static str {
+        let _ = (experiment, key);
+        "control"
+    }
 }
 
 /// The hook that learns nothing.
@@ -37,5 +60,79 @@ impl LearningHook for NoLearning {
         _time: DateTime<Utc>,
     ) -> Result<Option<String>, String> {
         Ok(None)
+    }
+}
+
+/// The learning engine as the engine's hook (`learning::learn`).
+#[derive(Debug, Clone)]
+pub struct Learner {
+    engine: LearningEngine,
+    pending: Vec<(String, f64)>,
+    seed: u64,
+}
+
+impl Learner {
+    /// A learner over the configured parameters `configured`; the changes
+    /// adopted before (on record in `store`) are applied to them and
+    /// handed to the engine at its first call.
+    pub fn new(
+        store: &Store,
+        params: LearnParams,
+        configured: ParameterSet,
+    ) -> Result<Self, String> {
+        let mut current = configured;
+        let mut pending = Vec::new();
+        for change in LearningEngine::adopted_changes(store)? {
+            // A change decided against a value no longer configured is
+            // not replayed (the configuration moved on).
+            if change.apply(&mut current).is_ok() {
+                pending.push((change.parameter.clone(), change.to));
+            }
+        }
+        let seed = params.experiments.assignment_seed;
+        Ok(Learner {
+            engine: LearningEngine::new(params, current),
+            pending,
+            seed,
+        })
+    }
+
+    /// The live parameters as the learner knows them.
+    pub fn current(&self) -> &ParameterSet {
+        self.engine.current()
+    }
+}
+
+impl LearningHook for Learner {
+    fn name(&self) -> &str {
+        "learning"
+    }
+
+    fn on_trades_closed(
+        &mut self,
+        store: &Store,
+        closed: &[Trade],
+        time: DateTime<Utc>,
+    ) -> Result<Option<String>, String> {
+        if closed.is_empty() {
+            return Ok(None);
+        }
+        let report = self.engine.learn(store, time)?;
+        for c in &report.changes {
+            self.pending.push((c.parameter.clone(), c.to));
+        }
+        Ok(Some(report.summary()))
+    }
+
+    fn take_parameter_changes(&mut self) -> Vec<(String, f64)> {
+        std::mem::take(&mut self.pending)
+    }
+
+    fn active_experiment(&self, store: &Store) -> Option<Experiment> {
+        LearningEngine::active_experiment(store).ok().flatten()
+    }
+
+    fn arm(&self, experiment: &Experiment, key: &str) -> &'static str {
+        experiments::assign(experiment, key, self.seed).as_str()
     }
 }

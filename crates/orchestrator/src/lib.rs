@@ -25,7 +25,7 @@ use thiserror::Error;
 
 pub use engine::{Action, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
 pub use events::{DetectorParams, EngineEvent};
-pub use hook::{LearningHook, NoLearning};
+pub use hook::{Learner, LearningHook, NoLearning};
 pub use runner::{Pace, Stopped, run};
 pub use schedule::{Phase, Schedule, ScheduleParams};
 

@@ -1077,9 +1077,12 @@ fn to_pattern(c: &Comparison, report: &DetectionReport, date: NaiveDate) -> Opti
             })
         })
         .collect();
+    let (bucket_min, bucket_max) = numeric_bounds(c.dimension, &c.bucket);
     let context = json!({
         "dimension": c.dimension.as_str(),
         "bucket": c.bucket,
+        "min": bucket_min,
+        "max": bucket_max,
         "direction": c.direction(),
         "bucket_edges": edges,
         "test": deciding.test.as_str(),
@@ -1158,4 +1161,23 @@ fn pct(x: f64) -> String {
 /// A difference of fractions in percentage points ("+2.10 pp").
 fn pp(x: f64) -> String {
     format!("{:+.2} pp", x * 100.0)
+}
+
+/// The numeric bounds of an OTM or DTE bucket from its label, in the
+/// strategy's units (OTM as a fraction: "18-20% OTM" → 0.18..0.20; DTE in
+/// days: "12-14 DTE" → 12..14, "7 DTE" → 7..7), for the experiment engine
+/// to turn a pattern into a parameter change; `None` for other dimensions.
+fn numeric_bounds(dimension: Dimension, label: &str) -> (Option<f64>, Option<f64>) {
+    let head = label.split_whitespace().next().unwrap_or("");
+    let parts: Vec<f64> = head
+        .trim_end_matches('%')
+        .split('-')
+        .filter_map(|x| x.parse::<f64>().ok())
+        .collect();
+    match (dimension, parts.as_slice()) {
+        (Dimension::OtmBucket, [lo, hi]) => (Some(lo / 100.0), Some(hi / 100.0)),
+        (Dimension::DteBucket, [lo, hi]) => (Some(*lo), Some(*hi)),
+        (Dimension::DteBucket, [d]) => (Some(*d), Some(*d)),
+        _ => (None, None),
+    }
 }
