@@ -76,7 +76,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let store = open_existing(&loaded)?;
             crate::report_cmd::run(a, cli.json, &loaded, &store)
         }
-        Command::Analyze(_) => not_yet("analyze", 7, "the learning issue"),
+        Command::Analyze => analyze(cli),
         Command::Shadow { limit } => shadow(cli, *limit),
         Command::Optimize(a) => {
             let loaded = load_settings(cli)?;
@@ -733,6 +733,60 @@ fn trades(
             ]
         },
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Learning metrics from the database: is the system getting better?
+fn analyze(cli: &Cli) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let trades = store.trades(&TradeFilter::default())?;
+    let experiments = store.experiments()?;
+    let history = store.learning_history(i64::MAX)?;
+    let m = learning::metrics::learning_metrics(&trades, &experiments, &history);
+    if cli.json {
+        output::json(&m)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let row = |o: &learning::metrics::Outcomes| {
+        vec![
+            o.label.clone(),
+            o.trades.to_string(),
+            pct(o.win_rate),
+            pct(o.mean_roi),
+        ]
+    };
+    let mut rows = vec![row(&m.baseline)];
+    if let Some(a) = &m.since_first_adoption {
+        rows.push(row(a));
+    }
+    println!("learning — the configured rules (baseline) against what learning changed");
+    output::table(&["group", "trades", "win rate", "mean ROI"], &rows);
+    println!();
+    println!("by year of exit");
+    let years: Vec<Vec<String>> = m.by_year.iter().map(row).collect();
+    output::table(&["year", "trades", "win rate", "mean ROI"], &years);
+    let e = &m.experiments;
+    println!();
+    println!(
+        "experiments: {} run — {} active, {} complete (waiting on the 30-day limit), {} adopted, {} rejected, {} rolled back",
+        e.run, e.active, e.complete, e.adopted, e.rejected, e.rolled_back
+    );
+    if m.parameter_history.is_empty() {
+        println!("parameter history: no change adopted (the configured parameters are in force)");
+    } else {
+        println!("parameter history:");
+        for p in &m.parameter_history {
+            println!(
+                "  {} {} {}: {} -> {}",
+                p.date.format("%Y-%m-%d"),
+                p.event,
+                p.parameter.as_deref().unwrap_or("?"),
+                p.from.as_deref().unwrap_or("?"),
+                p.to.as_deref().unwrap_or("?")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -118,8 +118,8 @@ pub enum Command {
     Backtest(backtest_cmd::BacktestArgs),
     /// The engine runs as the daemon `traderd`: prints the command that starts it (exit 3).
     Run(commands::Pending),
-    /// Analyze performance (learning issue #7).
-    Analyze(commands::Pending),
+    /// Learning metrics: win rate and ROI over time against the baseline, experiments, parameter history.
+    Analyze,
     /// Shadow trades: every evaluated opportunity followed to its outcome (evidence, never P&L).
     Shadow {
         /// At most this many, newest first.

@@ -99,7 +99,7 @@ fn test_status_before_init_says_to_run_init() {
 #[test]
 fn test_unimplemented_subcommand_says_so_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [vec!["analyze"], vec!["optimize", "--from", "2020-01-02"]] {
+    for args in [vec!["sim-gateway"]] {
         let out = cli(dir.path(), &args);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
@@ -634,4 +634,52 @@ fn test_report_of_a_database_without_trades_is_written_and_says_so() {
     let v: serde_json::Value =
         serde_json::from_slice(&cli(dir.path(), &["positions", "--json"]).stdout).unwrap();
     assert_eq!(v["source"], "broker");
+}
+
+/// The learning commands on a fresh database: metrics, and an optimizer
+/// run whose backtests are real (a tiny budget) — a proposal or the reasons
+/// there is none, never a change of the configuration.
+#[test]
+fn test_analyze_and_optimize_drive_the_learning_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cli(dir.path(), &["init"]).status.success());
+    let out = cli(dir.path(), &["analyze"]);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("baseline"), "{stdout}");
+    assert!(stdout.contains("experiments: 0 run"), "{stdout}");
+    let before = std::fs::read_to_string(dir.path().join("trader.toml")).unwrap();
+    let out = cli(
+        dir.path(),
+        &[
+            "--json",
+            "optimize",
+            "--from",
+            "2020-01-02",
+            "--to",
+            "2020-03-31",
+            "--folds",
+            "1",
+            "--budget",
+            "10",
+            "--starts",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["backtests"].as_u64().unwrap() >= 10, "{v}");
+    let report = &v["report"];
+    assert!(
+        report["proposal"].is_object() || !report["rejections"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let after = std::fs::read_to_string(dir.path().join("trader.toml")).unwrap();
+    assert_eq!(
+        before, after,
+        "the optimizer never changes the configuration"
+    );
 }

@@ -33,12 +33,15 @@
 //!   patterns, experiments analysed and adopted or rejected under the
 //!   governance limits, rollbacks, a new experiment from the strongest
 //!   pattern.
+//! - [`metrics`] — learning metrics: win rate and ROI over time against
+//!   the baseline, experiments by status, the parameter history.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
 pub mod experiments;
 pub mod learn;
+pub mod metrics;
 pub mod optimizer;
 pub mod patterns;
 pub mod shadow;
