@@ -89,6 +89,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Iv(a) => crate::quant::iv(a, cli.json),
         Command::Margin(a) => crate::quant::margin(a, cli.json),
         Command::Bench(a) => crate::bench::run(a, cli.json),
+        Command::LearningProof(a) => crate::learning_proof_cmd::run(a, cli.json),
         Command::SimGateway(_) => not_yet("sim-gateway", 8, "the Interactive Brokers issue"),
     }
 }

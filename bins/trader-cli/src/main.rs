@@ -14,6 +14,7 @@ mod backtest_cmd;
 mod bench;
 mod commands;
 mod engine_view;
+mod learning_proof_cmd;
 mod optimize_cmd;
 mod output;
 mod quant;
@@ -155,6 +156,8 @@ pub enum Command {
     Margin(quant::MarginArgs),
     /// Throughput of the options math and the simulated market (run with --release).
     Bench(bench::BenchArgs),
+    /// Is learning honest? The engine with its learner on the seeded synthetic market: a null market (how often a change is adopted) and a planted OTM-bucket edge (how often and how soon it is adopted). Run with --release.
+    LearningProof(learning_proof_cmd::LearningProofArgs),
     /// Run the simulated TWS gateway (Interactive Brokers issue #8).
     SimGateway(commands::Pending),
 }

@@ -120,9 +120,44 @@ pub fn sim_run_with_limits(
     seed: Option<u64>,
     limits: risk::RiskLimits,
 ) -> Result<SimRun> {
-    let history = history()?;
+    sim_run_on(
+        settings,
+        store,
+        SimMarket {
+            history: history()?,
+            chain: settings.broker.sim.chain.clone(),
+        },
+        from,
+        to,
+        seed,
+        limits,
+    )
+}
+
+/// The market a simulated run trades: a history (the shipped one, or a
+/// synthetic one from `market_sim::synthetic`) and the chain model's
+/// parameters (e.g. `null_chain_params`, with planted edges).
+#[derive(Debug, Clone)]
+pub struct SimMarket {
+    pub history: Arc<History>,
+    pub chain: market_sim::ChainModelParams,
+}
+
+/// [`sim_run_with_limits`] over any market: the engine, the learner and
+/// the simulated exchange wired as for the shipped history, over
+/// `market` (research: the synthetic market of `trader-cli learning-proof`).
+pub fn sim_run_on(
+    settings: &Settings,
+    store: Arc<Store>,
+    market: SimMarket,
+    from: NaiveDate,
+    to: NaiveDate,
+    seed: Option<u64>,
+    limits: risk::RiskLimits,
+) -> Result<SimRun> {
+    let SimMarket { history, chain } = market;
     let (Some(first), Some(last)) = (history.dates.first(), history.dates.last()) else {
-        bail!("the shipped history is empty");
+        bail!("the history is empty");
     };
     if from > to {
         bail!("--from {from} is after --to {to}");
@@ -137,7 +172,7 @@ pub fn sim_run_with_limits(
     let exchange = Arc::new(
         SimExchange::new(
             Arc::clone(&history),
-            ChainModel::new(settings.broker.sim.chain.clone()),
+            ChainModel::new(chain),
             exchange_params,
             from,
         )

@@ -1,0 +1,635 @@
+//! `trader-cli learning-proof`: is learning honest? Two benchmarks of the
+//! whole engine (traderd's wiring, the `Learner` in the loop) on the seeded
+//! synthetic market of `market_sim::synthetic`:
+//!
+//! * **null** — a null market (constant vol, no jumps, options priced at
+//!   exactly that vol, no skew, no premium): no parameter has a real edge.
+//!   Counted: the simulated years in which any change was adopted.
+//! * **edge** — the same market with a [`PlantedEdge`] in one OTM bucket
+//!   (extra implied vol there, so selling those puts earns more). Counted:
+//!   the seeds where a pattern on that bucket is found and an experiment on
+//!   `otm_min`/`otm_max` moving toward it is adopted within N closed trades,
+//!   and the trades it took.
+//!
+//! Every figure is measured from the runs' databases; nothing is assumed.
+//! The strategy is deliberately loose so that it trades often (see
+//! [`loose_settings`]); the learning settings are the defaults.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use core_domain::{
+    LearningEventType, LearningRepository, TradeFilter, TradeRepository, TradeStatus,
+};
+use market_sim::synthetic::{EdgeScope, PlantedEdge, SyntheticConfig, generate, null_chain_params};
+use serde::Serialize;
+use serde_json::json;
+use settings::{Range, Settings};
+use store::Store;
+
+/// Sessions before the first trading day (realized vol and 60 closes).
+const WARMUP_SESSIONS: usize = 80;
+/// Sessions after the last trading day (listed expirations stay in range).
+const TAIL_SESSIONS: usize = 40;
+/// Sessions of a simulated year.
+const YEAR_SESSIONS: usize = 252;
+
+/// Arguments of `trader-cli learning-proof`.
+#[derive(Debug, clap::Args)]
+pub struct LearningProofArgs {
+    /// Seeds (markets) per part; seeds are first-seed, first-seed+1, ...
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Simulated years per seed.
+    #[arg(long, default_value_t = 2)]
+    pub years: usize,
+    /// A smoke run: 4 seeds × 2 years (overrides --seeds and --years).
+    #[arg(long)]
+    pub quick: bool,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Which part to run.
+    #[arg(long, value_enum, default_value_t = Part::Both)]
+    pub part: Part,
+    /// Lower bound of the planted edge's OTM bucket (fraction below spot).
+    #[arg(long, default_value_t = 0.05)]
+    pub edge_min: f64,
+    /// Upper bound (exclusive) of the planted edge's OTM bucket.
+    #[arg(long, default_value_t = 0.07)]
+    pub edge_max: f64,
+    /// Extra implied vol in the bucket (vol points as a fraction: 0.10 = 10 points).
+    #[arg(long, default_value_t = 0.10)]
+    pub extra_vol: f64,
+    /// The edge counts as adopted only within this many closed trades.
+    #[arg(long, default_value_t = 300)]
+    pub within_trades: usize,
+    /// Worker threads (runs are independent) [default: available cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Null,
+    Edge,
+    Both,
+}
+
+/// The strategy the benchmark trades: loose enough to trade a few hundred
+/// times a year on the 20-symbol synthetic market (the default rules,
+/// OTM 15–20%, premium $0.30–0.50, DTE 7–14 with an uptrend filter and
+/// liquidity screens, trade about 8 times a year). OTM 5–25%, premium
+/// $0.05–3.00, DTE 5–30, 10 positions of one contract, no trend filter,
+/// no volume or open-interest screen, spreads up to 100% of the mid. Risk,
+/// exits and learning: the defaults.
+pub fn loose_settings() -> Settings {
+    let mut s = Settings::default();
+    let st = &mut s.strategy;
+    st.otm_range = Range {
+        min: 0.05,
+        max: 0.25,
+    };
+    st.premium_range = Range {
+        min: 0.05,
+        max: 3.00,
+    };
+    st.dte_range = Range { min: 5, max: 30 };
+    st.max_positions = 10;
+    st.position_size = 1;
+    st.trend_filter = "none".into();
+    st.underlying_price_range = Range {
+        min: 1.0,
+        max: 10_000.0,
+    };
+    st.min_avg_volume = 0.0;
+    st.min_open_interest = 0;
+    st.max_spread_pct = 1.0;
+    s
+}
+
+/// One run: a seed, with or without the planted edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub seed: u64,
+    pub planted: bool,
+    pub first_session: NaiveDate,
+    pub last_session: NaiveDate,
+    pub closed_trades: usize,
+    /// Per simulated year: adoptions in it.
+    pub adoptions_by_year: Vec<usize>,
+    pub experiments_started: usize,
+    pub experiments_rejected: usize,
+    pub experiments_adopted: usize,
+    pub experiments_rolled_back: usize,
+    /// Every adoption: (parameter, from, to, closed trades by then).
+    pub adoptions: Vec<(String, String, String, usize)>,
+    /// Closed trades in the edge bucket, and their mean ROI; the rest.
+    pub bucket_trades: usize,
+    pub bucket_mean_roi: Option<f64>,
+    pub rest_trades: usize,
+    pub rest_mean_roi: Option<f64>,
+    /// Closed trades when a pattern on the edge bucket (outperforming) was
+    /// first detected.
+    pub detected_after: Option<usize>,
+    /// Closed trades when a change of otm_min/otm_max toward the bucket
+    /// was first adopted.
+    pub adopted_after: Option<usize>,
+    pub seconds: f64,
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn median(mut v: Vec<usize>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+    })
+}
+
+/// Whether an OTM fraction lies in `[lo, hi)`.
+fn in_bucket(otm: f64, lo: f64, hi: f64) -> bool {
+    otm >= lo - 1e-9 && otm < hi - 1e-9
+}
+
+/// Runs the engine over one synthetic market and reads the outcome back
+/// from its database.
+fn run_one(
+    seed: u64,
+    years: usize,
+    edge: Option<&PlantedEdge>,
+    bucket: (f64, f64),
+    scratch: &std::path::Path,
+) -> Result<RunOutcome> {
+    let wall = Instant::now();
+    let start = NaiveDate::from_ymd_opt(2001, 1, 2).context("start date")?;
+    let sessions = WARMUP_SESSIONS + years * YEAR_SESSIONS + TAIL_SESSIONS;
+    let history = Arc::new(
+        generate(&SyntheticConfig::null_market(seed, start, sessions))
+            .map_err(|e| anyhow::anyhow!("generating the synthetic market (seed {seed}): {e}"))?,
+    );
+    let mut chain = null_chain_params();
+    if let Some(e) = edge {
+        chain.planted_edges = vec![e.clone()];
+    }
+    let from = history.dates[WARMUP_SESSIONS];
+    let last_index = WARMUP_SESSIONS + years * YEAR_SESSIONS - 1;
+    let to = history.dates[last_index];
+    let dir = scratch.join(format!(
+        "seed{seed}-{}",
+        if edge.is_some() { "edge" } else { "null" }
+    ));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let url = dir.join("run.db").display().to_string();
+    let store = Arc::new(Store::open_and_migrate(&url).with_context(|| format!("creating {url}"))?);
+    store.relax_durability_for_research()?;
+    let settings = loose_settings();
+    let mut sim = traderd::wiring::sim_run_on(
+        &settings,
+        Arc::clone(&store),
+        traderd::wiring::SimMarket {
+            history: Arc::clone(&history),
+            chain,
+        },
+        from,
+        to,
+        Some(seed),
+        settings.risk_limits(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stop = AtomicBool::new(false);
+    let until = sim.until;
+    runtime
+        .block_on(orchestrator::run(
+            &mut sim.engine,
+            &sim.clock,
+            until,
+            orchestrator::Pace::AsFastAsPossible,
+            &stop,
+            |_| {},
+        ))
+        .with_context(|| format!("running the engine (seed {seed})"))?;
+    let first_session = sim.first_session;
+    drop(sim);
+
+    // Everything below from the database.
+    let mut closed: Vec<core_domain::Trade> = store
+        .trades(&TradeFilter {
+            open: Some(false),
+            ..TradeFilter::default()
+        })?
+        .into_iter()
+        .filter(|t| t.status == TradeStatus::Closed)
+        .collect();
+    closed.sort_by_key(|t| t.exit_time);
+    let closed_by = |t: DateTime<Utc>| {
+        closed
+            .iter()
+            .filter(|x| x.exit_time.is_some_and(|e| e <= t))
+            .count()
+    };
+    let closed_by_date = |d: NaiveDate| {
+        closed
+            .iter()
+            .filter(|x| x.exit_date.is_some_and(|e| e <= d))
+            .count()
+    };
+    let (lo, hi) = bucket;
+    let bucket_rois: Vec<f64> = closed
+        .iter()
+        .filter(|t| in_bucket(t.otm_pct, lo, hi))
+        .filter_map(|t| t.roi)
+        .collect();
+    let rest_rois: Vec<f64> = closed
+        .iter()
+        .filter(|t| !in_bucket(t.otm_pct, lo, hi))
+        .filter_map(|t| t.roi)
+        .collect();
+
+    let experiments = store.experiments()?;
+    let count =
+        |s: core_domain::ExperimentStatus| experiments.iter().filter(|e| e.status == s).count();
+    let events = store.learning_history(i64::MAX)?;
+    let year_of = |d: NaiveDate| -> usize {
+        let idx = history.dates.partition_point(|x| *x < d);
+        idx.saturating_sub(WARMUP_SESSIONS) / YEAR_SESSIONS
+    };
+    let mut adoptions_by_year = vec![0usize; years];
+    let mut adoptions = Vec::new();
+    let mut adopted_after: Option<usize> = None;
+    let mut adopted_events: Vec<&core_domain::LearningEvent> = events
+        .iter()
+        .filter(|e| e.event_type == LearningEventType::ParameterAdopted)
+        .collect();
+    adopted_events.sort_by_key(|e| e.event_date);
+    for e in adopted_events {
+        let y = year_of(e.event_date.date_naive()).min(years.saturating_sub(1));
+        if let Some(slot) = adoptions_by_year.get_mut(y) {
+            *slot += 1;
+        }
+        let param = e.parameter_changed.clone().unwrap_or_default();
+        let from_v = e.old_value.clone().unwrap_or_default();
+        let to_v = e.new_value.clone().unwrap_or_default();
+        let n = closed_by(e.event_date);
+        // Toward the bucket: the range's bound moves closer to it.
+        let toward = match (from_v.parse::<f64>(), to_v.parse::<f64>()) {
+            (Ok(a), Ok(b)) => match param.as_str() {
+                "otm_min" => (b - lo).abs() < (a - lo).abs(),
+                "otm_max" => (b - hi).abs() < (a - hi).abs(),
+                _ => false,
+            },
+            _ => false,
+        };
+        if edge.is_some() && toward && adopted_after.is_none() {
+            adopted_after = Some(n);
+        }
+        adoptions.push((param, from_v, to_v, n));
+    }
+    let detected_after = if edge.is_some() {
+        store
+            .patterns(None)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| p.pattern_type == "otm_bucket")
+            .filter(|p| {
+                let c = &p.context;
+                let min = c.get("min").and_then(serde_json::Value::as_f64);
+                let out =
+                    c.get("direction").and_then(serde_json::Value::as_str) == Some("outperforms");
+                out && min.is_some_and(|m| in_bucket(m, lo, hi))
+            })
+            .map(|p| p.date_detected)
+            .min()
+            .map(closed_by_date)
+    } else {
+        None
+    };
+    let outcome = RunOutcome {
+        seed,
+        planted: edge.is_some(),
+        first_session,
+        last_session: to,
+        closed_trades: closed.len(),
+        adoptions_by_year,
+        experiments_started: experiments.len(),
+        experiments_rejected: count(core_domain::ExperimentStatus::Rejected),
+        experiments_adopted: count(core_domain::ExperimentStatus::Adopted),
+        experiments_rolled_back: count(core_domain::ExperimentStatus::RolledBack),
+        adoptions,
+        bucket_trades: bucket_rois.len(),
+        bucket_mean_roi: mean(&bucket_rois),
+        rest_trades: rest_rois.len(),
+        rest_mean_roi: mean(&rest_rois),
+        detected_after,
+        adopted_after,
+        seconds: wall.elapsed().as_secs_f64(),
+    };
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(outcome)
+}
+
+/// Runs the benchmark.
+pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
+    let (seeds, years) = if args.quick {
+        (4, 2)
+    } else {
+        (args.seeds, args.years)
+    };
+    if seeds == 0 || years == 0 {
+        bail!("--seeds and --years must be at least 1");
+    }
+    let edge = PlantedEdge {
+        scope: EdgeScope::OtmBucket {
+            min: args.edge_min,
+            // The edge's bucket is inclusive, the pattern buckets half-open.
+            max: args.edge_max - 1e-6,
+        },
+        extra_vol: args.extra_vol,
+    };
+    let problems = edge.problems();
+    if !problems.is_empty() || args.edge_max <= args.edge_min {
+        bail!(
+            "the planted edge: {}",
+            problems
+                .iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .chain(
+                    (args.edge_max <= args.edge_min)
+                        .then(|| "--edge-max must exceed --edge-min".to_string())
+                )
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let bucket = (args.edge_min, args.edge_max);
+    let mut jobs: Vec<(u64, bool)> = Vec::new();
+    for s in 0..seeds {
+        let seed = args.first_seed + s;
+        if matches!(args.part, Part::Null | Part::Both) {
+            jobs.push((seed, false));
+        }
+        if matches!(args.part, Part::Edge | Part::Both) {
+            jobs.push((seed, true));
+        }
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, jobs.len().max(1));
+    let scratch =
+        std::env::temp_dir().join(format!("trader-learning-proof-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("creating the scratch directory {}", scratch.display()))?;
+    let wall = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Result<RunOutcome>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(seed, planted)) = jobs.get(i) else {
+                        break;
+                    };
+                    let r = run_one(seed, years, planted.then_some(&edge), bucket, &scratch);
+                    if !as_json {
+                        match &r {
+                            Ok(o) => eprintln!(
+                                "  {} seed {seed}: {} trades, {} experiments, {} adopted, {:.0} s",
+                                if planted { "edge" } else { "null" },
+                                o.closed_trades,
+                                o.experiments_started,
+                                o.adoptions.len(),
+                                o.seconds
+                            ),
+                            Err(e) => eprintln!("  seed {seed}: failed: {e:#}"),
+                        }
+                    }
+                    if let Ok(mut v) = results.lock() {
+                        v.push(r);
+                    }
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let elapsed = wall.elapsed().as_secs_f64();
+    let mut outcomes = Vec::new();
+    for r in results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
+    {
+        outcomes.push(r?);
+    }
+    outcomes.sort_by_key(|o| (o.planted, o.seed));
+    let null_runs: Vec<&RunOutcome> = outcomes.iter().filter(|o| !o.planted).collect();
+    let planted: Vec<&RunOutcome> = outcomes.iter().filter(|o| o.planted).collect();
+
+    let null_years: usize = null_runs.iter().map(|o| o.adoptions_by_year.len()).sum();
+    let null_years_with: usize = null_runs
+        .iter()
+        .map(|o| o.adoptions_by_year.iter().filter(|n| **n > 0).count())
+        .sum();
+    let sum =
+        |v: &[&RunOutcome], f: fn(&RunOutcome) -> usize| v.iter().map(|o| f(o)).sum::<usize>();
+    let null_summary = (!null_runs.is_empty()).then(|| {
+        json!({
+            "runs": null_runs.len(),
+            "simulated_years": null_years,
+            "years_with_an_adoption": null_years_with,
+            "share_of_years_with_an_adoption": null_years_with as f64 / null_years.max(1) as f64,
+            "adoptions": sum(&null_runs, |o| o.adoptions.len()),
+            "closed_trades": sum(&null_runs, |o| o.closed_trades),
+            "trades_per_year": sum(&null_runs, |o| o.closed_trades) as f64 / null_years.max(1) as f64,
+            "experiments_started": sum(&null_runs, |o| o.experiments_started),
+            "experiments_rejected": sum(&null_runs, |o| o.experiments_rejected),
+            "experiments_adopted": sum(&null_runs, |o| o.experiments_adopted),
+            "experiments_rolled_back": sum(&null_runs, |o| o.experiments_rolled_back),
+            "target": "share of years with an adoption <= 5%",
+        })
+    });
+    let within = args.within_trades;
+    let detected: Vec<usize> = planted.iter().filter_map(|o| o.detected_after).collect();
+    let adopted: Vec<usize> = planted.iter().filter_map(|o| o.adopted_after).collect();
+    let adopted_within = adopted.iter().filter(|n| **n <= within).count();
+    let detected_within = detected.iter().filter(|n| **n <= within).count();
+    let pooled = |f: fn(&RunOutcome) -> (usize, Option<f64>)| {
+        let (n, s) = planted.iter().fold((0usize, 0.0f64), |(n, s), o| {
+            let (k, m) = f(o);
+            (n + k, s + m.unwrap_or(0.0) * k as f64)
+        });
+        (n > 0).then(|| s / n as f64)
+    };
+    let bucket_roi = pooled(|o| (o.bucket_trades, o.bucket_mean_roi));
+    let rest_roi = pooled(|o| (o.rest_trades, o.rest_mean_roi));
+    let null_bucket_roi = {
+        let (n, s) = null_runs.iter().fold((0usize, 0.0f64), |(n, s), o| {
+            (
+                n + o.bucket_trades,
+                s + o.bucket_mean_roi.unwrap_or(0.0) * o.bucket_trades as f64,
+            )
+        });
+        (n > 0).then(|| s / n as f64)
+    };
+    let null_rest_roi = {
+        let (n, s) = null_runs.iter().fold((0usize, 0.0f64), |(n, s), o| {
+            (
+                n + o.rest_trades,
+                s + o.rest_mean_roi.unwrap_or(0.0) * o.rest_trades as f64,
+            )
+        });
+        (n > 0).then(|| s / n as f64)
+    };
+    let edge_summary = (!planted.is_empty()).then(|| {
+        json!({
+            "runs": planted.len(),
+            "bucket": [args.edge_min, args.edge_max],
+            "extra_vol": args.extra_vol,
+            "within_trades": within,
+            "bucket_trades": sum(&planted, |o| o.bucket_trades),
+            "bucket_mean_roi": bucket_roi,
+            "rest_trades": sum(&planted, |o| o.rest_trades),
+            "rest_mean_roi": rest_roi,
+            "bucket_minus_rest_roi": bucket_roi.zip(rest_roi).map(|(a, b)| a - b),
+            "seeds_detected": detected.len(),
+            "seeds_detected_within": detected_within,
+            "seeds_adopted": adopted.len(),
+            "seeds_adopted_within": adopted_within,
+            "share_adopted_within": adopted_within as f64 / planted.len().max(1) as f64,
+            "median_trades_to_detection": median(detected.clone()),
+            "median_trades_to_adoption": median(adopted.clone()),
+            "closed_trades": sum(&planted, |o| o.closed_trades),
+            "experiments_started": sum(&planted, |o| o.experiments_started),
+            "experiments_rejected": sum(&planted, |o| o.experiments_rejected),
+            "adoptions_any_parameter": sum(&planted, |o| o.adoptions.len()),
+            "target": format!("share adopted within {within} trades >= 80%"),
+        })
+    });
+    let command = format!(
+        "trader-cli learning-proof --seeds {seeds} --years {years} --first-seed {} --edge-min {} --edge-max {} --extra-vol {} --within-trades {within}",
+        args.first_seed, args.edge_min, args.edge_max, args.extra_vol
+    );
+    let report = json!({
+        "command": command,
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "threads": threads,
+        "elapsed_seconds": elapsed,
+        "seeds": seeds,
+        "years": years,
+        "null": null_summary,
+        "null_bucket_mean_roi": null_bucket_roi,
+        "null_rest_mean_roi": null_rest_roi,
+        "edge": edge_summary,
+        "runs": outcomes,
+    });
+    if as_json {
+        crate::output::json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:+.2}%", 100.0 * v));
+    println!(
+        "learning-proof ({})",
+        report["build"].as_str().unwrap_or("")
+    );
+    println!("  command   {command}");
+    println!(
+        "  elapsed   {elapsed:.0} s on {threads} thread(s), {} runs",
+        outcomes.len()
+    );
+    if !null_runs.is_empty() {
+        println!(
+            "  (a) null market, {} seeds × {years} years",
+            null_runs.len()
+        );
+        println!(
+            "      years with an adoption   {null_years_with} of {null_years} ({:.1}%; target <= 5%)",
+            100.0 * null_years_with as f64 / null_years.max(1) as f64
+        );
+        println!(
+            "      closed trades            {} ({:.0} a year)",
+            sum(&null_runs, |o| o.closed_trades),
+            sum(&null_runs, |o| o.closed_trades) as f64 / null_years.max(1) as f64
+        );
+        println!(
+            "      experiments              {} started, {} rejected, {} adopted, {} rolled back",
+            sum(&null_runs, |o| o.experiments_started),
+            sum(&null_runs, |o| o.experiments_rejected),
+            sum(&null_runs, |o| o.experiments_adopted),
+            sum(&null_runs, |o| o.experiments_rolled_back)
+        );
+        println!(
+            "      mean ROI in {:.0}-{:.0}% OTM     {} vs {} elsewhere",
+            100.0 * args.edge_min,
+            100.0 * args.edge_max,
+            pct(null_bucket_roi),
+            pct(null_rest_roi)
+        );
+    }
+    if !planted.is_empty() {
+        println!(
+            "  (b) planted edge: +{:.0} vol points in {:.0}-{:.0}% OTM, {} seeds × {years} years",
+            100.0 * args.extra_vol,
+            100.0 * args.edge_min,
+            100.0 * args.edge_max,
+            planted.len()
+        );
+        println!(
+            "      mean ROI in the bucket   {} ({} trades) vs {} elsewhere ({} trades): {} difference",
+            pct(bucket_roi),
+            sum(&planted, |o| o.bucket_trades),
+            pct(rest_roi),
+            sum(&planted, |o| o.rest_trades),
+            pct(bucket_roi.zip(rest_roi).map(|(a, b)| a - b))
+        );
+        println!(
+            "      detected (pattern)       {} of {} seeds ({detected_within} within {within} trades), median after {} trades",
+            detected.len(),
+            planted.len(),
+            median(detected.clone()).map_or("-".into(), |m| format!("{m:.0}"))
+        );
+        println!(
+            "      adopted (otm bound)      {} of {} seeds, {adopted_within} within {within} trades ({:.0}%; target >= 80%), median after {} trades",
+            adopted.len(),
+            planted.len(),
+            100.0 * adopted_within as f64 / planted.len().max(1) as f64,
+            median(adopted.clone()).map_or("-".into(), |m| format!("{m:.0}"))
+        );
+        println!(
+            "      experiments              {} started, {} rejected, {} adoptions of any parameter",
+            sum(&planted, |o| o.experiments_started),
+            sum(&planted, |o| o.experiments_rejected),
+            sum(&planted, |o| o.adoptions.len())
+        );
+    }
+    for o in &outcomes {
+        for (p, a, b, n) in &o.adoptions {
+            println!(
+                "      {} seed {}: adopted {p} {a} -> {b} after {n} trades",
+                if o.planted { "edge" } else { "null" },
+                o.seed
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
