@@ -3,7 +3,7 @@
 -- by the exit rules at the touch. Evidence for learning; never P&L.
 CREATE TABLE shadow_trades (
     id INTEGER PRIMARY KEY,
-    shadow_id TEXT NOT NULL UNIQUE,             -- S-<yyyymmdd>-<contract key>
+    shadow_id TEXT NOT NULL UNIQUE,             -- S-<contract key>
     created_at TIMESTAMP NOT NULL,
     symbol TEXT NOT NULL,
     sector TEXT,

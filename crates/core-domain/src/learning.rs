@@ -120,7 +120,7 @@ string_enum! {
 /// reported apart from real trades and never counted as P&L.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowTrade {
-    /// `S-<yyyymmdd>-<contract key>`: one per contract and session.
+    /// `S-<contract key>`: one per contract, its first evaluation.
     pub shadow_id: String,
     pub created_at: DateTime<Utc>,
     pub symbol: Symbol,

@@ -2,7 +2,9 @@
 //!
 //! [`LearningEngine::learn`], in this order:
 //! 1. **Patterns** — [`crate::patterns::refresh`] over every closed real
-//!    trade (nothing below 30), inserting, keeping and retiring patterns.
+//!    trade (nothing below 30), with the newest closed shadow outcomes as
+//!    evidence, inserting, keeping and retiring patterns; at most every
+//!    `pattern_refresh_hours` (168: weekly), the costly step.
 //! 2. **Running experiments** — each active (or complete, waiting on the
 //!    30-day limit) experiment is analysed with the sequential test
 //!    ([`crate::experiments::analyze`]); `Adopt` goes through the
@@ -46,6 +48,10 @@ pub struct LearnParams {
     /// as evidence (pooled only when `patterns.pool_shadow`), and to the
     /// experiments as their policy allows; 0 = none.
     pub shadow_evidence: usize,
+    /// Hours between two pattern refreshes (the costly step: permutation
+    /// tests over every comparison); experiments are analysed at every
+    /// learn step. 0 = refresh every time.
+    pub pattern_refresh_hours: i64,
 }
 
 impl Default for LearnParams {
@@ -54,6 +60,7 @@ impl Default for LearnParams {
             patterns: PatternParams::default(),
             experiments: ExperimentParams::default(),
             shadow_evidence: 1_000,
+            pattern_refresh_hours: 168,
         }
     }
 }
@@ -113,13 +120,18 @@ impl LearnReport {
 pub struct LearningEngine {
     params: LearnParams,
     current: ParameterSet,
+    last_pattern_refresh: Option<DateTime<Utc>>,
 }
 
 impl LearningEngine {
     /// An engine whose live parameters are `current` (the configured ones
     /// with the adopted changes applied, see [`Self::adopted_changes`]).
     pub fn new(params: LearnParams, current: ParameterSet) -> Self {
-        LearningEngine { params, current }
+        LearningEngine {
+            params,
+            current,
+            last_pattern_refresh: None,
+        }
     }
 
     /// The live parameters as the learning engine knows them.
@@ -195,8 +207,13 @@ impl LearningEngine {
             .collect();
         report.closed_trades = closed.len();
 
-        // Shadow evidence: the newest closed shadow trades.
-        let shadows: Vec<core_domain::ShadowTrade> = if self.params.shadow_evidence == 0 {
+        let refresh = self
+            .last_pattern_refresh
+            .is_none_or(|t| (time - t).num_hours() >= self.params.pattern_refresh_hours);
+        // Shadow evidence: the newest closed shadow trades (read when the
+        // patterns are refreshed).
+        let shadows: Vec<core_domain::ShadowTrade> = if self.params.shadow_evidence == 0 || !refresh
+        {
             Vec::new()
         } else {
             repo.shadows(i64::try_from(self.params.shadow_evidence * 4).unwrap_or(i64::MAX))
@@ -222,21 +239,24 @@ impl LearningEngine {
             .collect();
         report.shadow_evidence = shadow_trades.len();
 
-        // 1. patterns
-        match patterns::refresh_with_shadow(
-            repo,
-            &closed,
-            &shadow_trades,
-            &FeatureMap::new(),
-            &self.params.patterns,
-            time,
-        ) {
-            Ok(r) => {
-                report.patterns_inserted = r.inserted.len();
-                report.patterns_kept = r.kept.len();
-                report.patterns_retired = r.retired.len();
+        // 1. patterns (at most every `pattern_refresh_hours`)
+        if refresh {
+            self.last_pattern_refresh = Some(time);
+            match patterns::refresh_with_shadow(
+                repo,
+                &closed,
+                &shadow_trades,
+                &FeatureMap::new(),
+                &self.params.patterns,
+                time,
+            ) {
+                Ok(r) => {
+                    report.patterns_inserted = r.inserted.len();
+                    report.patterns_kept = r.kept.len();
+                    report.patterns_retired = r.retired.len();
+                }
+                Err(e) => report.notes.push(format!("patterns: {e}")),
             }
-            Err(e) => report.notes.push(format!("patterns: {e}")),
         }
 
         // 2. running experiments

@@ -107,6 +107,9 @@ fn learn_params() -> LearnParams {
         },
         experiments: ExperimentParams::default(),
         shadow_evidence: 0,
+        // Every learn step refreshes the patterns (as the engine did before
+        // the daily cap): the strictest schedule for the constraints.
+        pattern_refresh_hours: 0,
     }
 }
 

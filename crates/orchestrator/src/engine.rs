@@ -1786,7 +1786,8 @@ where
     /// A shadow trade for every put the strategy evaluated in this scan
     /// (the snapshot's quotes of its search range, with a bid): taken,
     /// refused, or skipped with the strategy's reason; one per contract
-    /// and session.
+    /// (its first evaluation: later ones of the same contract are the same
+    /// opportunity at another price and are not recorded again).
     fn record_shadows(
         &self,
         now: DateTime<Utc>,
@@ -1833,7 +1834,7 @@ where
             };
             let s = underlying.to_f64();
             shadows.push(core_domain::ShadowTrade {
-                shadow_id: format!("S-{}-{key}", today.format("%Y%m%d")),
+                shadow_id: format!("S-{key}"),
                 created_at: now,
                 symbol: c.underlying.clone(),
                 sector: self.sector_of(&c.underlying),
