@@ -63,12 +63,7 @@ pub fn run_backtest(
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the output directory {}", dir.display()))?;
     let db = dir.join("backtest.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", db.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("replacing {}", p.display()))?;
-        }
-    }
+    store::remove_database_files(&db).with_context(|| format!("replacing {}", db.display()))?;
     let url = db.display().to_string();
     let store = Arc::new(
         Store::open_and_migrate(&url).with_context(|| format!("creating the database {url}"))?,

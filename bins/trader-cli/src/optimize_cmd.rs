@@ -154,9 +154,8 @@ fn backtest(
         ))
     };
     let out = run().map_err(|e| format!("backtest of {window:?}: {e:#}"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{url}{suffix}"));
-    }
+    // A scratch database: a failure to remove it is not the run's.
+    let _ = store::remove_database_files(&db);
     out
 }
 

@@ -41,5 +41,5 @@ mod store;
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,
-    Store, StoreTx, TRADING_STATES,
+    Store, StoreTx, TRADING_STATES, remove_database_files,
 };

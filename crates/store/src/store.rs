@@ -26,6 +26,21 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// The trading states [`Store::set_trading_state`] accepts.
 pub const TRADING_STATES: [&str; 3] = ["active", "reduce_only", "halted"];
 
+/// Removes a SQLite database file and its WAL and shared-memory files
+/// (`<path>-wal`, `<path>-shm`); files that do not exist are not an
+/// error. For research databases a run replaces or throws away.
+pub fn remove_database_files(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// What an operator asks of the engine through the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
