@@ -73,10 +73,16 @@ fn pause() {
     sleep(Duration::from_micros(700));
 }
 
+/// Appends one progress line with a single `write` of the whole line, so a
+/// kill cannot split it (`writeln!` may issue one write per argument).
+fn report(progress: &mut File, line: &str) {
+    progress.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
 /// Writes batch `n` through the transaction, reporting each step.
 fn write_batch(tx: &store::StoreTx<'_>, n: i64, progress: &mut File) -> Result<(), RepoError> {
     let mut step = |what: &str| {
-        writeln!(progress, "step {n} {what}").unwrap();
+        report(progress, &format!("step {n} {what}"));
         pause();
     };
     let t0 = at(n * 60, 0);
@@ -156,15 +162,15 @@ fn crash_writer() {
         .unwrap();
     let store = Store::open_and_migrate(&db).unwrap();
     let mut n = count(&store, "orders");
-    writeln!(progress, "start {n}").unwrap();
+    report(&mut progress, &format!("start {n}"));
     // A guard in case the parent dies without killing us.
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        writeln!(progress, "begin {n}").unwrap();
+        report(&mut progress, &format!("begin {n}"));
         store
             .atomically(|tx| write_batch(tx, n, &mut progress))
             .unwrap();
-        writeln!(progress, "commit {n}").unwrap();
+        report(&mut progress, &format!("commit {n}"));
         n += 1;
     }
 }
@@ -211,13 +217,15 @@ fn spawn_writer(db: &Path, progress: &Path, stderr: &Path) -> Child {
 }
 
 /// The last line the writer reported before it died.
+/// The last complete (newline-terminated) progress line. A line the kill
+/// cut short is ignored: the line before it still bounds the stored state.
 fn last_line(progress: &Path) -> String {
-    fs::read_to_string(progress)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string()
+    let text = fs::read_to_string(progress).unwrap();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete.lines().last().unwrap_or_default().to_string()
 }
 
 /// Checks that the database holds exactly `n` complete batches, numbered
