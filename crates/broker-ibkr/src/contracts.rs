@@ -21,7 +21,7 @@ use ibapi::contracts::{Contract as IbContract, Currency, Exchange, OptionRight, 
 
 /// An IBKR price, `None` when unset or not a real price.
 pub(crate) fn price(value: f64) -> Option<Price> {
-    if !value.is_finite() || value >= f64::MAX / 2.0 || value < 0.0 {
+    if !value.is_finite() || !(0.0..f64::MAX / 2.0).contains(&value) {
         return None;
     }
     Price::from_f64(value).ok()
@@ -286,7 +286,7 @@ mod tests {
             money(1.005),
             Some(Money::from_cents(100)).or(Some(Money::from_cents(101)))
         );
-        assert_eq!(money(-1234.565_1), Some(Money::from_cents(-123_457)));
+        assert_eq!(money(-1_234.565_1), Some(Money::from_cents(-123_457)));
         assert_eq!(money(f64::MAX), None);
         assert_eq!(quantity(2.0), Some(2));
         assert_eq!(quantity(-3.0), Some(-3));
