@@ -1674,6 +1674,59 @@ mod tests {
         assert_eq!(choose_chains("X", Vec::new()), None);
     }
 
+    fn quick_config(port: u16) -> IbkrConfig {
+        IbkrConfig {
+            port,
+            connect_attempts: 2,
+            connect_timeout: Duration::from_millis(300),
+            reconnect_initial: Duration::from_millis(10),
+            reconnect_max: Duration::from_millis(20),
+            ..IbkrConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn first_connect_gives_up_with_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        // A port nobody listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        match IbkrBroker::connect(quick_config(port)).await {
+            Err(BrokerError::NotConnected(m)) => {
+                assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+                assert!(m.contains("2 attempts"), "{m}");
+                assert!(m.contains("Enable ActiveX and Socket Clients"), "{m}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("connected to nothing"),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_the_handshake() -> Result<(), Box<dyn std::error::Error>> {
+        // Accepts connections and never answers the handshake.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = std::time::Instant::now();
+        let result = IbkrBroker::connect(quick_config(port)).await;
+        assert!(
+            matches!(&result, Err(BrokerError::NotConnected(m)) if m.contains("no handshake")),
+            "{:?}",
+            result.as_ref().err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        server.abort();
+        Ok(())
+    }
+
     #[test]
     fn account_summary_values() -> Result<(), BrokerError> {
         let v = |t: &str, val: &str, c: &str| (t.to_string(), val.to_string(), c.to_string());
