@@ -550,15 +550,9 @@ impl Inner {
             request_id.and_then(|id| lock(&self.state).registry.ref_of(id).map(str::to_string));
         match map_error(code, message, order_ref.as_deref().unwrap_or("")) {
             Disposition::Ignore => debug!(code, "IB notice: {message}"),
-            Disposition::DelayedDataAdvisory => {
-                let switched = lock(&self.state).md_mode.on_code(code);
-                if let Some(kind) = switched {
-                    info!(
-                        code,
-                        "no real-time market data subscription: switching to {kind:?} data"
-                    );
-                }
-            }
+            // The market-data request that gets the advisory switches the
+            // session (and sends the new type); an unrouted one is only noted.
+            Disposition::DelayedDataAdvisory => debug!(code, "market data advisory: {message}"),
             Disposition::Connectivity { lost: true } => {
                 warn!(code, "TWS lost its connection to IB: {message}");
                 self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
@@ -907,111 +901,88 @@ impl Inner {
     }
 
     /// One market-data snapshot, with the delayed-data fallback: on a
-    /// no-subscription advisory the session switches to delayed data and
-    /// the snapshot is asked once more. `Ok(None)`: no price came.
+    /// no-subscription advisory the session switches to delayed data (once,
+    /// whichever request sees the advisory first) and the snapshot is
+    /// asked once more under the new type. `Ok(None)`: no price came.
     async fn snapshot(&self, contract: &Contract) -> Result<Option<Quote>, BrokerError> {
         let what = format!("quote {}", contracts::describe(contract));
         for attempt in 0..2 {
             let client = self.client()?;
             let ib = to_ib(contract);
+            let sent_kind = lock(&self.state).md_mode.current();
             let _line = self.pacer.market_data_line().await?;
             let sub = self
                 .timed(&what, client.market_data(&ib).snapshot().subscribe())
                 .await?;
-            let mut sub = match sub {
-                Ok(s) => s,
-                Err(e) => {
-                    if let Some(kind) = self.advisory_switch(&e) {
-                        self.switch_market_data(&client, kind).await?;
-                        continue;
-                    }
-                    return Err(map_client_error(&e, &what));
-                }
-            };
-            let deadline = tokio::time::Instant::now() + self.config.snapshot_timeout;
+            let mut advisory = None;
             let mut acc = QuoteAccumulator::new();
-            let mut switch_to = None;
-            loop {
-                let Ok(next) = tokio::time::timeout_at(deadline, sub.next()).await else {
-                    debug!("{what}: snapshot timed out; using the ticks received");
-                    break;
-                };
-                match next {
-                    None => break,
-                    Some(Ok(SubscriptionItem::Data(tick))) => {
+            match sub {
+                Err(e) => match advisory_code(&e) {
+                    Some(code) => advisory = Some(code),
+                    None => return Err(map_client_error(&e, &what)),
+                },
+                Ok(mut sub) => {
+                    let deadline = tokio::time::Instant::now() + self.config.snapshot_timeout;
+                    loop {
+                        let Ok(next) = tokio::time::timeout_at(deadline, sub.next()).await else {
+                            debug!("{what}: snapshot timed out; using the ticks received");
+                            break;
+                        };
                         use ibapi::market_data::realtime::TickTypes as T;
-                        match &tick {
-                            T::SnapshotEnd => break,
-                            T::MarketDataType(t) => {
-                                if let Some(kind) = kind_from_ib(*t) {
+                        match next {
+                            None | Some(Ok(SubscriptionItem::Data(T::SnapshotEnd))) => break,
+                            Some(Ok(SubscriptionItem::Data(T::MarketDataType(t)))) => {
+                                if let Some(kind) = kind_from_ib(t) {
                                     lock(&self.state).md_mode.on_reported(kind);
                                 }
                             }
-                            _ => {
+                            Some(Ok(SubscriptionItem::Data(tick))) => {
                                 for t in ticks_from_ib(&tick) {
                                     acc.push(t);
                                 }
                             }
-                        }
-                    }
-                    Some(Ok(SubscriptionItem::Notice(n))) => {
-                        match map_error(n.code, &n.message, &what) {
-                            Disposition::DelayedDataAdvisory => {
-                                let switched = lock(&self.state).md_mode.on_code(n.code);
-                                if switched.is_some() && !acc.has_price() {
-                                    switch_to = switched;
-                                    break;
+                            Some(Ok(SubscriptionItem::Notice(n))) => {
+                                match map_error(n.code, &n.message, &what) {
+                                    Disposition::DelayedDataAdvisory => advisory = Some(n.code),
+                                    Disposition::Error(e) => debug!("{what}: {e}"),
+                                    _ => {}
                                 }
                             }
-                            Disposition::Error(e) => debug!("{what}: {e}"),
-                            _ => {}
-                        }
-                    }
-                    Some(Err(e)) => {
-                        if let Some(kind) = self.advisory_switch(&e) {
-                            switch_to = Some(kind);
-                            break;
-                        }
-                        let mapped = map_client_error(&e, &what);
-                        return match mapped {
-                            BrokerError::UnknownContract(_) | BrokerError::NoData(_) => {
-                                debug!("{mapped}");
-                                Ok(None)
+                            Some(Err(e)) => {
+                                if let Some(code) = advisory_code(&e) {
+                                    advisory = Some(code);
+                                    break;
+                                }
+                                let mapped = map_client_error(&e, &what);
+                                return match mapped {
+                                    BrokerError::UnknownContract(_) | BrokerError::NoData(_) => {
+                                        debug!("{mapped}");
+                                        Ok(None)
+                                    }
+                                    other => Err(other),
+                                };
                             }
-                            other => Err(other),
-                        };
+                        }
                     }
                 }
             }
-            drop(sub);
-            if let Some(kind) = switch_to
-                && attempt == 0
-            {
-                self.switch_market_data(&client, kind).await?;
-                continue;
+            if acc.has_price() {
+                return Ok(Some(acc.into_quote(contract.clone(), Utc::now())));
             }
-            if !acc.has_price() {
+            let Some(code) = advisory else {
+                return Ok(None);
+            };
+            let switched = lock(&self.state).md_mode.on_code(code);
+            if let Some(kind) = switched {
+                self.switch_market_data(&client, kind).await?;
+            }
+            let now_kind = lock(&self.state).md_mode.current();
+            if attempt > 0 || now_kind == sent_kind {
+                debug!(code, "{what}: no market data (already {now_kind:?})");
                 return Ok(None);
             }
-            return Ok(Some(acc.into_quote(contract.clone(), Utc::now())));
         }
         Ok(None)
-    }
-
-    /// The market-data type to switch to for an advisory carried as an
-    /// error, if any.
-    fn advisory_switch(&self, e: &ibapi::Error) -> Option<MarketDataKind> {
-        if let ibapi::Error::Notice(n) = e
-            && map_error(n.code, &n.message, "") == Disposition::DelayedDataAdvisory
-        {
-            let mut st = lock(&self.state);
-            let before = st.md_mode.current();
-            return st.md_mode.on_code(n.code).or_else(|| {
-                // Another request switched already; retry with it.
-                (before != st.md_mode.preference()).then_some(before)
-            });
-        }
-        None
     }
 
     async fn switch_market_data(
@@ -1493,6 +1464,18 @@ impl Broker for IbkrBroker {
             })
             .collect();
         summary_to_snapshot(&account, &values, Utc::now())
+    }
+}
+
+/// The advisory code when an `ibapi` error is a no-subscription advisory.
+fn advisory_code(e: &ibapi::Error) -> Option<i32> {
+    match e {
+        ibapi::Error::Notice(n)
+            if map_error(n.code, &n.message, "") == Disposition::DelayedDataAdvisory =>
+        {
+            Some(n.code)
+        }
+        _ => None,
     }
 }
 
