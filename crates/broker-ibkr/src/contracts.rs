@@ -1,4 +1,5 @@
-//! Domain contracts ↔ `ibapi` contracts, and the float ↔ integer boundary.
+//! Domain contracts ↔ `ibapi` contracts (crate-private: no `ibapi` type is
+//! public), and the float ↔ integer boundary.
 //!
 //! IBKR sends prices and amounts as `f64`. They become domain integers
 //! here and only here:
@@ -64,7 +65,7 @@ pub(crate) fn parse_expiry(code: &str) -> Option<NaiveDate> {
 }
 
 /// The IBKR contract for a domain contract.
-pub fn to_ib(contract: &Contract) -> IbContract {
+pub(crate) fn to_ib(contract: &Contract) -> IbContract {
     match contract {
         Contract::Stock(s) => stock_to_ib(s),
         Contract::Option(o) => option_to_ib(o),
@@ -109,7 +110,7 @@ fn or_default<'a>(value: &'a str, default: &'a str) -> &'a str {
 }
 
 /// The domain contract for an IBKR contract (stocks and options only).
-pub fn from_ib(c: &IbContract) -> Result<Contract, BrokerError> {
+pub(crate) fn from_ib(c: &IbContract) -> Result<Contract, BrokerError> {
     let symbol = Symbol::new(c.symbol.as_str())
         .map_err(|e| BrokerError::Protocol(format!("contract {}: {e}", c.contract_id)))?;
     let con_id = (c.contract_id != 0).then_some(i64::from(c.contract_id));

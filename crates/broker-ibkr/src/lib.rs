@@ -12,7 +12,7 @@
 //! `docs/IBKR_SETUP.md`.
 //!
 //! Modules whose logic needs no connection (and is unit-tested here):
-//! [`errors`] (the IBKR code table), [`pacing`], [`contracts`] (contract
+//! [`errors`] (the IBKR code table), [`pacing`], `contracts` (contract
 //! mapping and the float boundary), [`market_data_type`] (delayed-data
 //! fallback and tick folding), [`orders`] (order ids, statuses, fill
 //! joining), [`bars`] and [`connection`] (backoff).
@@ -22,7 +22,7 @@ pub mod bars;
 mod broker;
 pub mod config;
 pub mod connection;
-pub mod contracts;
+mod contracts;
 pub mod errors;
 pub mod market_data_type;
 pub mod orders;
