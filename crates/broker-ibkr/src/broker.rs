@@ -54,6 +54,8 @@ const HEALTH_CHECK: Duration = Duration::from_secs(5);
 /// The Interactive Brokers adapter. Build it with [`IbkrBroker::connect`];
 /// share it as `Arc<IbkrBroker>` (the traits are implemented for `Arc`).
 /// Dropping it stops the background tasks and closes the connection.
+/// It must be created inside a tokio runtime (it spawns its supervisor and
+/// stream readers there).
 pub struct IbkrBroker {
     inner: Arc<Inner>,
 }
