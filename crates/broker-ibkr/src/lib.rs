@@ -7,5 +7,28 @@
 //! **Must not:** decide what to trade, bypass the risk governor, or let an
 //! IBKR type leak past its public API.
 //!
-//! Status: filled by the Interactive Brokers issue (#8); empty until then.
+//! The adapter is [`IbkrBroker`], built from an [`IbkrConfig`] with
+//! [`IbkrBroker::connect`]. Setup of TWS / IB Gateway and the config keys:
+//! `docs/IBKR_SETUP.md`.
+//!
+//! Modules whose logic needs no connection (and is unit-tested here):
+//! [`errors`] (the IBKR code table), [`pacing`], `contracts` (contract
+//! mapping and the float boundary), [`market_data_type`] (delayed-data
+//! fallback and tick folding), [`orders`] (order ids, statuses, fill
+//! joining), [`bars`] and [`connection`] (backoff).
 #![deny(unsafe_code)]
+
+pub mod bars;
+mod broker;
+pub mod config;
+pub mod connection;
+mod contracts;
+pub mod errors;
+pub mod market_data_type;
+pub mod orders;
+pub mod pacing;
+
+pub use broker::IbkrBroker;
+pub use config::IbkrConfig;
+pub use errors::{Disposition, map_error};
+pub use market_data_type::MarketDataKind;

@@ -1,0 +1,1741 @@
+//! [`IbkrBroker`]: the `Broker` and `MarketData` traits over a live
+//! `ibapi` connection, with reconnects, reconciliation and pacing.
+//!
+//! One `ibapi::Client` per connection; its own transport reconnect is off
+//! (`max_reconnect_attempts(0)`), because the adapter needs to know when a
+//! session ends: a supervisor task notices the loss, emits
+//! `ConnectionLost`, reconnects with exponential backoff, emits
+//! `ConnectionRestored`, then re-sends the market-data type and reconciles
+//! (open orders, executions since the last one seen, positions) before
+//! anything else uses the new session.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use core_domain::{
+    AccountSnapshot, Broker, BrokerError, BrokerEvent, Contract, DailyBar, Fill, MarginImpact,
+    MarketData, Money, OptionChain, OptionContract, OptionQuote, OrderIntent, OrderStatus,
+    OrderUpdate, Position, Price, Quote, Side, StockContract, Symbol, TimeInForce,
+};
+use futures::{Stream, StreamExt};
+use ibapi::Client;
+use ibapi::orders::{
+    ExecutionFilter, ExecutionSide, Executions, Order as IbOrder, OrderUpdate as IbUpdate, Orders,
+    PlaceOrder,
+};
+use ibapi::subscriptions::SubscriptionItem;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::bars::{RawBar, convert_bars, duration_for, filter_time, parse_ib_time};
+use crate::config::IbkrConfig;
+use crate::connection::{Backoff, connect_hint};
+use crate::contracts::{self, from_ib, money, price, quantity, signed_price, to_ib};
+use crate::errors::{Disposition, map_client_error, map_error};
+use crate::market_data_type::{
+    MarketDataKind, MarketDataMode, QuoteAccumulator, from_ib as ticks_from_ib, kind_from_ib,
+};
+use crate::orders::{
+    FillJoiner, OrderBook, OrderIdAllocator, OrderRegistry, PendingExecution, map_status,
+};
+use crate::pacing::Pacer;
+
+/// Events kept for `poll_events` before the oldest are dropped.
+const MAX_BUFFERED_EVENTS: usize = 10_000;
+/// How long an execution waits for its commission report before it is
+/// reported with a zero commission.
+const COMMISSION_WAIT: Duration = Duration::from_secs(30);
+/// How often the supervisor checks the connection.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
+/// The Interactive Brokers adapter. Build it with [`IbkrBroker::connect`];
+/// share it as `Arc<IbkrBroker>` (the traits are implemented for `Arc`).
+/// Dropping it stops the background tasks and closes the connection.
+/// It must be created inside a tokio runtime (it spawns its supervisor and
+/// stream readers there).
+pub struct IbkrBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: IbkrConfig,
+    client: Mutex<Option<Arc<Client>>>,
+    state: Mutex<State>,
+    events: Mutex<VecDeque<BrokerEvent>>,
+    pacer: Pacer,
+    /// Serializes order placement, so two calls with one `order_ref`
+    /// cannot both send.
+    place_lock: tokio::sync::Mutex<()>,
+    shutdown: watch::Sender<bool>,
+    /// Signalled by the stream readers when the session ends.
+    lost: tokio::sync::Notify,
+}
+
+struct State {
+    account: String,
+    ids: OrderIdAllocator,
+    registry: OrderRegistry,
+    joiner: FillJoiner,
+    book: OrderBook,
+    md_mode: MarketDataMode,
+    con_ids: HashMap<Symbol, i64>,
+    last_exec_time: Option<DateTime<Utc>>,
+    gateway_tz: Tz,
+    /// Bumped on each new session; readers of an old session stop.
+    session: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn today_ny() -> NaiveDate {
+    Utc::now()
+        .with_timezone(&chrono_tz::America::New_York)
+        .date_naive()
+}
+
+impl IbkrBroker {
+    /// Connects to TWS / IB Gateway, trying `config.connect_attempts` times
+    /// with exponential backoff; the error names `host:port` and what to
+    /// check. Once connected, later disconnects are repaired in the
+    /// background (see the module docs).
+    pub async fn connect(config: IbkrConfig) -> Result<IbkrBroker, BrokerError> {
+        Self::connect_with(config, None, Vec::new()).await
+    }
+
+    /// [`Self::connect`] continuing from a previous run: `last_order_id` is
+    /// the largest IBKR order id the store knows (no id at or below it is
+    /// used again), `known_exec_ids` the execution ids already recorded
+    /// (they are not reported again as fills).
+    pub async fn connect_with(
+        config: IbkrConfig,
+        last_order_id: Option<i64>,
+        known_exec_ids: Vec<String>,
+    ) -> Result<IbkrBroker, BrokerError> {
+        let (shutdown, _) = watch::channel(false);
+        let mut joiner = FillJoiner::new();
+        joiner.mark_reported(known_exec_ids);
+        let inner = Arc::new(Inner {
+            pacer: Pacer::new(
+                config.messages_per_second,
+                config.snapshots_per_second,
+                config.max_market_data_lines,
+            ),
+            state: Mutex::new(State {
+                account: config.account.clone(),
+                ids: OrderIdAllocator::with_last_used(
+                    last_order_id.and_then(|id| i32::try_from(id).ok()),
+                ),
+                registry: OrderRegistry::default(),
+                joiner,
+                book: OrderBook::new(),
+                md_mode: MarketDataMode::new(config.market_data),
+                con_ids: HashMap::new(),
+                last_exec_time: None,
+                gateway_tz: chrono_tz::America::New_York,
+                session: 0,
+            }),
+            config,
+            client: Mutex::new(None),
+            events: Mutex::new(VecDeque::new()),
+            place_lock: tokio::sync::Mutex::new(()),
+            shutdown,
+            lost: tokio::sync::Notify::new(),
+        });
+
+        let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
+        let attempts = inner.config.connect_attempts.max(1);
+        let mut last_err = String::new();
+        let mut connected = None;
+        for attempt in 1..=attempts {
+            match inner.open_client().await {
+                Ok(client) => {
+                    connected = Some(client);
+                    break;
+                }
+                Err(ConnectFailure::Fatal(e)) => return Err(e),
+                Err(ConnectFailure::Retry(why)) => {
+                    warn!(
+                        attempt,
+                        attempts,
+                        "connect to {} failed: {why}",
+                        inner.config.address()
+                    );
+                    last_err = why;
+                    if attempt < attempts {
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                }
+            }
+        }
+        let Some(client) = connected else {
+            return Err(BrokerError::NotConnected(format!(
+                "{} ({attempts} attempts; last error: {last_err})",
+                connect_hint(&inner.config.host, inner.config.port)
+            )));
+        };
+        inner.on_connected(client).await?;
+        tokio::spawn(Inner::supervise(Arc::clone(&inner)));
+        Ok(IbkrBroker { inner })
+    }
+
+    /// The account in use (the configured one or the first managed one).
+    pub fn account(&self) -> String {
+        lock(&self.inner.state).account.clone()
+    }
+
+    /// Whether a session to TWS is up right now.
+    pub fn is_connected(&self) -> bool {
+        lock(&self.inner.client)
+            .as_ref()
+            .is_some_and(|c| c.is_connected())
+    }
+
+    /// The market-data type in use (after any fallback to delayed data).
+    pub fn market_data_kind(&self) -> MarketDataKind {
+        lock(&self.inner.state).md_mode.current()
+    }
+
+    /// Cancels every open order of the account (IBKR global cancel): the
+    /// emergency stop's broker half.
+    pub async fn cancel_all(&self) -> Result<(), BrokerError> {
+        let client = self.inner.client()?;
+        self.inner.pacer.request().await;
+        client
+            .global_cancel()
+            .await
+            .map_err(|e| map_client_error(&e, "global cancel"))
+    }
+
+    /// The gateway's clock.
+    pub async fn server_time(&self) -> Result<DateTime<Utc>, BrokerError> {
+        let client = self.inner.client()?;
+        self.inner.pacer.request().await;
+        let t = self
+            .inner
+            .timed("server time", client.server_time())
+            .await?
+            .map_err(|e| map_client_error(&e, "server time"))?;
+        DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())
+            .ok_or_else(|| BrokerError::Protocol(format!("server time {t} is out of range")))
+    }
+
+    /// Stops the background tasks and closes the connection.
+    pub async fn disconnect(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let client = lock(&self.inner.client).take();
+        if let Some(c) = client {
+            c.disconnect().await;
+        }
+    }
+}
+
+impl Drop for IbkrBroker {
+    fn drop(&mut self) {
+        let _ = self.inner.shutdown.send(true);
+        self.inner.lost.notify_waiters();
+    }
+}
+
+enum ConnectFailure {
+    /// Retrying cannot help (client id in use, bad settings).
+    Fatal(BrokerError),
+    Retry(String),
+}
+
+impl Inner {
+    fn client(&self) -> Result<Arc<Client>, BrokerError> {
+        lock(&self.client).clone().ok_or_else(|| {
+            BrokerError::NotConnected(format!(
+                "reconnecting to TWS / IB Gateway at {}; retry after the connection is restored",
+                self.config.address()
+            ))
+        })
+    }
+
+    fn push(&self, event: BrokerEvent) {
+        let mut events = lock(&self.events);
+        if events.len() >= MAX_BUFFERED_EVENTS {
+            warn!(
+                "broker event buffer full: dropping the oldest event; call poll_events more often"
+            );
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    async fn timed<F: std::future::Future>(
+        &self,
+        what: &str,
+        fut: F,
+    ) -> Result<F::Output, BrokerError> {
+        tokio::time::timeout(self.config.request_timeout, fut)
+            .await
+            .map_err(|_| BrokerError::Timeout(what.to_string()))
+    }
+
+    async fn open_client(&self) -> Result<Arc<Client>, ConnectFailure> {
+        let builder = Client::builder()
+            .address(self.config.address())
+            .client_id(self.config.client_id)
+            .max_reconnect_attempts(0)
+            .rate_limiter(ibapi::RateLimiter::per_second(
+                self.config.messages_per_second.max(1),
+            ))
+            .one_shot_timeout(self.config.request_timeout.max(Duration::from_millis(1)));
+        match tokio::time::timeout(self.config.connect_timeout, builder.connect()).await {
+            Err(_) => Err(ConnectFailure::Retry(format!(
+                "no handshake within {:?}",
+                self.config.connect_timeout
+            ))),
+            Ok(Ok(client)) => Ok(Arc::new(client)),
+            Ok(Err(ibapi::Error::ClientIdInUse { client_id })) => {
+                Err(ConnectFailure::Fatal(BrokerError::NotConnected(format!(
+                    "client id {client_id} is already in use at {} (IB code 326): choose another \
+                     broker.ibkr.client_id or close the other session",
+                    self.config.address()
+                ))))
+            }
+            Ok(Err(ibapi::Error::InvalidArgument(why))) => Err(ConnectFailure::Fatal(
+                BrokerError::NotConnected(format!("invalid connection settings: {why}")),
+            )),
+            Ok(Err(e)) => Err(ConnectFailure::Retry(e.to_string())),
+        }
+    }
+
+    /// After every (re)connect: account, order ids, market-data type,
+    /// stream readers, then reconciliation.
+    async fn on_connected(self: &Arc<Self>, client: Arc<Client>) -> Result<(), BrokerError> {
+        let session = {
+            let mut st = lock(&self.state);
+            st.session += 1;
+            // Executions without a zone in their time are in the gateway's
+            // zone; ibapi reports it as a `time_tz` zone, which would add a
+            // dependency: the US/Eastern default holds for US gateways.
+            if st.account.is_empty()
+                && let Some(first) = client.handshake_managed_accounts().first()
+            {
+                st.account = first.clone();
+            }
+            st.session
+        };
+        if lock(&self.state).account.is_empty() {
+            let accounts = self
+                .timed("managed accounts", client.managed_accounts())
+                .await?
+                .map_err(|e| map_client_error(&e, "managed accounts"))?;
+            if let Some(first) = accounts.into_iter().find(|a| !a.is_empty()) {
+                lock(&self.state).account = first;
+            }
+        }
+
+        // Never reuse an order id: ask the server after each connect.
+        self.pacer.request().await;
+        let next = self
+            .timed("next valid order id", client.next_valid_order_id())
+            .await?
+            .map_err(|e| map_client_error(&e, "next valid order id"))?;
+        lock(&self.state).ids.on_server_next_id(next);
+
+        // TWS forgets the market-data type on reconnect.
+        let kind = lock(&self.state).md_mode.current();
+        self.pacer.request().await;
+        client
+            .switch_market_data_type(kind.to_ib())
+            .await
+            .map_err(|e| map_client_error(&e, "market data type"))?;
+
+        // Readers before reconciliation, so nothing falls between them.
+        self.pacer.request().await;
+        let updates = client
+            .order_update_stream()
+            .await
+            .map_err(|e| map_client_error(&e, "order update stream"))?;
+        let notices = client
+            .notice_stream()
+            .map_err(|e| map_client_error(&e, "notice stream"))?;
+        *lock(&self.client) = Some(Arc::clone(&client));
+        tokio::spawn(Self::read_updates(Arc::clone(self), updates, session));
+        tokio::spawn(Self::read_notices(Arc::clone(self), notices, session));
+
+        info!(
+            address = %self.config.address(),
+            account = %lock(&self.state).account,
+            next_order_id = next,
+            market_data = ?kind,
+            "connected to TWS / IB Gateway"
+        );
+        self.reconcile(&client).await
+    }
+
+    /// Open orders, executions since the last one seen (missed fills become
+    /// `Fill` events, deduplicated by execution id) and positions.
+    async fn reconcile(&self, client: &Client) -> Result<(), BrokerError> {
+        let orders = self.fetch_open_orders(client).await?;
+        debug!(open_orders = orders.len(), "reconciled open orders");
+
+        let since = lock(&self.state).last_exec_time;
+        let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::days(1));
+        let (execs, commissions) = self.fetch_executions(client, since).await?;
+        let mut fills = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            for e in execs {
+                st.ids.observe_used(e.order_id);
+                st.last_exec_time = st.last_exec_time.max(Some(e.time));
+                if let Some(f) = st.joiner.on_execution(e) {
+                    fills.push(f);
+                }
+            }
+            for (id, c) in commissions {
+                if let Some(f) = st.joiner.on_commission(&id, c) {
+                    fills.push(f);
+                }
+            }
+        }
+        if !fills.is_empty() {
+            info!(fills = fills.len(), "fills found while reconciling");
+        }
+        for f in fills {
+            self.push(BrokerEvent::Fill(f));
+        }
+
+        let positions = self.fetch_positions(client).await?;
+        debug!(positions = positions.len(), "reconciled positions");
+        Ok(())
+    }
+
+    /// The supervisor: notices a lost session, reconnects with backoff,
+    /// and flushes executions whose commission never came.
+    async fn supervise(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut backoff = Backoff::new(self.config.reconnect_initial, self.config.reconnect_max);
+        loop {
+            // Wait for a loss (or check health now and then).
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.lost.notified() => {}
+                _ = tokio::time::sleep(HEALTH_CHECK) => {
+                    self.flush_stale_executions();
+                    let up = lock(&self.client).as_ref().is_some_and(|c| c.is_connected());
+                    if up { continue; }
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let up = lock(&self.client)
+                .as_ref()
+                .is_some_and(|c| c.is_connected());
+            if up {
+                continue;
+            }
+            let old = lock(&self.client).take();
+            if let Some(c) = old {
+                c.disconnect().await;
+            }
+            warn!(address = %self.config.address(), "connection to TWS / IB Gateway lost; reconnecting");
+            self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+            backoff.reset();
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                match self.open_client().await {
+                    Ok(client) => match self.on_connected(client).await {
+                        Ok(()) => {
+                            info!(
+                                attempts = backoff.attempts(),
+                                "reconnected to TWS / IB Gateway"
+                            );
+                            self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+                            break;
+                        }
+                        Err(e) => {
+                            warn!("reconnected but could not resume the session: {e}");
+                            let old = lock(&self.client).take();
+                            if let Some(c) = old {
+                                c.disconnect().await;
+                            }
+                        }
+                    },
+                    Err(ConnectFailure::Fatal(e)) => {
+                        warn!("reconnect refused: {e}; retrying");
+                    }
+                    Err(ConnectFailure::Retry(why)) => {
+                        debug!(attempt = backoff.attempts(), "reconnect failed: {why}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush_stale_executions(&self) {
+        let cutoff = Utc::now() - chrono::Duration::from_std(COMMISSION_WAIT).unwrap_or_default();
+        let fills = lock(&self.state).joiner.flush_older_than(cutoff);
+        for f in fills {
+            warn!(exec_id = %f.exec_id, "no commission report for the execution; reporting it with zero commission");
+            self.push(BrokerEvent::Fill(f));
+        }
+    }
+
+    fn is_current(&self, session: u64) -> bool {
+        lock(&self.state).session == session
+    }
+
+    /// Reads the client-wide order update stream of one session.
+    async fn read_updates<S>(self: Arc<Self>, mut updates: S, session: u64)
+    where
+        S: Stream<Item = Result<SubscriptionItem<IbUpdate>, ibapi::Error>> + Unpin,
+    {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.changed() => return,
+                item = updates.next() => item,
+            };
+            if !self.is_current(session) {
+                return;
+            }
+            match item {
+                Some(Ok(SubscriptionItem::Data(update))) => self.on_update(update),
+                Some(Ok(SubscriptionItem::Notice(n))) => {
+                    self.on_notice(n.code, &n.message, n.request_id)
+                }
+                Some(Err(e)) => {
+                    warn!("order update stream ended: {e}");
+                    self.lost.notify_one();
+                    return;
+                }
+                None => {
+                    debug!("order update stream closed");
+                    self.lost.notify_one();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads global notices (connectivity, farm status, unrouted errors).
+    async fn read_notices(
+        self: Arc<Self>,
+        mut notices: ibapi::subscriptions::NoticeStream,
+        session: u64,
+    ) {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let notice = tokio::select! {
+                _ = shutdown.changed() => return,
+                n = notices.next() => n,
+            };
+            if !self.is_current(session) {
+                return;
+            }
+            match notice {
+                Some(n) => self.on_notice(n.code, &n.message, n.request_id),
+                None => return,
+            }
+        }
+    }
+
+    fn on_notice(&self, code: i32, message: &str, request_id: Option<i32>) {
+        let order_ref =
+            request_id.and_then(|id| lock(&self.state).registry.ref_of(id).map(str::to_string));
+        match map_error(code, message, order_ref.as_deref().unwrap_or("")) {
+            Disposition::Ignore => debug!(code, "IB notice: {message}"),
+            // The market-data request that gets the advisory switches the
+            // session (and sends the new type); an unrouted one is only noted.
+            Disposition::DelayedDataAdvisory => debug!(code, "market data advisory: {message}"),
+            Disposition::Connectivity { lost: true } => {
+                warn!(code, "TWS lost its connection to IB: {message}");
+                self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+            }
+            Disposition::Connectivity { lost: false } => {
+                info!(code, "TWS connection to IB restored: {message}");
+                self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+            }
+            Disposition::Error(e) => {
+                warn!(code, order_ref = ?order_ref, "IB error: {e}");
+                self.push(BrokerEvent::Error {
+                    code,
+                    message: e.to_string(),
+                    order_ref,
+                });
+            }
+        }
+    }
+
+    fn on_update(&self, update: IbUpdate) {
+        match update {
+            IbUpdate::OrderStatus(s) => {
+                let filled = quantity(s.filled).unwrap_or(0);
+                let remaining = quantity(s.remaining).unwrap_or(0);
+                let Some(status) = map_status(s.status.as_str(), filled, remaining) else {
+                    debug!(
+                        order_id = s.order_id,
+                        status = s.status.as_str(),
+                        "unknown order status"
+                    );
+                    return;
+                };
+                let event = {
+                    let mut st = lock(&self.state);
+                    let Some(order_ref) = st.registry.ref_of(s.order_id).map(str::to_string) else {
+                        debug!(
+                            order_id = s.order_id,
+                            "status of an order without orderRef; ignored"
+                        );
+                        return;
+                    };
+                    let update = OrderUpdate {
+                        order_ref,
+                        broker_order_id: Some(i64::from(s.order_id)),
+                        status,
+                        filled_quantity: filled,
+                        remaining_quantity: remaining,
+                        avg_fill_price: s
+                            .average_fill_price
+                            .and_then(price)
+                            .filter(|p| p.is_positive()),
+                        reason: (!s.why_held.is_empty()).then(|| s.why_held.clone()),
+                        time: Utc::now(),
+                    };
+                    if status.is_terminal() {
+                        st.book.remove(&s.order_id);
+                    } else {
+                        st.book.insert(s.order_id, update.clone());
+                    }
+                    update
+                };
+                self.push(BrokerEvent::OrderStatus(event));
+            }
+            IbUpdate::OpenOrder(d) => {
+                if d.order.what_if {
+                    return;
+                }
+                let mut st = lock(&self.state);
+                st.ids.observe_used(d.order_id);
+                st.registry.insert(&d.order.order_ref, d.order_id);
+            }
+            IbUpdate::ExecutionData(e) => {
+                let pending = self.pending_execution(&e);
+                let fill = match pending {
+                    Some(p) => {
+                        let mut st = lock(&self.state);
+                        st.last_exec_time = st.last_exec_time.max(Some(p.time));
+                        st.joiner.on_execution(p)
+                    }
+                    None => None,
+                };
+                if let Some(f) = fill {
+                    self.push(BrokerEvent::Fill(f));
+                }
+            }
+            IbUpdate::CommissionReport(c) => {
+                let commission = money(c.commission).unwrap_or(Money::ZERO);
+                let fill = lock(&self.state)
+                    .joiner
+                    .on_commission(&c.execution_id, commission);
+                if let Some(f) = fill {
+                    self.push(BrokerEvent::Fill(f));
+                }
+            }
+            IbUpdate::OrderBound(_) => {}
+        }
+    }
+
+    fn pending_execution(&self, e: &ibapi::orders::ExecutionData) -> Option<PendingExecution> {
+        let contract = match from_ib(&e.contract) {
+            Ok(c) => c,
+            Err(err) => {
+                warn!(exec_id = %e.execution.execution_id, "execution of an unsupported contract: {err}");
+                return None;
+            }
+        };
+        let (tz, known_ref) = {
+            let st = lock(&self.state);
+            (
+                st.gateway_tz,
+                st.registry.ref_of(e.execution.order_id).map(str::to_string),
+            )
+        };
+        let order_ref = if e.execution.order_reference.is_empty() {
+            known_ref.unwrap_or_default()
+        } else {
+            e.execution.order_reference.clone()
+        };
+        let time = parse_ib_time(&e.execution.time, tz).unwrap_or_else(|| {
+            warn!(time = %e.execution.time, "unparsable execution time; using now");
+            Utc::now()
+        });
+        Some(PendingExecution {
+            exec_id: e.execution.execution_id.clone(),
+            order_id: e.execution.order_id,
+            order_ref,
+            contract,
+            side: match e.execution.side {
+                ExecutionSide::Bought => Side::Buy,
+                ExecutionSide::Sold => Side::Sell,
+            },
+            quantity: quantity(e.execution.shares).unwrap_or(0).abs(),
+            price: price(e.execution.price).unwrap_or(Price::ZERO),
+            time,
+        })
+    }
+
+    async fn fetch_open_orders(&self, client: &Client) -> Result<Vec<OrderUpdate>, BrokerError> {
+        self.pacer.request().await;
+        let sub = self
+            .timed("open orders", client.open_orders())
+            .await?
+            .map_err(|e| map_client_error(&e, "open orders"))?;
+        let items = self.drain(sub, "open orders", |_| false).await?;
+        let mut refs: HashMap<i32, (String, i64)> = HashMap::new();
+        let mut statuses = Vec::new();
+        for item in items {
+            match item {
+                Orders::OrderData(d) => {
+                    if d.order.what_if {
+                        continue;
+                    }
+                    let total = quantity(d.order.total_quantity).unwrap_or(0);
+                    refs.insert(d.order_id, (d.order.order_ref.clone(), total));
+                    statuses.push((d.order_id, d.order_state.status.as_str().to_string(), None));
+                }
+                Orders::OrderStatus(s) => statuses.push((
+                    s.order_id,
+                    s.status.as_str().to_string(),
+                    Some((
+                        quantity(s.filled).unwrap_or(0),
+                        quantity(s.remaining).unwrap_or(0),
+                        s.average_fill_price,
+                    )),
+                )),
+            }
+        }
+        let mut st = lock(&self.state);
+        for (id, (order_ref, _)) in &refs {
+            st.ids.observe_used(*id);
+            st.registry.insert(order_ref, *id);
+        }
+        let mut latest: HashMap<i32, OrderUpdate> = HashMap::new();
+        for (id, status_text, numbers) in statuses {
+            let Some((order_ref, total)) = refs
+                .get(&id)
+                .cloned()
+                .or_else(|| st.registry.ref_of(id).map(|r| (r.to_string(), 0)))
+            else {
+                continue;
+            };
+            if order_ref.is_empty() {
+                continue;
+            }
+            let (filled, remaining, avg) = match numbers {
+                Some(n) => n,
+                None => latest
+                    .get(&id)
+                    .map(|u| (u.filled_quantity, u.remaining_quantity, None))
+                    .unwrap_or((0, total, None)),
+            };
+            let Some(status) = map_status(&status_text, filled, remaining) else {
+                continue;
+            };
+            latest.insert(
+                id,
+                OrderUpdate {
+                    order_ref,
+                    broker_order_id: Some(i64::from(id)),
+                    status,
+                    filled_quantity: filled,
+                    remaining_quantity: remaining,
+                    avg_fill_price: avg.and_then(price).filter(|p| p.is_positive()),
+                    reason: None,
+                    time: Utc::now(),
+                },
+            );
+        }
+        let working: Vec<OrderUpdate> = latest
+            .into_values()
+            .filter(|u| !u.status.is_terminal())
+            .collect();
+        st.book.clear();
+        for u in &working {
+            if let Some(id) = u.broker_order_id.and_then(|i| i32::try_from(i).ok()) {
+                st.book.insert(id, u.clone());
+            }
+        }
+        let mut out = working;
+        out.sort_by_key(|u| u.broker_order_id);
+        Ok(out)
+    }
+
+    /// Executions (and their commission reports) at or after `since`.
+    async fn fetch_executions(
+        &self,
+        client: &Client,
+        since: DateTime<Utc>,
+    ) -> Result<(Vec<PendingExecution>, Vec<(String, Money)>), BrokerError> {
+        let account = lock(&self.state).account.clone();
+        let filter = ExecutionFilter {
+            account_code: account,
+            time: filter_time(since),
+            ..ExecutionFilter::default()
+        };
+        self.pacer.request().await;
+        let sub = self
+            .timed("executions", client.executions(filter))
+            .await?
+            .map_err(|e| map_client_error(&e, "executions"))?;
+        let items = self.drain(sub, "executions", |_| false).await?;
+        let mut execs = Vec::new();
+        let mut commissions = Vec::new();
+        for item in items {
+            match item {
+                Executions::ExecutionData(e) => {
+                    if let Some(p) = self.pending_execution(&e)
+                        && p.time >= since
+                    {
+                        execs.push(p);
+                    }
+                }
+                Executions::CommissionReport(c) => {
+                    commissions.push((
+                        c.execution_id.clone(),
+                        money(c.commission).unwrap_or(Money::ZERO),
+                    ));
+                }
+            }
+        }
+        Ok((execs, commissions))
+    }
+
+    async fn fetch_positions(&self, client: &Client) -> Result<Vec<Position>, BrokerError> {
+        self.pacer.request().await;
+        let sub = self
+            .timed("positions", client.positions())
+            .await?
+            .map_err(|e| map_client_error(&e, "positions"))?;
+        let items = self
+            .drain(sub, "positions", |u| {
+                matches!(u, ibapi::accounts::PositionUpdate::PositionEnd)
+            })
+            .await?;
+        let account = lock(&self.state).account.clone();
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for item in items {
+            let ibapi::accounts::PositionUpdate::Position(p) = item else {
+                continue;
+            };
+            if !account.is_empty() && p.account != account {
+                continue;
+            }
+            let qty = quantity(p.position).unwrap_or(0);
+            if qty == 0 {
+                continue;
+            }
+            let contract = match from_ib(&p.contract) {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!("position skipped: {e}");
+                    continue;
+                }
+            };
+            // IBKR's average cost is per contract (price × multiplier) for
+            // options; the domain keeps it per share of the underlying.
+            let per_unit = p.average_cost / contract.multiplier().max(1) as f64;
+            out.push(Position {
+                contract,
+                quantity: qty,
+                avg_cost: signed_price(per_unit).unwrap_or(Price::ZERO),
+                market_price: None,
+                updated_at: now,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads a subscription to its end (or until `stop` says the last item
+    /// arrived), within the request timeout. Notices are logged; an error
+    /// ends the read.
+    async fn drain<T, S>(
+        &self,
+        mut sub: S,
+        what: &str,
+        stop: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, BrokerError>
+    where
+        S: Stream<Item = Result<SubscriptionItem<T>, ibapi::Error>> + Unpin,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let mut out = Vec::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, sub.next())
+                .await
+                .map_err(|_| BrokerError::Timeout(what.to_string()))?;
+            match next {
+                None => return Ok(out),
+                Some(Ok(SubscriptionItem::Data(d))) => {
+                    let last = stop(&d);
+                    out.push(d);
+                    if last {
+                        return Ok(out);
+                    }
+                }
+                Some(Ok(SubscriptionItem::Notice(n))) => {
+                    if let Disposition::Error(e) = map_error(n.code, &n.message, what) {
+                        debug!(code = n.code, "{what}: {e}");
+                    }
+                }
+                Some(Err(ibapi::Error::EndOfStream)) => return Ok(out),
+                Some(Err(e)) => return Err(map_client_error(&e, what)),
+            }
+        }
+    }
+
+    /// One market-data snapshot, with the delayed-data fallback: on a
+    /// no-subscription advisory the session switches to delayed data (once,
+    /// whichever request sees the advisory first) and the snapshot is
+    /// asked once more under the new type. `Ok(None)`: no price came.
+    async fn snapshot(&self, contract: &Contract) -> Result<Option<Quote>, BrokerError> {
+        let what = format!("quote {}", contracts::describe(contract));
+        for attempt in 0..2 {
+            let client = self.client()?;
+            let ib = to_ib(contract);
+            let sent_kind = lock(&self.state).md_mode.current();
+            let _line = self.pacer.market_data_line().await?;
+            let sub = self
+                .timed(&what, client.market_data(&ib).snapshot().subscribe())
+                .await?;
+            let mut advisory = None;
+            let mut acc = QuoteAccumulator::new();
+            match sub {
+                Err(e) => match advisory_code(&e) {
+                    Some(code) => advisory = Some(code),
+                    None => return Err(map_client_error(&e, &what)),
+                },
+                Ok(mut sub) => {
+                    let deadline = tokio::time::Instant::now() + self.config.snapshot_timeout;
+                    loop {
+                        let Ok(next) = tokio::time::timeout_at(deadline, sub.next()).await else {
+                            debug!("{what}: snapshot timed out; using the ticks received");
+                            break;
+                        };
+                        use ibapi::market_data::realtime::TickTypes as T;
+                        match next {
+                            None | Some(Ok(SubscriptionItem::Data(T::SnapshotEnd))) => break,
+                            Some(Ok(SubscriptionItem::Data(T::MarketDataType(t)))) => {
+                                if let Some(kind) = kind_from_ib(t) {
+                                    lock(&self.state).md_mode.on_reported(kind);
+                                }
+                            }
+                            Some(Ok(SubscriptionItem::Data(tick))) => {
+                                for t in ticks_from_ib(&tick) {
+                                    acc.push(t);
+                                }
+                            }
+                            Some(Ok(SubscriptionItem::Notice(n))) => {
+                                match map_error(n.code, &n.message, &what) {
+                                    Disposition::DelayedDataAdvisory => advisory = Some(n.code),
+                                    Disposition::Error(e) => debug!("{what}: {e}"),
+                                    _ => {}
+                                }
+                            }
+                            Some(Err(e)) => {
+                                if let Some(code) = advisory_code(&e) {
+                                    advisory = Some(code);
+                                    break;
+                                }
+                                let mapped = map_client_error(&e, &what);
+                                return match mapped {
+                                    BrokerError::UnknownContract(_) | BrokerError::NoData(_) => {
+                                        debug!("{mapped}");
+                                        Ok(None)
+                                    }
+                                    other => Err(other),
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+            if acc.has_price() {
+                return Ok(Some(acc.into_quote(contract.clone(), Utc::now())));
+            }
+            let Some(code) = advisory else {
+                return Ok(None);
+            };
+            let switched = lock(&self.state).md_mode.on_code(code);
+            if let Some(kind) = switched {
+                self.switch_market_data(&client, kind).await?;
+            }
+            let now_kind = lock(&self.state).md_mode.current();
+            if attempt > 0 || now_kind == sent_kind {
+                debug!(code, "{what}: no market data (already {now_kind:?})");
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn switch_market_data(
+        &self,
+        client: &Client,
+        kind: MarketDataKind,
+    ) -> Result<(), BrokerError> {
+        info!("switching market data to {kind:?} (type {})", kind.code());
+        self.pacer.request().await;
+        client
+            .switch_market_data_type(kind.to_ib())
+            .await
+            .map_err(|e| map_client_error(&e, "market data type"))
+    }
+
+    async fn stock_con_id(&self, symbol: &Symbol) -> Result<i64, BrokerError> {
+        if let Some(id) = lock(&self.state).con_ids.get(symbol).copied() {
+            return Ok(id);
+        }
+        let resolved = self
+            .contract_details(&Contract::Stock(StockContract::us(symbol.clone())))
+            .await?;
+        resolved
+            .con_id()
+            .ok_or_else(|| BrokerError::UnknownContract(format!("{symbol}: no contract id")))
+    }
+
+    async fn contract_details(&self, contract: &Contract) -> Result<Contract, BrokerError> {
+        let what = format!("contract details {}", contracts::describe(contract));
+        let client = self.client()?;
+        self.pacer.request().await;
+        let details = self
+            .timed(&what, client.contract_details(&to_ib(contract)))
+            .await?
+            .map_err(|e| map_client_error(&e, &what))?;
+        let Some(first) = details.first() else {
+            return Err(BrokerError::UnknownContract(contracts::describe(contract)));
+        };
+        if details.len() > 1 {
+            debug!(
+                matches = details.len(),
+                "{what}: several matches, using the first"
+            );
+        }
+        let resolved = from_ib(&first.contract)?;
+        if let Contract::Stock(s) = &resolved
+            && let Some(id) = s.con_id
+        {
+            lock(&self.state).con_ids.insert(s.symbol.clone(), id);
+        }
+        Ok(resolved)
+    }
+
+    fn ib_order(
+        &self,
+        intent: &OrderIntent,
+        client: &Client,
+        what_if: bool,
+    ) -> Result<IbOrder, BrokerError> {
+        let ib_contract = to_ib(&intent.contract);
+        let account = lock(&self.state).account.clone();
+        let qty = intent.quantity as f64;
+        let builder = client.order(&ib_contract);
+        let builder = match intent.side {
+            Side::Buy => builder.buy(qty),
+            Side::Sell => builder.sell(qty),
+        };
+        let builder = builder.limit(intent.limit_price.to_f64());
+        let builder = match intent.time_in_force {
+            TimeInForce::Day => builder.day_order(),
+            TimeInForce::Gtc => builder.good_till_canceled(),
+            TimeInForce::Ioc => builder.immediate_or_cancel(),
+        };
+        let builder = if account.is_empty() {
+            builder
+        } else {
+            builder.account(account)
+        };
+        let mut order = builder.build_order().map_err(|e| BrokerError::Rejected {
+            order_ref: intent.order_ref.clone(),
+            reason: format!("the order cannot be built: {e}"),
+        })?;
+        order.order_ref = intent.order_ref.clone();
+        order.what_if = what_if;
+        order.transmit = true;
+        Ok(order)
+    }
+
+    /// The order id IBKR already has for `order_ref` (open orders, then
+    /// today's executions), for idempotent placement.
+    async fn existing_order_id(
+        &self,
+        client: &Client,
+        order_ref: &str,
+    ) -> Result<Option<i32>, BrokerError> {
+        if let Some(id) = lock(&self.state).registry.id_of(order_ref) {
+            return Ok(Some(id));
+        }
+        self.fetch_open_orders(client).await?;
+        if let Some(id) = lock(&self.state).registry.id_of(order_ref) {
+            return Ok(Some(id));
+        }
+        let since = Utc::now() - chrono::Duration::days(7);
+        let (execs, _) = self.fetch_executions(client, since).await?;
+        Ok(execs
+            .iter()
+            .find(|e| e.order_ref == order_ref)
+            .map(|e| e.order_id))
+    }
+}
+
+impl MarketData for IbkrBroker {
+    async fn stock_quote(&self, symbol: &Symbol) -> Result<Quote, BrokerError> {
+        let contract = Contract::Stock(StockContract::us(symbol.clone()));
+        self.inner
+            .snapshot(&contract)
+            .await?
+            .ok_or_else(|| BrokerError::NoData(format!("{symbol}: no quote in the snapshot")))
+    }
+
+    async fn daily_bars(
+        &self,
+        symbol: &Symbol,
+        end: NaiveDate,
+        count: usize,
+    ) -> Result<Vec<DailyBar>, BrokerError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let what = format!("daily bars {symbol}");
+        let client = self.inner.client()?;
+        let contract = to_ib(&Contract::Stock(StockContract::us(symbol.clone())));
+        let today = today_ny();
+        let (value, unit) = duration_for(count);
+        let duration = if unit == 'Y' {
+            ibapi::market_data::historical::Duration::years(value)
+        } else {
+            ibapi::market_data::historical::Duration::days(value)
+        };
+        let mut request = client
+            .historical_data(&contract, ibapi::market_data::historical::BarSize::Day)
+            .what_to_show(ibapi::market_data::historical::WhatToShow::Trades)
+            .duration(duration);
+        if end < today {
+            // The end of `end` in UTC covers the whole New York session.
+            let next = end.succ_opt().unwrap_or(end);
+            let ts = next
+                .and_hms_opt(4, 0, 0)
+                .map(|t| t.and_utc().timestamp())
+                .unwrap_or_default();
+            if let Ok(t) = time::OffsetDateTime::from_unix_timestamp(ts) {
+                request = request.ending(t);
+            }
+        }
+        self.inner.pacer.request().await;
+        let data = self
+            .inner
+            .timed(&what, request.fetch())
+            .await?
+            .map_err(|e| map_client_error(&e, &what))?;
+        let raw: Vec<RawBar> = data
+            .bars
+            .iter()
+            .filter_map(|b| {
+                let date = match b.date {
+                    ibapi::market_data::historical::BarTimestamp::Date(d) => d,
+                    ibapi::market_data::historical::BarTimestamp::DateTime(dt) => dt.date(),
+                };
+                let date = NaiveDate::from_ymd_opt(
+                    date.year(),
+                    u32::from(u8::from(date.month())),
+                    u32::from(date.day()),
+                )?;
+                Some(RawBar {
+                    date,
+                    open: b.open,
+                    high: b.high,
+                    low: b.low,
+                    close: b.close,
+                    volume: b.volume,
+                })
+            })
+            .collect();
+        Ok(convert_bars(symbol, &raw, end, today, count))
+    }
+
+    async fn option_chain(&self, symbol: &Symbol) -> Result<OptionChain, BrokerError> {
+        let what = format!("option chain {symbol}");
+        let con_id = self.inner.stock_con_id(symbol).await?;
+        let con_id32 = i32::try_from(con_id).map_err(|_| {
+            BrokerError::Protocol(format!("{what}: contract id {con_id} out of range"))
+        })?;
+        let client = self.inner.client()?;
+        self.inner.pacer.request().await;
+        let sub = self
+            .inner
+            .timed(
+                &what,
+                client
+                    .option_chain(
+                        symbol.as_str(),
+                        ibapi::contracts::SecurityType::Stock,
+                        con_id32,
+                    )
+                    .subscribe(),
+            )
+            .await?
+            .map_err(|e| map_client_error(&e, &what))?;
+        let chains = self.inner.drain(sub, &what, |_| false).await?;
+        let chosen = choose_chains(
+            symbol.as_str(),
+            chains
+                .iter()
+                .map(|c| ChainParams {
+                    exchange: c.exchange.as_str(),
+                    trading_class: c.trading_class.as_str(),
+                    multiplier: c.multiplier.as_str(),
+                    expirations: &c.expirations,
+                    strikes: &c.strikes,
+                })
+                .collect(),
+        );
+        chosen
+            .map(|c| OptionChain {
+                underlying: symbol.clone(),
+                underlying_con_id: Some(con_id),
+                expirations: c.expirations,
+                strikes: c.strikes,
+                multiplier: c.multiplier,
+            })
+            .ok_or_else(|| BrokerError::NoData(format!("{what}: IBKR lists no options")))
+    }
+
+    async fn option_quotes(
+        &self,
+        contracts: &[OptionContract],
+    ) -> Result<Vec<OptionQuote>, BrokerError> {
+        let inner = &self.inner;
+        let tasks = contracts.iter().map(|c| async move {
+            let contract = Contract::Option(c.clone());
+            match inner.snapshot(&contract).await {
+                Ok(Some(quote)) => Ok(Some(OptionQuote {
+                    contract: c.clone(),
+                    quote,
+                })),
+                Ok(None) => Ok(None),
+                Err(e) if matches!(e, BrokerError::UnknownContract(_) | BrokerError::NoData(_)) => {
+                    debug!("{}: {e}", c.key());
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        });
+        // Concurrency is bounded by the pacer's market-data lines.
+        let results = futures::future::join_all(tasks).await;
+        let mut out = Vec::new();
+        for r in results {
+            if let Some(q) = r? {
+                out.push(q);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Broker for IbkrBroker {
+    async fn contract_details(&self, contract: &Contract) -> Result<Contract, BrokerError> {
+        self.inner.contract_details(contract).await
+    }
+
+    async fn what_if(&self, intent: &OrderIntent) -> Result<MarginImpact, BrokerError> {
+        intent.validate().map_err(|e| BrokerError::Rejected {
+            order_ref: intent.order_ref.clone(),
+            reason: e.to_string(),
+        })?;
+        let what = format!("what-if {}", intent.order_ref);
+        let client = self.inner.client()?;
+        let order = self.inner.ib_order(intent, &client, true)?;
+        let id = lock(&self.inner.state)
+            .ids
+            .allocate()
+            .ok_or_else(|| BrokerError::NotConnected("no order id from the server yet".into()))?;
+        self.inner.pacer.request().await;
+        let mut sub = self
+            .inner
+            .timed(
+                &what,
+                client.place_order(id, &to_ib(&intent.contract), &order),
+            )
+            .await?
+            .map_err(|e| map_client_error(&e, &intent.order_ref))?;
+        let deadline = tokio::time::Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, sub.next())
+                .await
+                .map_err(|_| BrokerError::Timeout(what.clone()))?;
+            match next {
+                Some(Ok(SubscriptionItem::Data(PlaceOrder::OpenOrder(d)))) if d.order_id == id => {
+                    let s = &d.order_state;
+                    if !s.reject_reason.is_empty() {
+                        return Err(match map_error(201, &s.reject_reason, &intent.order_ref) {
+                            Disposition::Error(e) => e,
+                            _ => BrokerError::Rejected {
+                                order_ref: intent.order_ref.clone(),
+                                reason: s.reject_reason.clone(),
+                            },
+                        });
+                    }
+                    let m = |v: Option<f64>| v.and_then(money).unwrap_or(Money::ZERO);
+                    return Ok(MarginImpact {
+                        initial_margin_before: m(s.initial_margin_before),
+                        initial_margin_change: m(s.initial_margin_change),
+                        initial_margin_after: m(s.initial_margin_after),
+                        maintenance_margin_before: m(s.maintenance_margin_before),
+                        maintenance_margin_change: m(s.maintenance_margin_change),
+                        maintenance_margin_after: m(s.maintenance_margin_after),
+                        commission: s.commission.and_then(money),
+                    });
+                }
+                Some(Ok(SubscriptionItem::Data(_))) => {}
+                Some(Ok(SubscriptionItem::Notice(n))) => {
+                    if let Disposition::Error(e) = map_error(n.code, &n.message, &intent.order_ref)
+                        && n.is_error()
+                    {
+                        return Err(e);
+                    }
+                }
+                Some(Err(e)) => return Err(map_client_error(&e, &intent.order_ref)),
+                None => {
+                    return Err(BrokerError::Protocol(format!(
+                        "{what}: TWS ended the reply without the margin figures"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn place_order(&self, intent: &OrderIntent) -> Result<i64, BrokerError> {
+        intent.validate().map_err(|e| BrokerError::Rejected {
+            order_ref: intent.order_ref.clone(),
+            reason: e.to_string(),
+        })?;
+        let _guard = self.inner.place_lock.lock().await;
+        let client = self.inner.client()?;
+        if let Some(existing) = self
+            .inner
+            .existing_order_id(&client, &intent.order_ref)
+            .await?
+        {
+            info!(order_ref = %intent.order_ref, order_id = existing, "order already known to IBKR; not sending it again");
+            return Ok(i64::from(existing));
+        }
+        let order = self.inner.ib_order(intent, &client, false)?;
+        let id = {
+            let mut st = lock(&self.inner.state);
+            let id = st.ids.allocate().ok_or_else(|| {
+                BrokerError::NotConnected("no order id from the server yet".into())
+            })?;
+            st.registry.insert(&intent.order_ref, id);
+            st.book.insert(
+                id,
+                OrderUpdate {
+                    order_ref: intent.order_ref.clone(),
+                    broker_order_id: Some(i64::from(id)),
+                    status: OrderStatus::Sent,
+                    filled_quantity: 0,
+                    remaining_quantity: intent.quantity,
+                    avg_fill_price: None,
+                    reason: None,
+                    time: Utc::now(),
+                },
+            );
+            id
+        };
+        self.inner.pacer.request().await;
+        let sent = client
+            .submit_order(id, &to_ib(&intent.contract), &order)
+            .await;
+        if let Err(e) = sent {
+            lock(&self.inner.state).book.remove(&id);
+            return Err(map_client_error(
+                &e,
+                &format!("place order {}", intent.order_ref),
+            ));
+        }
+        info!(order_ref = %intent.order_ref, order_id = id, side = %intent.side, quantity = intent.quantity,
+              limit = %intent.limit_price, contract = %intent.contract, "order sent");
+        Ok(i64::from(id))
+    }
+
+    async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
+        let client = self.inner.client()?;
+        let id = match self.inner.existing_order_id(&client, order_ref).await? {
+            Some(id) => id,
+            None => {
+                return Err(BrokerError::Rejected {
+                    order_ref: order_ref.to_string(),
+                    reason: "IBKR has no order with this orderRef".into(),
+                });
+            }
+        };
+        self.inner.pacer.request().await;
+        let sub = client
+            .cancel_order(id, "")
+            .await
+            .map_err(|e| map_client_error(&e, &format!("cancel {order_ref}")))?;
+        // The outcome arrives on the order update stream.
+        drop(sub);
+        Ok(())
+    }
+
+    async fn open_orders(&self) -> Result<Vec<OrderUpdate>, BrokerError> {
+        let client = self.inner.client()?;
+        self.inner.fetch_open_orders(&client).await
+    }
+
+    async fn executions_since(&self, since: DateTime<Utc>) -> Result<Vec<Fill>, BrokerError> {
+        let client = self.inner.client()?;
+        let (execs, commissions) = self.inner.fetch_executions(&client, since).await?;
+        // A local join: these are returned whether or not they were
+        // reported as events.
+        let mut joiner = FillJoiner::new();
+        let mut fills = Vec::new();
+        for (id, c) in commissions {
+            joiner.on_commission(&id, c);
+        }
+        for e in execs {
+            if let Some(f) = joiner.on_execution(e) {
+                fills.push(f);
+            }
+        }
+        fills.extend(joiner.flush_older_than(DateTime::<Utc>::MAX_UTC));
+        fills.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.exec_id.cmp(&b.exec_id)));
+        Ok(fills)
+    }
+
+    async fn poll_events(&self) -> Result<Vec<BrokerEvent>, BrokerError> {
+        self.inner.flush_stale_executions();
+        Ok(lock(&self.inner.events).drain(..).collect())
+    }
+
+    async fn positions(&self) -> Result<Vec<Position>, BrokerError> {
+        let client = self.inner.client()?;
+        self.inner.fetch_positions(&client).await
+    }
+
+    async fn account_summary(&self) -> Result<AccountSnapshot, BrokerError> {
+        use ibapi::accounts::{AccountSummaryResult, AccountSummaryTags as Tags};
+        let client = self.inner.client()?;
+        let tags = [
+            Tags::NET_LIQUIDATION,
+            Tags::TOTAL_CASH_VALUE,
+            Tags::EXCESS_LIQUIDITY,
+            Tags::INIT_MARGIN_REQ,
+            Tags::MAINT_MARGIN_REQ,
+            Tags::LEDGER,
+        ];
+        self.inner.pacer.request().await;
+        let group = ibapi::accounts::types::AccountGroup("All".into());
+        let sub = self
+            .inner
+            .timed("account summary", client.account_summary(&group, &tags))
+            .await?
+            .map_err(|e| map_client_error(&e, "account summary"))?;
+        let items = self
+            .inner
+            .drain(sub, "account summary", |r| {
+                matches!(r, AccountSummaryResult::End)
+            })
+            .await?;
+        let account = lock(&self.inner.state).account.clone();
+        let values: Vec<(String, String, String)> = items
+            .into_iter()
+            .filter_map(|r| match r {
+                AccountSummaryResult::Summary(s) if account.is_empty() || s.account == account => {
+                    Some((s.tag, s.value, s.currency))
+                }
+                _ => None,
+            })
+            .collect();
+        summary_to_snapshot(&account, &values, Utc::now())
+    }
+}
+
+/// The advisory code when an `ibapi` error is a no-subscription advisory.
+fn advisory_code(e: &ibapi::Error) -> Option<i32> {
+    match e {
+        ibapi::Error::Notice(n)
+            if map_error(n.code, &n.message, "") == Disposition::DelayedDataAdvisory =>
+        {
+            Some(n.code)
+        }
+        _ => None,
+    }
+}
+
+/// One exchange's option parameters, borrowed from IBKR's answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainParams<'a> {
+    pub exchange: &'a str,
+    pub trading_class: &'a str,
+    pub multiplier: &'a str,
+    pub expirations: &'a [String],
+    pub strikes: &'a [f64],
+}
+
+/// The chain the system trades from IBKR's per-exchange answers: SMART
+/// when listed, else the union of all exchanges; the trading class named
+/// like the symbol when there is one (weeklies of some names have their
+/// own class, e.g. SPXW, and are kept when no class matches).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChosenChain {
+    pub expirations: Vec<NaiveDate>,
+    pub strikes: Vec<Price>,
+    pub multiplier: i64,
+}
+
+pub(crate) fn choose_chains(symbol: &str, chains: Vec<ChainParams<'_>>) -> Option<ChosenChain> {
+    if chains.is_empty() {
+        return None;
+    }
+    let smart: Vec<&ChainParams<'_>> = chains.iter().filter(|c| c.exchange == "SMART").collect();
+    let pool: Vec<&ChainParams<'_>> = if smart.is_empty() {
+        chains.iter().collect()
+    } else {
+        smart
+    };
+    let same_class: Vec<&ChainParams<'_>> = pool
+        .iter()
+        .copied()
+        .filter(|c| c.trading_class == symbol)
+        .collect();
+    let pool = if same_class.is_empty() {
+        pool
+    } else {
+        same_class
+    };
+    let mut expirations: Vec<NaiveDate> = pool
+        .iter()
+        .flat_map(|c| c.expirations.iter())
+        .filter_map(|e| contracts::parse_expiry(e))
+        .collect();
+    expirations.sort();
+    expirations.dedup();
+    let mut strikes: Vec<Price> = pool
+        .iter()
+        .flat_map(|c| c.strikes.iter())
+        .filter_map(|s| price(*s))
+        .filter(|p| p.is_positive())
+        .collect();
+    strikes.sort();
+    strikes.dedup();
+    let multiplier = pool
+        .iter()
+        .find_map(|c| c.multiplier.trim().parse::<f64>().ok().and_then(quantity))
+        .filter(|m| *m > 0)
+        .unwrap_or(100);
+    Some(ChosenChain {
+        expirations,
+        strikes,
+        multiplier,
+    })
+}
+
+/// Account summary values (tag, value, currency) → a snapshot. Amounts
+/// are rounded to the cent at this boundary.
+pub(crate) fn summary_to_snapshot(
+    account: &str,
+    values: &[(String, String, String)],
+    time: DateTime<Utc>,
+) -> Result<AccountSnapshot, BrokerError> {
+    let get = |tag: &str| -> Option<Money> {
+        values
+            .iter()
+            .filter(|(t, _, c)| t == tag && (c.is_empty() || c == "USD" || c == "BASE"))
+            .find_map(|(_, v, _)| v.trim().parse::<f64>().ok().and_then(money))
+    };
+    let net_liquidation = get("NetLiquidation").ok_or_else(|| {
+        BrokerError::NoData(format!(
+            "account summary of {}: no NetLiquidation value (is the account right? broker.ibkr.account)",
+            if account.is_empty() { "the account" } else { account }
+        ))
+    })?;
+    Ok(AccountSnapshot {
+        time,
+        account: account.to_string(),
+        net_liquidation,
+        cash: get("TotalCashValue")
+            .or_else(|| get("CashBalance"))
+            .unwrap_or(Money::ZERO),
+        excess_liquidity: get("ExcessLiquidity").unwrap_or(Money::ZERO),
+        initial_margin: get("InitMarginReq").unwrap_or(Money::ZERO),
+        maintenance_margin: get("MaintMarginReq").unwrap_or(Money::ZERO),
+        realized_pnl: get("RealizedPnL").unwrap_or(Money::ZERO),
+        unrealized_pnl: get("UnrealizedPnL").unwrap_or(Money::ZERO),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn smart_chain_of_the_symbols_class_is_chosen() {
+        let e1 = strings(&["20250117", "20250221"]);
+        let e2 = strings(&["20250124"]);
+        let e3 = strings(&["20991231"]);
+        let s1 = [100.0, 105.0];
+        let s2 = [102.5];
+        let s3 = [1.0];
+        let chains = vec![
+            ChainParams {
+                exchange: "CBOE",
+                trading_class: "AAPL",
+                multiplier: "100",
+                expirations: &e3,
+                strikes: &s3,
+            },
+            ChainParams {
+                exchange: "SMART",
+                trading_class: "AAPL",
+                multiplier: "100",
+                expirations: &e1,
+                strikes: &s1,
+            },
+            ChainParams {
+                exchange: "SMART",
+                trading_class: "AAPL",
+                multiplier: "100",
+                expirations: &e2,
+                strikes: &s2,
+            },
+        ];
+        let c = choose_chains("AAPL", chains).unwrap_or_else(|| ChosenChain {
+            expirations: vec![],
+            strikes: vec![],
+            multiplier: 0,
+        });
+        assert_eq!(c.expirations.len(), 3);
+        assert_eq!(
+            c.expirations[0],
+            NaiveDate::from_ymd_opt(2025, 1, 17).unwrap_or_default()
+        );
+        assert_eq!(
+            c.strikes,
+            vec![
+                Price::from_cents(10_000),
+                Price::from_cents(10_250),
+                Price::from_cents(10_500)
+            ]
+        );
+        assert_eq!(c.multiplier, 100);
+    }
+
+    #[test]
+    fn without_smart_all_exchanges_count_and_other_classes_are_kept_when_none_match() {
+        let e1 = strings(&["20250117"]);
+        let s1 = [5000.0];
+        let chains = vec![ChainParams {
+            exchange: "CBOE",
+            trading_class: "SPXW",
+            multiplier: "100",
+            expirations: &e1,
+            strikes: &s1,
+        }];
+        let c = choose_chains("SPX", chains);
+        assert_eq!(c.map(|c| c.strikes.len()), Some(1));
+        assert_eq!(choose_chains("X", Vec::new()), None);
+    }
+
+    fn quick_config(port: u16) -> IbkrConfig {
+        IbkrConfig {
+            port,
+            connect_attempts: 2,
+            connect_timeout: Duration::from_millis(300),
+            reconnect_initial: Duration::from_millis(10),
+            reconnect_max: Duration::from_millis(20),
+            ..IbkrConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn first_connect_gives_up_with_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        // A port nobody listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        match IbkrBroker::connect(quick_config(port)).await {
+            Err(BrokerError::NotConnected(m)) => {
+                assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+                assert!(m.contains("2 attempts"), "{m}");
+                assert!(m.contains("Enable ActiveX and Socket Clients"), "{m}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("connected to nothing"),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_the_handshake() -> Result<(), Box<dyn std::error::Error>> {
+        // Accepts connections and never answers the handshake.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = std::time::Instant::now();
+        let result = IbkrBroker::connect(quick_config(port)).await;
+        assert!(
+            matches!(&result, Err(BrokerError::NotConnected(m)) if m.contains("no handshake")),
+            "{:?}",
+            result.as_ref().err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        server.abort();
+        Ok(())
+    }
+
+    #[test]
+    fn account_summary_values() -> Result<(), BrokerError> {
+        let v = |t: &str, val: &str, c: &str| (t.to_string(), val.to_string(), c.to_string());
+        let values = vec![
+            v("NetLiquidation", "100000.505", "USD"),
+            v("TotalCashValue", "90000", "USD"),
+            v("ExcessLiquidity", "80000.25", "USD"),
+            v("InitMarginReq", "15000", "USD"),
+            v("MaintMarginReq", "12000", "USD"),
+            v("RealizedPnL", "12.5", "BASE"),
+            v("UnrealizedPnL", "-3.25", "BASE"),
+            v("NetLiquidation", "1", "EUR"),
+        ];
+        let s = summary_to_snapshot("DU1", &values, Utc::now())?;
+        assert_eq!(s.net_liquidation, Money::from_cents(10_000_051));
+        assert_eq!(s.cash, Money::from_dollars(90_000));
+        assert_eq!(s.excess_liquidity, Money::from_cents(8_000_025));
+        assert_eq!(s.initial_margin, Money::from_dollars(15_000));
+        assert_eq!(s.maintenance_margin, Money::from_dollars(12_000));
+        assert_eq!(s.realized_pnl, Money::from_cents(1250));
+        assert_eq!(s.unrealized_pnl, Money::from_cents(-325));
+        assert!(
+            matches!(summary_to_snapshot("DU1", &[], Utc::now()), Err(BrokerError::NoData(m)) if m.contains("broker.ibkr.account"))
+        );
+        Ok(())
+    }
+}

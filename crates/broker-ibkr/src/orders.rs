@@ -1,0 +1,417 @@
+//! Order bookkeeping that needs no connection: order-id allocation across
+//! reconnects, the order-ref ↔ order-id registry, IBKR order statuses,
+//! and joining executions with their commission reports.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use core_domain::{Contract, Fill, Money, OrderStatus, Side};
+
+/// Hands out IBKR order ids. TWS requires each new order id to be above
+/// every id this client used before; the nightly restart can roll the
+/// server's "next valid id" back, so the next id is always
+/// `max(server's next valid id, last used + 1)`. Call [`Self::on_server_next_id`]
+/// after every (re)connect with the id `next_valid_order_id()` returned.
+#[derive(Debug, Clone, Default)]
+pub struct OrderIdAllocator {
+    server_next: Option<i32>,
+    last_used: Option<i32>,
+}
+
+impl OrderIdAllocator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts from what an earlier process used (e.g. the largest broker
+    /// order id in the store), so a restart never reuses an id.
+    pub fn with_last_used(last_used: Option<i32>) -> Self {
+        OrderIdAllocator {
+            server_next: None,
+            last_used,
+        }
+    }
+
+    /// The server's next valid id, after a (re)connect.
+    pub fn on_server_next_id(&mut self, next: i32) {
+        self.server_next = Some(next);
+    }
+
+    /// An id seen on an order of this client (open orders, executions):
+    /// never hand it out again.
+    pub fn observe_used(&mut self, id: i32) {
+        if id > 0 && self.last_used.is_none_or(|last| id > last) {
+            self.last_used = Some(id);
+        }
+    }
+
+    /// The next id to send. `None` before the server has said anything:
+    /// no order may be sent before the first connect.
+    pub fn allocate(&mut self) -> Option<i32> {
+        let server = self.server_next?;
+        let id = match self.last_used {
+            Some(last) => server.max(last.saturating_add(1)),
+            None => server,
+        };
+        self.last_used = Some(id);
+        Some(id)
+    }
+
+    pub fn last_used(&self) -> Option<i32> {
+        self.last_used
+    }
+}
+
+/// Which order ids belong to which order refs (status messages carry only
+/// the id; executions and open orders carry the ref).
+#[derive(Debug, Clone, Default)]
+pub struct OrderRegistry {
+    by_ref: HashMap<String, i32>,
+    by_id: HashMap<i32, String>,
+}
+
+impl OrderRegistry {
+    pub fn insert(&mut self, order_ref: &str, order_id: i32) {
+        if order_ref.is_empty() {
+            return;
+        }
+        self.by_ref.insert(order_ref.to_string(), order_id);
+        self.by_id.insert(order_id, order_ref.to_string());
+    }
+
+    pub fn id_of(&self, order_ref: &str) -> Option<i32> {
+        self.by_ref.get(order_ref).copied()
+    }
+
+    pub fn ref_of(&self, order_id: i32) -> Option<&str> {
+        self.by_id.get(&order_id).map(String::as_str)
+    }
+}
+
+/// IBKR's order status text as a domain status. `filled`/`remaining` tell
+/// a partial fill from a fresh working order. Unknown text is `None`.
+pub fn map_status(status: &str, filled: i64, remaining: i64) -> Option<OrderStatus> {
+    Some(match status {
+        "ApiPending" | "PendingSubmit" => OrderStatus::Sent,
+        "PreSubmitted" | "Submitted" if filled > 0 && remaining > 0 => OrderStatus::PartiallyFilled,
+        "PreSubmitted" | "Submitted" => OrderStatus::Accepted,
+        "PendingCancel" => OrderStatus::PendingCancel,
+        "Filled" => OrderStatus::Filled,
+        "Cancelled" | "ApiCancelled" if filled > 0 && remaining == 0 => OrderStatus::Filled,
+        "Cancelled" | "ApiCancelled" => OrderStatus::Cancelled,
+        // TWS's Inactive: rejected, or held (e.g. outside trading hours for
+        // an order type that needs them); the system treats it as rejected
+        // and the reason travels in the error event.
+        "Inactive" => OrderStatus::Rejected,
+        _ => return None,
+    })
+}
+
+/// An execution before its commission report, reduced to domain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingExecution {
+    pub exec_id: String,
+    pub order_id: i32,
+    pub order_ref: String,
+    pub contract: Contract,
+    pub side: Side,
+    pub quantity: i64,
+    pub price: core_domain::Price,
+    pub time: DateTime<Utc>,
+}
+
+/// Joins executions and commission reports (IBKR sends them apart, in
+/// either order, and resends both on every executions request) into
+/// [`Fill`]s, each reported once.
+///
+/// * an execution waits for its commission report;
+/// * a commission report that arrives first waits for its execution;
+/// * an execution id already reported is ignored (dedup across
+///   reconnects and reconciliation requests);
+/// * IBKR corrects an execution by sending it again with a suffix
+///   (`0000e0d5.6553f2ec.01.01` → `.02`): a correction of a reported
+///   execution is ignored here and logged by the caller.
+#[derive(Debug, Default)]
+pub struct FillJoiner {
+    executions: HashMap<String, PendingExecution>,
+    commissions: HashMap<String, Money>,
+    reported: HashSet<String>,
+    reported_order: VecDeque<String>,
+    /// Bounded memory: the oldest reported ids are forgotten beyond this.
+    capacity: usize,
+}
+
+impl FillJoiner {
+    pub fn new() -> Self {
+        FillJoiner {
+            capacity: 100_000,
+            ..Self::default()
+        }
+    }
+
+    /// Marks execution ids as already known (e.g. from the store after a
+    /// restart).
+    pub fn mark_reported<I: IntoIterator<Item = String>>(&mut self, ids: I) {
+        for id in ids {
+            self.remember(id);
+        }
+    }
+
+    pub fn is_reported(&self, exec_id: &str) -> bool {
+        self.reported.contains(exec_id)
+    }
+
+    /// An execution; returns the fill when its commission is already here.
+    pub fn on_execution(&mut self, exec: PendingExecution) -> Option<Fill> {
+        if self.reported.contains(&exec.exec_id) || self.reported.contains(base_id(&exec.exec_id)) {
+            return None;
+        }
+        if let Some(commission) = self.commissions.remove(&exec.exec_id) {
+            return Some(self.complete(exec, commission));
+        }
+        self.executions.insert(exec.exec_id.clone(), exec);
+        None
+    }
+
+    /// A commission report; returns the fill when its execution is here.
+    pub fn on_commission(&mut self, exec_id: &str, commission: Money) -> Option<Fill> {
+        if self.reported.contains(exec_id) {
+            return None;
+        }
+        match self.executions.remove(exec_id) {
+            Some(exec) => Some(self.complete(exec, commission)),
+            None => {
+                self.commissions.insert(exec_id.to_string(), commission);
+                None
+            }
+        }
+    }
+
+    /// Executions still waiting for a commission report.
+    pub fn pending(&self) -> usize {
+        self.executions.len()
+    }
+
+    /// Gives up waiting for commissions: executions older than `before`
+    /// are reported with a zero commission (IBKR does not always send a
+    /// report, e.g. for some executions replayed after a restart). The
+    /// caller logs them; the ledger corrects the commission from the
+    /// statement.
+    pub fn flush_older_than(&mut self, before: DateTime<Utc>) -> Vec<Fill> {
+        let stale: Vec<String> = self
+            .executions
+            .iter()
+            .filter(|(_, e)| e.time < before)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut fills = Vec::new();
+        for id in stale {
+            if let Some(exec) = self.executions.remove(&id) {
+                fills.push(self.complete(exec, Money::ZERO));
+            }
+        }
+        fills.sort_by_key(|f| f.time);
+        fills
+    }
+
+    fn complete(&mut self, exec: PendingExecution, commission: Money) -> Fill {
+        self.remember(exec.exec_id.clone());
+        Fill {
+            exec_id: exec.exec_id,
+            order_ref: exec.order_ref,
+            contract: exec.contract,
+            side: exec.side,
+            quantity: exec.quantity,
+            price: exec.price,
+            commission,
+            time: exec.time,
+        }
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.reported.insert(id.clone()) {
+            self.reported_order.push_back(id);
+            while self.reported_order.len() > self.capacity.max(1) {
+                if let Some(old) = self.reported_order.pop_front() {
+                    self.reported.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// An execution id without IBKR's correction suffix: `a.b.01.02` → `a.b.01`.
+fn base_id(exec_id: &str) -> &str {
+    let parts: Vec<&str> = exec_id.split('.').collect();
+    if parts.len() >= 4 {
+        let cut = exec_id.len() - parts[parts.len() - 1].len() - 1;
+        let base = &exec_id[..cut];
+        if parts[parts.len() - 1] != "01" {
+            return base;
+        }
+    }
+    exec_id
+}
+
+/// The latest state of each order, keyed by order id, for `open_orders`.
+pub(crate) type OrderBook = BTreeMap<i32, core_domain::OrderUpdate>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use core_domain::{Price, StockContract, Symbol};
+
+    #[test]
+    fn ids_start_at_the_servers_next_id() {
+        let mut ids = OrderIdAllocator::new();
+        assert_eq!(ids.allocate(), None, "no order before the first connect");
+        ids.on_server_next_id(100);
+        assert_eq!(ids.allocate(), Some(100));
+        assert_eq!(ids.allocate(), Some(101));
+    }
+
+    #[test]
+    fn ids_never_go_back_after_a_reconnect_rolls_the_server_back() {
+        let mut ids = OrderIdAllocator::new();
+        ids.on_server_next_id(100);
+        for _ in 0..5 {
+            ids.allocate();
+        }
+        // nightly restart: the gateway says 1 again
+        ids.on_server_next_id(1);
+        assert_eq!(ids.allocate(), Some(105));
+        // a server ahead of us wins
+        ids.on_server_next_id(500);
+        assert_eq!(ids.allocate(), Some(500));
+        assert_eq!(ids.allocate(), Some(501));
+    }
+
+    #[test]
+    fn ids_seen_on_orders_are_not_reused() {
+        let mut ids = OrderIdAllocator::with_last_used(Some(41));
+        ids.on_server_next_id(10);
+        assert_eq!(ids.allocate(), Some(42));
+        ids.observe_used(77);
+        ids.observe_used(3);
+        assert_eq!(ids.allocate(), Some(78));
+        assert_eq!(ids.last_used(), Some(78));
+    }
+
+    #[test]
+    fn registry_maps_both_ways() {
+        let mut reg = OrderRegistry::default();
+        reg.insert("o-1", 7);
+        reg.insert("", 8);
+        assert_eq!(reg.id_of("o-1"), Some(7));
+        assert_eq!(reg.ref_of(7), Some("o-1"));
+        assert_eq!(reg.ref_of(8), None);
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(map_status("PendingSubmit", 0, 1), Some(OrderStatus::Sent));
+        assert_eq!(
+            map_status("PreSubmitted", 0, 1),
+            Some(OrderStatus::Accepted)
+        );
+        assert_eq!(
+            map_status("Submitted", 1, 2),
+            Some(OrderStatus::PartiallyFilled)
+        );
+        assert_eq!(
+            map_status("PendingCancel", 0, 1),
+            Some(OrderStatus::PendingCancel)
+        );
+        assert_eq!(map_status("Filled", 3, 0), Some(OrderStatus::Filled));
+        assert_eq!(map_status("Cancelled", 0, 3), Some(OrderStatus::Cancelled));
+        assert_eq!(
+            map_status("ApiCancelled", 0, 3),
+            Some(OrderStatus::Cancelled)
+        );
+        assert_eq!(map_status("Inactive", 0, 3), Some(OrderStatus::Rejected));
+        assert_eq!(map_status("Weird", 0, 3), None);
+    }
+
+    fn exec(id: &str, secs: i64) -> Result<PendingExecution, Box<dyn std::error::Error>> {
+        Ok(PendingExecution {
+            exec_id: id.into(),
+            order_id: 5,
+            order_ref: "o-1".into(),
+            contract: Contract::Stock(StockContract::us(Symbol::new("AAPL")?)),
+            side: Side::Sell,
+            quantity: 1,
+            price: Price::from_cents(120),
+            time: Utc
+                .timestamp_opt(1_700_000_000 + secs, 0)
+                .single()
+                .ok_or("time")?,
+        })
+    }
+
+    #[test]
+    fn execution_then_commission() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        assert_eq!(j.on_execution(exec("e1", 0)?), None);
+        assert_eq!(j.pending(), 1);
+        let fill = j.on_commission("e1", Money::from_cents(65)).ok_or("fill")?;
+        assert_eq!(fill.exec_id, "e1");
+        assert_eq!(fill.commission, Money::from_cents(65));
+        assert_eq!(fill.order_ref, "o-1");
+        assert_eq!(j.pending(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn commission_then_execution() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        assert_eq!(j.on_commission("e2", Money::from_cents(100)), None);
+        let fill = j.on_execution(exec("e2", 0)?).ok_or("fill")?;
+        assert_eq!(fill.commission, Money::from_cents(100));
+        Ok(())
+    }
+
+    #[test]
+    fn duplicates_are_reported_once() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        j.on_execution(exec("e3", 0)?);
+        assert!(j.on_commission("e3", Money::from_cents(65)).is_some());
+        // the same execution again (reconciliation after a reconnect)
+        assert_eq!(j.on_execution(exec("e3", 0)?), None);
+        assert_eq!(j.on_commission("e3", Money::from_cents(65)), None);
+        assert_eq!(j.pending(), 0);
+        // known from the store
+        j.mark_reported(["e4".to_string()]);
+        assert_eq!(j.on_execution(exec("e4", 0)?), None);
+        assert!(j.is_reported("e4"));
+        Ok(())
+    }
+
+    #[test]
+    fn corrections_of_reported_executions_are_ignored() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        j.on_execution(exec("0000e0d5.6553f2ec.01.01", 0)?);
+        assert!(
+            j.on_commission("0000e0d5.6553f2ec.01.01", Money::ZERO)
+                .is_some()
+        );
+        assert_eq!(j.on_execution(exec("0000e0d5.6553f2ec.01.02", 0)?), None);
+        Ok(())
+    }
+
+    #[test]
+    fn stale_executions_are_flushed_without_commission() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        j.on_execution(exec("old", 0)?);
+        j.on_execution(exec("new", 100)?);
+        let cutoff = Utc.timestamp_opt(1_700_000_050, 0).single().ok_or("time")?;
+        let fills = j.flush_older_than(cutoff);
+        assert_eq!(fills.len(), 1);
+        assert_eq!(fills[0].exec_id, "old");
+        assert_eq!(fills[0].commission, Money::ZERO);
+        assert_eq!(j.pending(), 1);
+        // and once only
+        assert!(j.flush_older_than(cutoff).is_empty());
+        Ok(())
+    }
+}
