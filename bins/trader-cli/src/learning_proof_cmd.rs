@@ -6,10 +6,13 @@
 //!   exactly that vol, no skew, no premium): no parameter has a real edge.
 //!   Counted: the simulated years in which any change was adopted.
 //! * **edge** — the same market with a [`PlantedEdge`] in one OTM bucket
-//!   (extra implied vol there, so selling those puts earns more). Counted:
-//!   the seeds where a pattern on that bucket is found and an experiment on
-//!   `otm_min`/`otm_max` moving toward it is adopted within N closed trades,
-//!   and the trades it took.
+//!   (extra implied vol there, so selling those puts earns more; by default
+//!   8–10% OTM, just below the strategy's 10–25% range, so the strategy
+//!   cannot already be exploiting it — the engine's exploration band quotes
+//!   it as shadow trades). Counted: the seeds where a pattern on that
+//!   bucket is found and an experiment on `otm_min`/`otm_max` moving toward
+//!   it (or, for a negative `--extra-vol`, away from it) is adopted within
+//!   N closed trades, and the trades it took.
 //!
 //! Every figure is measured from the runs' databases; nothing is assumed.
 //! The strategy is deliberately loose so that it trades often (see
@@ -57,14 +60,22 @@ pub struct LearningProofArgs {
     #[arg(long, value_enum, default_value_t = Part::Both)]
     pub part: Part,
     /// Lower bound of the planted edge's OTM bucket (fraction below spot).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.08)]
     pub edge_min: f64,
     /// Upper bound (exclusive) of the planted edge's OTM bucket.
-    #[arg(long, default_value_t = 0.07)]
-    pub edge_max: f64,
-    /// Extra implied vol in the bucket (vol points as a fraction: 0.10 = 10 points).
     #[arg(long, default_value_t = 0.10)]
+    pub edge_max: f64,
+    /// Extra implied vol in the bucket (vol points as a fraction: 0.10 = 10
+    /// points richer, so selling there earns more; negative = cheaper, so
+    /// selling there earns less than elsewhere).
+    #[arg(long, default_value_t = 0.10, allow_hyphen_values = true)]
     pub extra_vol: f64,
+    /// Lower bound of the benchmark strategy's OTM range.
+    #[arg(long, default_value_t = 0.10)]
+    pub otm_min: f64,
+    /// Upper bound of the benchmark strategy's OTM range.
+    #[arg(long, default_value_t = 0.25)]
+    pub otm_max: f64,
     /// The edge counts as adopted only within this many closed trades.
     #[arg(long, default_value_t = 300)]
     pub within_trades: usize,
@@ -85,16 +96,16 @@ pub enum Part {
 /// The strategy the benchmark trades: loose enough to trade a few hundred
 /// times a year on the 20-symbol synthetic market (the default rules,
 /// OTM 15–20%, premium $0.30–0.50, DTE 7–14 with an uptrend filter and
-/// liquidity screens, trade about 8 times a year). OTM 5–25%, premium
-/// $0.05–3.00, DTE 5–30, 10 positions of one contract, no trend filter,
-/// no volume or open-interest screen, spreads up to 100% of the mid. Risk,
-/// exits and learning: the defaults.
-pub fn loose_settings() -> Settings {
+/// liquidity screens, trade about 8 times a year). OTM `otm` (10–25% by
+/// default), premium $0.05–3.00, DTE 5–30, 10 positions of one contract,
+/// no trend filter, no volume or open-interest screen, spreads up to 100%
+/// of the mid. Risk, exits and learning: the defaults.
+pub fn loose_settings(otm: (f64, f64)) -> Settings {
     let mut s = Settings::default();
     let st = &mut s.strategy;
     st.otm_range = Range {
-        min: 0.05,
-        max: 0.25,
+        min: otm.0,
+        max: otm.1,
     };
     st.premium_range = Range {
         min: 0.05,
@@ -114,6 +125,18 @@ pub fn loose_settings() -> Settings {
     s
 }
 
+/// One experiment of a run, as its row ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentSummary {
+    pub id: String,
+    pub status: String,
+    pub control_trades: i64,
+    pub test_trades: i64,
+    pub p_value: Option<f64>,
+    pub effect: Option<f64>,
+    pub decision: Option<String>,
+}
+
 /// One run: a seed, with or without the planted edge.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
@@ -130,6 +153,9 @@ pub struct RunOutcome {
     pub experiments_rolled_back: usize,
     /// Every adoption: (parameter, from, to, closed trades by then).
     pub adoptions: Vec<(String, String, String, usize)>,
+    /// Every experiment: id, status, trades per arm, p-value, effect
+    /// (test − control mean ROI), decision.
+    pub experiments: Vec<ExperimentSummary>,
     /// Closed trades in the edge bucket, and their mean ROI; the rest.
     pub bucket_trades: usize,
     pub bucket_mean_roi: Option<f64>,
@@ -173,6 +199,7 @@ fn run_one(
     years: usize,
     edge: Option<&PlantedEdge>,
     bucket: (f64, f64),
+    otm: (f64, f64),
     scratch: &std::path::Path,
 ) -> Result<RunOutcome> {
     let wall = Instant::now();
@@ -200,7 +227,7 @@ fn run_one(
     let url = dir.join("run.db").display().to_string();
     let store = Arc::new(Store::open_and_migrate(&url).with_context(|| format!("creating {url}"))?);
     store.relax_durability_for_research()?;
-    let settings = loose_settings();
+    let settings = loose_settings(otm);
     let mut sim = traderd::wiring::sim_run_on(
         &settings,
         Arc::clone(&store),
@@ -255,6 +282,9 @@ fn run_one(
             .count()
     };
     let (lo, hi) = bucket;
+    // A richer bucket should draw the range toward it, a poorer one push
+    // it away.
+    let richer = edge.is_none_or(|e| e.extra_vol > 0.0);
     let bucket_rois: Vec<f64> = closed
         .iter()
         .filter(|t| in_bucket(t.otm_pct, lo, hi))
@@ -291,11 +321,16 @@ fn run_one(
         let from_v = e.old_value.clone().unwrap_or_default();
         let to_v = e.new_value.clone().unwrap_or_default();
         let n = closed_by(e.event_date);
-        // Toward the bucket: the range's bound moves closer to it.
+        // Toward a richer bucket: the range's bound moves closer to it.
+        // Away from a poorer one: a bound moves past more of it (otm_min
+        // up from inside or below the bucket, otm_max down from inside
+        // or above it).
         let toward = match (from_v.parse::<f64>(), to_v.parse::<f64>()) {
-            (Ok(a), Ok(b)) => match param.as_str() {
-                "otm_min" => (b - lo).abs() < (a - lo).abs(),
-                "otm_max" => (b - hi).abs() < (a - hi).abs(),
+            (Ok(a), Ok(b)) => match (param.as_str(), richer) {
+                ("otm_min", true) => (b - lo).abs() < (a - lo).abs(),
+                ("otm_max", true) => (b - hi).abs() < (a - hi).abs(),
+                ("otm_min", false) => b > a && b > lo && a < hi,
+                ("otm_max", false) => b < a && b < hi && a >= lo,
                 _ => false,
             },
             _ => false,
@@ -314,9 +349,13 @@ fn run_one(
             .filter(|p| {
                 let c = &p.context;
                 let min = c.get("min").and_then(serde_json::Value::as_f64);
-                let out =
-                    c.get("direction").and_then(serde_json::Value::as_str) == Some("outperforms");
-                out && min.is_some_and(|m| in_bucket(m, lo, hi))
+                let direction = c.get("direction").and_then(serde_json::Value::as_str);
+                let expected = if richer {
+                    "outperforms"
+                } else {
+                    "underperforms"
+                };
+                direction == Some(expected) && min.is_some_and(|m| in_bucket(m, lo, hi))
             })
             .map(|p| p.date_detected)
             .min()
@@ -336,6 +375,18 @@ fn run_one(
         experiments_adopted: count(core_domain::ExperimentStatus::Adopted),
         experiments_rolled_back: count(core_domain::ExperimentStatus::RolledBack),
         adoptions,
+        experiments: experiments
+            .iter()
+            .map(|e| ExperimentSummary {
+                id: e.experiment_id.clone(),
+                status: format!("{:?}", e.status).to_lowercase(),
+                control_trades: e.control_trades,
+                test_trades: e.test_trades,
+                p_value: e.p_value,
+                effect: e.effect_size,
+                decision: e.decision.clone(),
+            })
+            .collect(),
         bucket_trades: bucket_rois.len(),
         bucket_mean_roi: mean(&bucket_rois),
         rest_trades: rest_rois.len(),
@@ -383,6 +434,17 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         );
     }
     let bucket = (args.edge_min, args.edge_max);
+    let otm = (args.otm_min, args.otm_max);
+    if !(0.0..1.0).contains(&otm.0) || !(0.0..1.0).contains(&otm.1) || otm.0 >= otm.1 {
+        bail!(
+            "--otm-min {} and --otm-max {} must be fractions in [0, 1) with min < max",
+            otm.0,
+            otm.1
+        );
+    }
+    if args.extra_vol == 0.0 {
+        bail!("--extra-vol 0 plants no edge; use --part null for the null market");
+    }
     let mut jobs: Vec<(u64, bool)> = Vec::new();
     for s in 0..seeds {
         let seed = args.first_seed + s;
@@ -412,7 +474,7 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
                     let Some(&(seed, planted)) = jobs.get(i) else {
                         break;
                     };
-                    let r = run_one(seed, years, planted.then_some(&edge), bucket, &scratch);
+                    let r = run_one(seed, years, planted.then_some(&edge), bucket, otm, &scratch);
                     if !as_json {
                         match &r {
                             Ok(o) => eprintln!(
@@ -505,6 +567,7 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         json!({
             "runs": planted.len(),
             "bucket": [args.edge_min, args.edge_max],
+            "strategy_otm_range": [args.otm_min, args.otm_max],
             "extra_vol": args.extra_vol,
             "within_trades": within,
             "bucket_trades": sum(&planted, |o| o.bucket_trades),
@@ -527,8 +590,8 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         })
     });
     let command = format!(
-        "trader-cli learning-proof --seeds {seeds} --years {years} --first-seed {} --edge-min {} --edge-max {} --extra-vol {} --within-trades {within}",
-        args.first_seed, args.edge_min, args.edge_max, args.extra_vol
+        "trader-cli learning-proof --seeds {seeds} --years {years} --first-seed {} --otm-min {} --otm-max {} --edge-min {} --edge-max {} --extra-vol {} --within-trades {within}",
+        args.first_seed, args.otm_min, args.otm_max, args.edge_min, args.edge_max, args.extra_vol
     );
     let report = json!({
         "command": command,
@@ -588,7 +651,7 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
     }
     if !planted.is_empty() {
         println!(
-            "  (b) planted edge: +{:.0} vol points in {:.0}-{:.0}% OTM, {} seeds × {years} years",
+            "  (b) planted edge: {:+.0} vol points in {:.0}-{:.0}% OTM, {} seeds × {years} years",
             100.0 * args.extra_vol,
             100.0 * args.edge_min,
             100.0 * args.edge_max,

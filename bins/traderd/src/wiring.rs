@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use core_domain::Symbol;
+use core_domain::{Broker, MarketData, Symbol};
 use execution::{ExitManager, ExitParams, MonitorParams, PositionMonitor};
 use market_sim::{ChainModel, ExchangeClock, History, SimExchange};
 use orchestrator::{Engine, EngineParams, Learner, Schedule, ScheduleParams};
@@ -37,20 +37,37 @@ pub fn history() -> Result<Arc<History>> {
     ))
 }
 
+/// The symbols a history covers, with their sectors: the universe traded
+/// over it (and, for a broker, the shipped universe).
+pub fn universe_of(history: &History) -> Vec<(Symbol, Option<String>)> {
+    history
+        .symbols
+        .iter()
+        .map(|s| (s.symbol.clone(), Some(s.sector.clone())))
+        .collect()
+}
+
 /// Engine parameters from the settings: the whole shipped universe with
 /// its sectors.
 pub fn engine_params(settings: &Settings, history: &History) -> EngineParams {
+    engine_params_for(settings, universe_of(history))
+}
+
+/// Engine parameters from the settings over `universe`.
+pub fn engine_params_for(
+    settings: &Settings,
+    universe: Vec<(Symbol, Option<String>)>,
+) -> EngineParams {
     EngineParams {
-        universe: history
-            .symbols
-            .iter()
-            .map(|s| (s.symbol.clone(), Some(s.sector.clone())))
-            .collect::<Vec<(Symbol, Option<String>)>>(),
+        universe,
         shadow_rules: learning::shadow::ShadowRules {
             profit_target: settings.strategy.exits.profit_target,
             stop_loss: settings.strategy.exits.stop_loss,
             time_exit_dte: settings.strategy.exits.time_exit_dte,
         },
+        // Shadow-quote as far beyond the range as one governed change may
+        // move a bound, so a change proposal can rest on evidence.
+        exploration_band: settings.learning.max_parameter_shift,
         ..EngineParams::default()
     }
 }
@@ -179,11 +196,7 @@ pub fn sim_run_on(
         .with_context(|| format!("opening the simulated exchange on {from}"))?,
     );
     let first_session = exchange.session_date();
-    let schedule = Schedule::new(ScheduleParams {
-        cycle_minutes_market: settings.schedule.cycle_minutes_market,
-        cycle_minutes_off_hours: settings.schedule.cycle_minutes_off_hours,
-        no_entries_last_minutes: settings.schedule.no_entries_last_minutes,
-    })?;
+    let schedule = schedule(settings)?;
     let to_session = schedule
         .calendar()
         .session_on_or_before(to.min(*last))
@@ -192,6 +205,37 @@ pub fn sim_run_on(
         .calendar()
         .session_close(to_session)
         .context("no close for the last session")?;
+    let engine = build_engine(
+        settings,
+        Arc::clone(&store),
+        Arc::clone(&exchange),
+        schedule,
+        engine_params(settings, &history),
+        limits,
+    )?;
+    Ok(SimRun {
+        engine,
+        clock: ExchangeClock::new(Arc::clone(&exchange)),
+        exchange,
+        store,
+        history,
+        first_session,
+        until,
+    })
+}
+
+/// The engine over any broker, wired from the settings: the naked-put
+/// strategy, the risk governor with `limits`, the position monitor and
+/// exit manager, the learner — the same for the simulated exchange and
+/// for Interactive Brokers.
+pub fn build_engine<B: Broker + MarketData>(
+    settings: &Settings,
+    store: Arc<Store>,
+    broker: B,
+    schedule: Schedule,
+    params: EngineParams,
+    limits: risk::RiskLimits,
+) -> Result<Engine<B, NakedPutStrategy, Learner>> {
     let strategy = NakedPutStrategy::new(settings.strategy_params())
         .context("the strategy parameters (check [strategy] with `trader-cli config check`)")?;
     limits
@@ -200,9 +244,9 @@ pub fn sim_run_on(
     let (exit_params, monitor_params) = exit_params(settings);
     let exits = ExitManager::new(exit_params).context("the exit parameters")?;
     let monitor = PositionMonitor::new(monitor_params).context("the monitor parameters")?;
-    let engine = Engine::new(
+    Ok(Engine::new(
         Arc::clone(&store),
-        Arc::clone(&exchange),
+        broker,
         strategy,
         RiskGovernor::new(limits),
         monitor,
@@ -214,17 +258,17 @@ pub fn sim_run_on(
         )
         .map_err(|e| anyhow::anyhow!("starting the learning engine: {e}"))?,
         schedule,
-        engine_params(settings, &history),
-    )?;
-    Ok(SimRun {
-        engine,
-        clock: ExchangeClock::new(Arc::clone(&exchange)),
-        exchange,
-        store,
-        history,
-        first_session,
-        until,
-    })
+        params,
+    )?)
+}
+
+/// The schedule from `[schedule]`.
+pub fn schedule(settings: &Settings) -> Result<Schedule> {
+    Ok(Schedule::new(ScheduleParams {
+        cycle_minutes_market: settings.schedule.cycle_minutes_market,
+        cycle_minutes_off_hours: settings.schedule.cycle_minutes_off_hours,
+        no_entries_last_minutes: settings.schedule.no_entries_last_minutes,
+    })?)
 }
 
 /// The limits a run is checked against from its database: the risk

@@ -215,6 +215,25 @@ pub trait Strategy: Send + Sync {
         Vec::new()
     }
 
+    /// The contracts to quote for learning around the search range: the
+    /// range widened by `band` (relative: 0.20 is as far as one governed
+    /// parameter change may move a bound). Those outside
+    /// [`Strategy::contracts_of_interest`] are never traded under the
+    /// current parameters; the engine records them as shadow trades,
+    /// evidence of what a change of the range would do. The default: the
+    /// search range itself.
+    fn exploration_contracts(
+        &self,
+        underlying: &Symbol,
+        price: Price,
+        chain: &OptionChain,
+        time: DateTime<Utc>,
+        band: f64,
+    ) -> Vec<OptionContract> {
+        let _ = band;
+        self.contracts_of_interest(underlying, price, chain, time)
+    }
+
     /// Opportunities, ranked best first, and a decision record for each
     /// candidate left out.
     fn propose_entries(

@@ -35,7 +35,7 @@
 //! (as a working position and as opened today) before the next one is
 //! checked, so orders in flight cannot overrun a limit.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -93,6 +93,11 @@ pub struct EngineParams {
     pub shadow_check_minutes: i64,
     /// The exit rules shadows are followed by.
     pub shadow_rules: learning::shadow::ShadowRules,
+    /// How far beyond the strategy's search range (relative, each end) the
+    /// entry scan also quotes puts, only to record them as shadow trades
+    /// (see [`core_domain::Strategy::exploration_contracts`]): evidence of
+    /// what widening the range would do. 0 quotes the range alone.
+    pub exploration_band: f64,
 }
 
 impl Default for EngineParams {
@@ -108,6 +113,7 @@ impl Default for EngineParams {
             shadow_trades: true,
             shadow_check_minutes: 60,
             shadow_rules: learning::shadow::ShadowRules::default(),
+            exploration_band: 0.20,
         }
     }
 }
@@ -349,6 +355,11 @@ where
 
     pub fn broker(&self) -> &B {
         self.executor.broker()
+    }
+
+    /// The engine's parameters; changes apply from the next cycle.
+    pub fn params_mut(&mut self) -> &mut EngineParams {
+        &mut self.params
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -1486,6 +1497,16 @@ where
         let mut underlyings = Vec::new();
         let mut option_quotes = Vec::new();
         let mut skipped = Vec::new();
+        // The test arm's range may reach beyond the control's: quote both.
+        let test_arm = self.experiment_strategy().map(|(_, s)| s);
+        let band = if self.params.shadow_trades {
+            self.params.exploration_band
+        } else {
+            0.0
+        };
+        // Keys of the puts some arm could trade; the rest were quoted only
+        // to explore.
+        let mut in_range: HashSet<String> = HashSet::new();
         for (symbol, sector) in self.params.universe.clone() {
             let quote = match self.broker().stock_quote(&symbol).await {
                 Ok(q) => q,
@@ -1511,9 +1532,23 @@ where
                 if let Some(price) = price {
                     match self.broker().option_chain(&symbol).await {
                         Ok(chain) => {
-                            let wanted = self
+                            let mut wanted = self
                                 .strategy
                                 .contracts_of_interest(&symbol, price, &chain, now);
+                            if let Some(t) = &test_arm {
+                                wanted.extend(t.contracts_of_interest(&symbol, price, &chain, now));
+                            }
+                            in_range.extend(wanted.iter().map(OptionContract::key));
+                            if band > 0.0 {
+                                wanted.extend(
+                                    self.strategy
+                                        .exploration_contracts(&symbol, price, &chain, now, band)
+                                        .into_iter()
+                                        .filter(|c| !in_range.contains(&c.key())),
+                                );
+                            }
+                            let mut seen = HashSet::new();
+                            wanted.retain(|c| seen.insert(c.key()));
                             if !wanted.is_empty() {
                                 match self.broker().option_quotes(&wanted).await {
                                     Ok(q) => option_quotes.extend(q),
@@ -1778,7 +1813,15 @@ where
         }
         ctx.what_if_initial_margin_after = None;
         if self.params.shadow_trades {
-            self.record_shadows(now, today, &snapshot, &prices, &skip_reasons, &outcomes)?;
+            self.record_shadows(
+                now,
+                today,
+                &snapshot,
+                &prices,
+                &skip_reasons,
+                &outcomes,
+                &in_range,
+            )?;
         }
         Ok((sent, refused))
     }
@@ -1787,7 +1830,10 @@ where
     /// (the snapshot's quotes of its search range, with a bid): taken,
     /// refused, or skipped with the strategy's reason; one per contract
     /// (its first evaluation: later ones of the same contract are the same
-    /// opportunity at another price and are not recorded again).
+    /// opportunity at another price and are not recorded again). Puts
+    /// quoted only to explore (not in `in_range`) are skipped with the
+    /// reason "outside the search range".
+    #[allow(clippy::too_many_arguments)]
     fn record_shadows(
         &self,
         now: DateTime<Utc>,
@@ -1796,6 +1842,7 @@ where
         prices: &BTreeMap<Symbol, Price>,
         skip_reasons: &HashMap<String, String>,
         outcomes: &HashMap<String, ShadowTag>,
+        in_range: &HashSet<String>,
     ) -> Result<(), EngineError> {
         let held: Vec<String> = self
             .open_cache
@@ -1816,6 +1863,13 @@ where
                 continue;
             };
             let tag = outcomes.get(&key).cloned().unwrap_or_else(|| {
+                if !in_range.contains(&key) {
+                    return ShadowTag {
+                        origin: core_domain::ShadowOrigin::Skipped,
+                        reason: EXPLORED_REASON.into(),
+                        experiment: None,
+                    };
+                }
                 let why = skip_reasons
                     .get(&key)
                     .or_else(|| skip_reasons.get(c.underlying.as_str()))
@@ -2035,6 +2089,10 @@ fn quote_in(snapshot: &MarketSnapshot, contract: &Contract) -> Option<core_domai
             .map(|u| u.quote.clone()),
     }
 }
+
+/// The reason of a shadow trade quoted only to explore beyond the range.
+pub const EXPLORED_REASON: &str =
+    "outside the search range: quoted to learn what widening the range would do";
 
 /// How an evaluated opportunity is recorded as a shadow trade.
 #[derive(Debug, Clone)]

@@ -1104,3 +1104,82 @@ fn test_same_settings_and_seed_give_the_same_trades_and_orders() {
     assert_eq!(da, db_);
     assert_eq!(ma, mb);
 }
+
+// ------------------------------------------------------ exploration band
+
+/// Puts up to 20% beyond each end of the OTM and DTE range are quoted and
+/// recorded as shadow trades (skipped: outside the range), and never
+/// traded; puts in the range keep the strategy's own reasons.
+#[test]
+fn test_exploration_band_records_shadows_beyond_the_range_and_never_trades_them() {
+    use core_domain::LearningRepository;
+    let banded = db();
+    let mut settings = loose_settings();
+    settings.strategy.otm_range.min = 0.10;
+    settings.strategy.otm_range.max = 0.20;
+    settings.strategy.dte_range.min = 10;
+    settings.strategy.dte_range.max = 20;
+    let mut sim = sim_run(
+        &settings,
+        Arc::clone(&banded.store),
+        date("2020-02-03"),
+        date("2020-02-14"),
+        Some(3),
+    )
+    .unwrap();
+    let rt = runtime();
+    let until = sim.until;
+    drive(&rt, &mut sim, until, &mut Vec::new());
+
+    let in_range =
+        |otm: f64, dte: i64| (0.10 - 1e-6..=0.20 + 1e-6).contains(&otm) && (10..=20).contains(&dte);
+    let shadows = banded.store.shadows(i64::MAX).unwrap();
+    let (inside, outside): (Vec<_>, Vec<_>) =
+        shadows.iter().partition(|s| in_range(s.otm_pct, s.dte));
+    assert!(
+        !inside.is_empty() && !outside.is_empty(),
+        "{} shadows",
+        shadows.len()
+    );
+    for s in &outside {
+        assert_eq!(s.origin, core_domain::ShadowOrigin::Skipped, "{s:?}");
+        assert_eq!(s.reason, orchestrator::engine::EXPLORED_REASON, "{s:?}");
+        // Within the band: 20% beyond each end (DTE rounded outward; the
+        // OTM measured at the quote, so allow a little drift).
+        assert!((0.075..=0.245).contains(&s.otm_pct), "{s:?}");
+        assert!((8..=24).contains(&s.dte), "{s:?}");
+    }
+    assert!(
+        inside
+            .iter()
+            .all(|s| s.reason != orchestrator::engine::EXPLORED_REASON)
+    );
+    let trades = banded.store.trades(&TradeFilter::default()).unwrap();
+    assert!(!trades.is_empty());
+    for t in &trades {
+        assert!(
+            (0.10 - 0.01..=0.20 + 0.01).contains(&t.otm_pct) && (10..=20).contains(&t.dte),
+            "a trade outside the range: {t:?}"
+        );
+    }
+
+    // Without the band, nothing outside the range is quoted or recorded.
+    let db2 = db();
+    let mut sim = sim_run(
+        &settings,
+        Arc::clone(&db2.store),
+        date("2020-02-03"),
+        date("2020-02-14"),
+        Some(3),
+    )
+    .unwrap();
+    sim.engine.params_mut().exploration_band = 0.0;
+    drive(&rt, &mut sim, until, &mut Vec::new());
+    let shadows = db2.store.shadows(i64::MAX).unwrap();
+    assert!(!shadows.is_empty());
+    assert!(
+        shadows
+            .iter()
+            .all(|s| s.reason != orchestrator::engine::EXPLORED_REASON)
+    );
+}

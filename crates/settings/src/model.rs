@@ -365,6 +365,25 @@ pub struct IbkrSettings {
     pub client_id: i64,
     /// Empty: the first managed account the gateway reports.
     pub account: String,
+    /// "realtime", "frozen", "delayed" or "delayed_frozen": the market-data
+    /// type asked for first (real-time falls back to delayed on IBKR's
+    /// no-subscription advisories).
+    pub market_data: String,
+    /// Attempts of the first connect before traderd gives up.
+    pub connect_attempts: i64,
+    /// Longest wait between reconnect attempts, seconds.
+    pub reconnect_max_secs: i64,
+    /// How long one request may wait for its answer, seconds.
+    pub request_timeout_secs: i64,
+    /// Messages a second to TWS (IBKR's limit: 50).
+    pub messages_per_second: i64,
+    /// Market-data lines open at once (100 on a default account).
+    pub max_market_data_lines: i64,
+    /// Only for the project's simulated gateway (`trader-cli sim-gateway`):
+    /// its control address ("127.0.0.1:4003"). When set, the daemon's
+    /// clock is the gateway's simulated clock, advanced in lockstep with
+    /// the engine's cycles; empty: the wall clock (a real TWS / IB Gateway).
+    pub sim_control: String,
 }
 
 impl Default for IbkrSettings {
@@ -374,6 +393,13 @@ impl Default for IbkrSettings {
             port: 4002,
             client_id: 1,
             account: String::new(),
+            market_data: "realtime".into(),
+            connect_attempts: 5,
+            reconnect_max_secs: 60,
+            request_timeout_secs: 30,
+            messages_per_second: 50,
+            max_market_data_lines: 100,
+            sim_control: String::new(),
         }
     }
 }

@@ -379,6 +379,66 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         "broker.ibkr.client_id",
         || format!("must be 0 or more; got {}", b.ibkr.client_id),
     );
+    c.one_of(
+        "broker.ibkr.market_data",
+        &b.ibkr.market_data,
+        &["realtime", "frozen", "delayed", "delayed_frozen"],
+    );
+    for (key, value, range) in [
+        (
+            "broker.ibkr.connect_attempts",
+            b.ibkr.connect_attempts,
+            1..=100,
+        ),
+        (
+            "broker.ibkr.reconnect_max_secs",
+            b.ibkr.reconnect_max_secs,
+            1..=3_600,
+        ),
+        (
+            "broker.ibkr.request_timeout_secs",
+            b.ibkr.request_timeout_secs,
+            1..=600,
+        ),
+        (
+            "broker.ibkr.messages_per_second",
+            b.ibkr.messages_per_second,
+            1..=50,
+        ),
+        (
+            "broker.ibkr.max_market_data_lines",
+            b.ibkr.max_market_data_lines,
+            1..=10_000,
+        ),
+    ] {
+        c.check(range.contains(&value), key, || {
+            format!(
+                "must be within {}..={}; got {value}",
+                range.start(),
+                range.end()
+            )
+        });
+    }
+    if !b.ibkr.sim_control.trim().is_empty() {
+        c.check(
+            b.ibkr
+                .sim_control
+                .trim()
+                .parse::<std::net::SocketAddr>()
+                .is_ok(),
+            "broker.ibkr.sim_control",
+            || {
+                format!(
+                    "must be the simulated gateway's control address host:port, e.g. \"127.0.0.1:4003\" \
+                     (or empty for a real TWS / IB Gateway); got {:?}",
+                    b.ibkr.sim_control
+                )
+            },
+        );
+        c.check(b.trading_mode == "paper", "broker.ibkr.sim_control", || {
+            "the simulated gateway is for paper trading; set broker.trading_mode = \"paper\"".into()
+        });
+    }
     if b.trading_mode == "live" {
         c.check(b.kind == "ibkr", "broker.trading_mode", || {
             "\"live\" needs broker.kind = \"ibkr\"".into()

@@ -114,6 +114,28 @@ impl Strategy for NakedPutStrategy {
         crate::finder::contracts_to_quote(chain, price, &self.params, exchange_date(time))
     }
 
+    /// The puts of the OTM and DTE range widened by `band` (relative) at
+    /// each end: OTM `otm_min·(1−band)`..`otm_max·(1+band)` (within 0..1),
+    /// DTE `⌊dte_min·(1−band)⌋`..`⌈dte_max·(1+band)⌉`.
+    fn exploration_contracts(
+        &self,
+        _underlying: &Symbol,
+        price: Price,
+        chain: &OptionChain,
+        time: DateTime<Utc>,
+        band: f64,
+    ) -> Vec<OptionContract> {
+        let mut p = self.params.clone();
+        if band.is_finite() && band > 0.0 {
+            let band = band.min(1.0);
+            p.otm_min = (p.otm_min * (1.0 - band)).max(0.0);
+            p.otm_max = (p.otm_max * (1.0 + band)).min(0.99);
+            p.dte_min = (p.dte_min as f64 * (1.0 - band)).floor().max(0.0) as i64;
+            p.dte_max = (p.dte_max as f64 * (1.0 + band)).ceil() as i64;
+        }
+        crate::finder::contracts_to_quote(chain, price, &p, exchange_date(time))
+    }
+
     /// Screens the snapshot's underlyings on their closes, finds the
     /// qualifying puts among the snapshot's option quotes (Reg-T margin),
     /// ranks them by margin efficiency and proposes the best
