@@ -304,6 +304,12 @@ impl GatewayHandle {
         self.shared.inject(fault);
     }
 
+    /// How many sessions have sent a StartApi so far (reconnections
+    /// included).
+    pub fn sessions_started(&self) -> u64 {
+        self.shared.next_conn.load(Ordering::Relaxed) - 1
+    }
+
     /// The client ids connected now.
     pub fn connected_clients(&self) -> Vec<i32> {
         lock(&self.shared.state).clients.keys().copied().collect()

@@ -65,9 +65,13 @@ async fn option_chain_needs_the_underlying_con_id() {
     let rig = rig().await;
     let client = rig.client(1).await;
     let id = con_id(&client, "AAPL").await;
-    let mut sub = within(client.option_chain("AAPL", SecurityType::Stock, id).subscribe())
-        .await
-        .expect("chain");
+    let mut sub = within(
+        client
+            .option_chain("AAPL", SecurityType::Stock, id)
+            .subscribe(),
+    )
+    .await
+    .expect("chain");
     let first = within(sub.next()).await.expect("item").expect("ok");
     let SubscriptionItem::Data(chain) = first else {
         panic!("{first:?}")
@@ -78,9 +82,13 @@ async fn option_chain_needs_the_underlying_con_id() {
     assert!(chain.strikes.len() > 10);
     assert!(chain.expirations.iter().all(|e| e.len() == 8));
 
-    let mut bad = within(client.option_chain("AAPL", SecurityType::Stock, 0).subscribe())
-        .await
-        .expect("request sent");
+    let mut bad = within(
+        client
+            .option_chain("AAPL", SecurityType::Stock, 0)
+            .subscribe(),
+    )
+    .await
+    .expect("request sent");
     let err = within(bad.next()).await.expect("an answer");
     assert!(
         matches!(&err, Err(Error::Notice(n)) if n.code == 321),
@@ -110,7 +118,10 @@ async fn stock_and_option_snapshots_in_real_time() {
         .await
         .expect("option");
     let q = Quote::from_ticks(&ticks);
-    assert!(q.bid.unwrap() > 0.0 && q.bid.unwrap() < q.ask.unwrap(), "{q:?}");
+    assert!(
+        q.bid.unwrap() > 0.0 && q.bid.unwrap() < q.ask.unwrap(),
+        "{q:?}"
+    );
     let greeks: Vec<_> = ticks
         .iter()
         .filter_map(|t| match t {
@@ -172,8 +183,11 @@ async fn without_real_time_data_the_client_must_fall_back_to_delayed() {
         .expect("delayed");
     assert!(ticks.iter().any(|t| matches!(t,
         TickTypes::PriceSize(p) if p.price_tick_type == TickType::DelayedBid)));
-    assert!(ticks.iter().any(|t| matches!(t,
-        TickTypes::MarketDataType(MarketDataType::Delayed))));
+    assert!(
+        ticks
+            .iter()
+            .any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Delayed)))
+    );
     let q = Quote::from_ticks(&ticks);
     assert!(q.bid.is_some() && q.ask.is_some(), "{q:?}");
 

@@ -66,8 +66,13 @@ async fn dropped_mid_order_then_reconnect_finds_one_order_and_its_fill() {
 
     // re-sending the same orderRef (a new order id) creates no second order
     let id2 = within(again.next_valid_order_id()).await.expect("id");
-    assert!(id2 > id, "order ids move past the dropped session's: {id2} {id}");
-    let mut sub = within(again.place_order(id2, &put, &order)).await.expect("sent");
+    assert!(
+        id2 > id,
+        "order ids move past the dropped session's: {id2} {id}"
+    );
+    let mut sub = within(again.place_order(id2, &put, &order))
+        .await
+        .expect("sent");
     let reply = within(sub.next()).await.expect("reply");
     assert!(
         matches!(&reply, Err(Error::Notice(n)) if n.code == 201 && n.message.contains("duplicate orderRef")),
@@ -77,7 +82,9 @@ async fn dropped_mid_order_then_reconnect_finds_one_order_and_its_fill() {
     let positions = within(again.positions())
         .await
         .expect("positions")
-        .collect_until(TIMEOUT, |v| matches!(v.last(), Some(PositionUpdate::PositionEnd)))
+        .collect_until(TIMEOUT, |v| {
+            matches!(v.last(), Some(PositionUpdate::PositionEnd))
+        })
         .await;
     assert_eq!(
         positions
@@ -101,7 +108,9 @@ async fn rejections_pacing_and_emitted_errors() {
         .expect("fault");
     let id = client.next_order_id();
     let order = order_builder::limit_order(Action::Sell, 1.0, ask);
-    let mut sub = within(client.place_order(id, &put, &order)).await.expect("sent");
+    let mut sub = within(client.place_order(id, &put, &order))
+        .await
+        .expect("sent");
     let reply = within(sub.next()).await.expect("reply");
     assert!(
         matches!(&reply, Err(Error::Notice(n)) if n.code == 201 && n.message.contains("insufficient equity today")),
@@ -109,7 +118,9 @@ async fn rejections_pacing_and_emitted_errors() {
     );
     // the next order is accepted
     let id = client.next_order_id();
-    let mut sub = within(client.place_order(id, &put, &order)).await.expect("sent");
+    let mut sub = within(client.place_order(id, &put, &order))
+        .await
+        .expect("sent");
     let reply = within(sub.next()).await.expect("reply");
     assert!(
         matches!(reply, Ok(SubscriptionItem::Data(PlaceOrder::OpenOrder(_)))),
@@ -162,7 +173,10 @@ async fn malformed_frames_to_the_client_fail_the_call_not_the_test() {
     let r = within(client.contract_details(&stock)).await;
     assert!(r.is_err(), "a corrupt ContractData decoded");
     // an unknown message id before the reply: the call still succeeds
-    rig.control.fault("malformed unknown_id").await.expect("fault");
+    rig.control
+        .fault("malformed unknown_id")
+        .await
+        .expect("fault");
     let r = within(client.contract_details(&stock)).await;
     assert!(r.is_ok(), "{:?}", r.err());
     // garbage: the client gives up on the stream; the call ends
@@ -188,12 +202,19 @@ async fn delays_and_drops_after_n_messages() {
         .fault("drop_after_messages 2")
         .await
         .expect("fault");
+    let sessions = rig.gw.sessions_started();
     within(client.server_time()).await.expect("time");
+    // the second message drops the connection; ibapi reconnects by itself
+    // (and may retry the request on the new session)
     let _ = within(client.server_time()).await;
     let t0 = Instant::now();
-    while rig.gw.connected_clients().contains(&1) && t0.elapsed() < TIMEOUT {
+    while rig.gw.sessions_started() == sessions && t0.elapsed() < TIMEOUT {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(rig.gw.sessions_started() > sessions, "no reconnection seen");
+    within(client.server_time())
+        .await
+        .expect("time after the reconnect");
     let newcomer = rig.client(5).await;
     within(newcomer.server_time()).await.expect("time");
 }
@@ -214,7 +235,11 @@ async fn the_control_channel_moves_time_and_refuses_nonsense() {
     assert_eq!(c.advance(start).await.expect("advance"), t);
     let next = c.step().await.expect("step");
     assert_eq!(next, Utc.with_ymd_and_hms(2021, 3, 2, 15, 15, 0).unwrap());
-    assert!(c.advance(Utc.with_ymd_and_hms(2021, 3, 9, 15, 0, 0).unwrap()).await.is_err());
+    assert!(
+        c.advance(Utc.with_ymd_and_hms(2021, 3, 9, 15, 0, 0).unwrap())
+            .await
+            .is_err()
+    );
     assert!(c.fault("explode").await.is_err());
     // a client sees the simulated time
     let client = rig.client(1).await;
@@ -281,9 +306,12 @@ async fn malformed_frames_from_a_client_get_errors_not_a_crash() {
         .unwrap();
     assert_eq!(read_error(&mut s).await.code, Some(505));
     // a known id whose protobuf does not decode
-    s.write_all(&wire::encode_proto_frame(wire::inbound::REQ_IDS, &[0x0a, 0xff]))
-        .await
-        .unwrap();
+    s.write_all(&wire::encode_proto_frame(
+        wire::inbound::REQ_IDS,
+        &[0x0a, 0xff],
+    ))
+    .await
+    .unwrap();
     assert_eq!(read_error(&mut s).await.code, Some(320));
     // a text-framed (pre-protobuf) message
     let mut text = 12u32.to_be_bytes().to_vec();

@@ -52,7 +52,9 @@ async fn a_short_put_rests_fills_as_time_advances_and_is_bought_back() {
     let mut order = order_builder::limit_order(Action::Sell, 1.0, limit);
     order.order_ref = "test-open-1".into();
     order.tif = TimeInForce::GoodTillCanceled;
-    within(client.submit_order(id, &put, &order)).await.expect("submit");
+    within(client.submit_order(id, &put, &order))
+        .await
+        .expect("submit");
     let seen = updates_until(&mut updates, |u| {
         is_status(u, id, OrderStatusKind::Submitted)
     })
@@ -125,7 +127,9 @@ async fn a_short_put_rests_fills_as_time_advances_and_is_bought_back() {
     let positions = within(client.positions())
         .await
         .expect("positions")
-        .collect_until(TIMEOUT, |v| matches!(v.last(), Some(PositionUpdate::PositionEnd)))
+        .collect_until(TIMEOUT, |v| {
+            matches!(v.last(), Some(PositionUpdate::PositionEnd))
+        })
         .await;
     let short = positions
         .iter()
@@ -143,12 +147,19 @@ async fn a_short_put_rests_fills_as_time_advances_and_is_bought_back() {
     let close_id = client.next_order_id();
     let mut close = order_builder::limit_order(Action::Buy, 1.0, ask);
     close.order_ref = "test-close-1".into();
-    within(client.submit_order(close_id, &put, &close)).await.expect("submit");
-    updates_until(&mut updates, |u| is_status(u, close_id, OrderStatusKind::Filled)).await;
+    within(client.submit_order(close_id, &put, &close))
+        .await
+        .expect("submit");
+    updates_until(&mut updates, |u| {
+        is_status(u, close_id, OrderStatusKind::Filled)
+    })
+    .await;
     let positions = within(client.positions())
         .await
         .expect("positions")
-        .collect_until(TIMEOUT, |v| matches!(v.last(), Some(PositionUpdate::PositionEnd)))
+        .collect_until(TIMEOUT, |v| {
+            matches!(v.last(), Some(PositionUpdate::PositionEnd))
+        })
         .await;
     assert!(
         positions
@@ -170,9 +181,14 @@ async fn cancel_open_orders_and_global_cancel() {
     // a resting sell far above the ask, cancelled through place_order's subscription
     let id = client.next_order_id();
     let order = order_builder::limit_order(Action::Sell, 1.0, far);
-    let mut sub = within(client.place_order(id, &put, &order)).await.expect("place");
+    let mut sub = within(client.place_order(id, &put, &order))
+        .await
+        .expect("place");
     let first = within(sub.next()).await.expect("reply").expect("ok");
-    assert!(matches!(first, SubscriptionItem::Data(PlaceOrder::OpenOrder(_))), "{first:?}");
+    assert!(
+        matches!(first, SubscriptionItem::Data(PlaceOrder::OpenOrder(_))),
+        "{first:?}"
+    );
 
     let open = within(client.open_orders())
         .await
@@ -180,7 +196,10 @@ async fn cancel_open_orders_and_global_cancel() {
         .collect_to_end_within(TIMEOUT)
         .await
         .expect("to the end");
-    assert!(open.iter().any(|o| matches!(o, Orders::OrderData(d) if d.order_id == id)));
+    assert!(
+        open.iter()
+            .any(|o| matches!(o, Orders::OrderData(d) if d.order_id == id))
+    );
     // another client does not see it in its own open orders, but in all
     let theirs = within(other.open_orders())
         .await
@@ -195,7 +214,10 @@ async fn cancel_open_orders_and_global_cancel() {
         .collect_to_end_within(TIMEOUT)
         .await
         .expect("to the end");
-    assert!(all.iter().any(|o| matches!(o, Orders::OrderData(d) if d.order_id == id)));
+    assert!(
+        all.iter()
+            .any(|o| matches!(o, Orders::OrderData(d) if d.order_id == id))
+    );
 
     let mut cancel = within(client.cancel_order(id, "")).await.expect("cancel");
     loop {
@@ -213,14 +235,19 @@ async fn cancel_open_orders_and_global_cancel() {
     // cancelling an unknown order: error 10147
     let mut unknown = within(client.cancel_order(999, "")).await.expect("cancel");
     let reply = within(unknown.next()).await.expect("reply");
-    assert!(matches!(&reply, Err(Error::Notice(n)) if n.code == 10147), "{reply:?}");
+    assert!(
+        matches!(&reply, Err(Error::Notice(n)) if n.code == 10147),
+        "{reply:?}"
+    );
 
     // two resting orders, then a global cancel (ibapi may hand an open-orders
     // request OpenOrder frames pushed before it: count distinct ids)
     for _ in 0..2 {
         let id = client.next_order_id();
         let order = order_builder::limit_order(Action::Sell, 1.0, far);
-        within(client.submit_order(id, &put, &order)).await.expect("submit");
+        within(client.submit_order(id, &put, &order))
+            .await
+            .expect("submit");
     }
     let n_open = || async {
         within(client.all_open_orders())
@@ -257,7 +284,9 @@ async fn account_summary_reports_the_margin_account() {
     let rows = within(client.account_summary(&AccountGroup("All".into()), &tags))
         .await
         .expect("summary")
-        .collect_until(TIMEOUT, |v| matches!(v.last(), Some(AccountSummaryResult::End)))
+        .collect_until(TIMEOUT, |v| {
+            matches!(v.last(), Some(AccountSummaryResult::End))
+        })
         .await;
     let value = |tag: &str| -> f64 {
         rows.iter()

@@ -67,9 +67,13 @@ pub async fn con_id(client: &Client, symbol: &str) -> i32 {
 /// A listed put about 10% out of the money, 3 to 8 weeks out.
 pub async fn otm_put(client: &Client, symbol: &str) -> (Contract, f64) {
     let id = con_id(client, symbol).await;
-    let mut sub = within(client.option_chain(symbol, SecurityType::Stock, id).subscribe())
-        .await
-        .expect("option chain");
+    let mut sub = within(
+        client
+            .option_chain(symbol, SecurityType::Stock, id)
+            .subscribe(),
+    )
+    .await
+    .expect("option chain");
     let chain = within(sub.next())
         .await
         .expect("a chain")
@@ -108,7 +112,10 @@ pub async fn otm_put(client: &Client, symbol: &str) -> (Contract, f64) {
         expiry[6..8].parse().expect("day"),
     );
     (
-        Contract::put(symbol).strike(strike).expires_on(y, m, d).build(),
+        Contract::put(symbol)
+            .strike(strike)
+            .expires_on(y, m, d)
+            .build(),
         spot,
     )
 }
