@@ -243,3 +243,63 @@ async fn what_if_returns_the_margin_of_a_short_put_without_placing_it() {
     assert!(orders.is_empty(), "{orders:?}");
     assert!(rig.gw.exchange().all_executions().is_empty());
 }
+
+#[tokio::test]
+async fn streaming_market_data_ticks_again_as_time_advances() {
+    let mut rig = rig().await;
+    let client = rig.client(1).await;
+    let mut sub = within(
+        client
+            .market_data(&Contract::stock("AAPL").build())
+            .subscribe(),
+    )
+    .await
+    .expect("stream");
+    let mut bids = Vec::new();
+    while bids.is_empty() {
+        if let Ok(SubscriptionItem::Data(TickTypes::PriceSize(p))) =
+            within(sub.next()).await.expect("open")
+            && p.price_tick_type == TickType::Bid
+        {
+            bids.push(p.price);
+        }
+    }
+    for _ in 0..3 {
+        rig.control.step().await.expect("step");
+        loop {
+            if let Ok(SubscriptionItem::Data(TickTypes::PriceSize(p))) =
+                within(sub.next()).await.expect("open")
+                && p.price_tick_type == TickType::Bid
+            {
+                bids.push(p.price);
+                break;
+            }
+        }
+    }
+    assert_eq!(bids.len(), 4);
+    assert!(bids.windows(2).any(|w| w[0] != w[1]), "{bids:?}");
+    sub.cancel().await;
+}
+
+#[tokio::test]
+async fn paced_mode_moves_time_by_itself_and_skips_the_night() {
+    let rig = rig_with(sim_gateway::GatewayConfig {
+        mode: sim_gateway::TimeMode::Paced {
+            sim_minutes_per_second: 600.0,
+        },
+        ..config()
+    })
+    .await;
+    let start = rig.gw.now();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let now = rig.gw.now();
+    // 390 minutes of session at 10 simulated hours a second, then the
+    // night is skipped: the next session (2021-03-02) has begun
+    assert!(
+        now >= Utc.with_ymd_and_hms(2021, 3, 2, 14, 30, 0).unwrap(),
+        "{start} → {now}"
+    );
+    let client = rig.client(1).await;
+    let t = within(client.server_time()).await.expect("time");
+    assert!(t.unix_timestamp() >= now.timestamp());
+}
