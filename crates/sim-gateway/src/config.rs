@@ -64,3 +64,34 @@ impl Default for GatewayConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_deserializes_with_defaults() -> Result<(), serde_json::Error> {
+        let c: GatewayConfig = serde_json::from_str(
+            r#"{"port": 4002, "control_port": 4003, "from": "2021-03-01",
+                "mode": {"kind": "paced", "sim_minutes_per_second": 60.0},
+                "faults": {"delay_ms": 5, "malformed": "corrupt"},
+                "realtime_data_available": false}"#,
+        )?;
+        assert_eq!(c.port, 4002);
+        assert_eq!(c.control_port, Some(4003));
+        assert_eq!(c.account, "DU0000001");
+        assert_eq!(
+            c.mode,
+            TimeMode::Paced {
+                sim_minutes_per_second: 60.0
+            }
+        );
+        assert_eq!(c.faults.delay_ms, 5);
+        assert_eq!(c.faults.malformed, Some(crate::MalformedKind::Corrupt));
+        assert!(!c.realtime_data_available);
+        assert!(serde_json::from_str::<GatewayConfig>(r#"{"prot": 1}"#).is_err());
+        let d: GatewayConfig = serde_json::from_str("{}")?;
+        assert_eq!(d, GatewayConfig::default());
+        Ok(())
+    }
+}

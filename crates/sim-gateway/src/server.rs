@@ -1203,6 +1203,42 @@ impl Shared {
             )
         };
         let w = m.contract.unwrap_or_default();
+        if let Some(symbol) = index_symbol(&w) {
+            let key = format!("IND:{symbol}");
+            let con_id = wire_con_id(&key);
+            st.send(
+                client,
+                frame(
+                    outbound::CONTRACT_DATA,
+                    &proto::ContractData {
+                        req_id: Some(req),
+                        contract: Some(WireContract {
+                            con_id: Some(con_id),
+                            symbol: Some(symbol.to_string()),
+                            sec_type: Some("IND".into()),
+                            exchange: Some("CBOE".into()),
+                            currency: Some("USD".into()),
+                            local_symbol: Some(symbol.to_string()),
+                            ..Default::default()
+                        }),
+                        details: Some(proto::WireContractDetails {
+                            market_name: Some(symbol.to_string()),
+                            long_name: Some(symbol.to_string()),
+                            time_zone_id: Some(self.config.time_zone.clone()),
+                            ..Default::default()
+                        }),
+                    },
+                ),
+            );
+            st.send(
+                client,
+                frame(
+                    outbound::CONTRACT_DATA_END,
+                    &proto::IdEnd { req_id: Some(req) },
+                ),
+            );
+            return Ok(());
+        }
         let candidates = match self.resolve(st, &w).map_err(no_def)? {
             Resolved::One(c) => vec![c],
             Resolved::Many(v) => v,
@@ -1586,14 +1622,18 @@ impl Shared {
             None => self.now().with_timezone(&self.tz).date_naive(),
         };
         let w = m.contract.unwrap_or_default();
-        let c = self.resolve_one(st, &w).map_err(|e| {
+        let no_def = |e: String| {
             (
                 req,
                 200,
                 format!("No security definition has been found for the request ({e})"),
             )
-        })?;
-        let bars = ready(self.exchange.daily_bars(c.symbol(), end, count))
+        };
+        let symbol = match index_symbol(&w) {
+            Some(s) => s,
+            None => self.resolve_one(st, &w).map_err(no_def)?.symbol().clone(),
+        };
+        let bars = ready(self.exchange.daily_bars(&symbol, end, count))
             .and_then(|r| r)
             .map_err(|e| {
                 (
@@ -2091,6 +2131,18 @@ impl Shared {
         );
         Ok(())
     }
+}
+
+/// The index a contract names (`IND` SPX or VIX: daily bars only).
+fn index_symbol(w: &WireContract) -> Option<Symbol> {
+    if w.sec_type.as_deref() != Some("IND") {
+        return None;
+    }
+    let s = w.symbol.as_deref()?;
+    [market_sim::INDEX_SPX, market_sim::INDEX_VIX]
+        .contains(&s)
+        .then(|| Symbol::new(s).ok())
+        .flatten()
 }
 
 /// How many daily sessions a TWS duration (`"30 D"`, `"2 W"`, `"6 M"`,

@@ -221,6 +221,31 @@ async fn daily_bars_end_with_the_last_complete_session() {
 }
 
 #[tokio::test]
+async fn index_bars_for_spx() {
+    let rig = rig_with(sim_gateway::GatewayConfig {
+        from: chrono::NaiveDate::from_ymd_opt(2017, 6, 1),
+        ..config()
+    })
+    .await;
+    let client = rig.client(1).await;
+    let spx = Contract::index("SPX");
+    let details = within(client.contract_details(&spx))
+        .await
+        .expect("details");
+    assert_eq!(details[0].contract.security_type, SecurityType::Index);
+    let data = within(
+        client
+            .historical_data(&spx, HistoricalBarSize::Day)
+            .duration(5.days())
+            .fetch(),
+    )
+    .await
+    .expect("bars");
+    assert_eq!(data.bars.len(), 5);
+    assert!(data.bars.iter().all(|b| b.close > 2_000.0));
+}
+
+#[tokio::test]
 async fn what_if_returns_the_margin_of_a_short_put_without_placing_it() {
     let rig = rig().await;
     let client = rig.client(1).await;
