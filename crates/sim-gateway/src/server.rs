@@ -482,6 +482,15 @@ async fn run_connection(shared: Arc<Shared>, stream: TcpStream) {
                         accounts: Some(shared.config.account.clone()),
                     },
                 ));
+                // the data-farm notices TWS sends every new session
+                let now = shared.exchange.now();
+                for (code, text) in [
+                    (2104, "Market data farm connection is OK:usfarm"),
+                    (2106, "HMDS data farm connection is OK:ushmds"),
+                    (2158, "Sec-def data farm connection is OK:secdefnj"),
+                ] {
+                    let _ = tx.send(error_frame(NO_ID, code, text, now));
+                }
                 true
             }
         }

@@ -265,8 +265,8 @@ async fn raw_session(addr: std::net::SocketAddr, client_id: i32) -> TcpStream {
     ))
     .await
     .expect("start");
-    // NextValidId, ManagedAccounts
-    for _ in 0..2 {
+    // NextValidId, ManagedAccounts, three data-farm notices
+    for _ in 0..5 {
         read_raw(&mut s).await.expect("welcome");
     }
     s
