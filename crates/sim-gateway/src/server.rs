@@ -212,10 +212,12 @@ impl SimGateway {
         if let TimeMode::Paced {
             sim_minutes_per_second,
         } = config.mode
-            && !(sim_minutes_per_second.is_finite() && sim_minutes_per_second > 0.0)
+            && !(sim_minutes_per_second.is_finite()
+                && sim_minutes_per_second > 0.0
+                && sim_minutes_per_second <= 1e6)
         {
             return Err(GatewayError::Config(format!(
-                "paced mode needs sim_minutes_per_second > 0, got {sim_minutes_per_second}"
+                "paced mode needs 0 < sim_minutes_per_second <= 1e6, got {sim_minutes_per_second}"
             )));
         }
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
@@ -1139,9 +1141,20 @@ impl Shared {
                         NaiveDate::parse_from_str(e, "%Y%m%d")
                             .map_err(|err| format!("expiry {e:?}: {err}"))?,
                     ),
-                    Some(e) => return Err(format!("expiry {e:?}: give YYYYMMDD")),
+                    Some(e) if e.len() == 6 => None,
+                    Some(e) => return Err(format!("expiry {e:?}: give YYYYMMDD or YYYYMM")),
                     None => None,
                 };
+                // a contract month (YYYYMM) lists that month's expirations
+                let month = w
+                    .expiry
+                    .as_deref()
+                    .filter(|e| e.len() == 6)
+                    .map(|e| {
+                        NaiveDate::parse_from_str(&format!("{e}01"), "%Y%m%d")
+                            .map_err(|err| format!("contract month {e:?}: {err}"))
+                    })
+                    .transpose()?;
                 let strike = match w.strike.filter(|s| *s > 0.0) {
                     Some(s) => Some(Price::from_f64(s).map_err(|e| e.to_string())?),
                     None => None,
@@ -1159,6 +1172,11 @@ impl Shared {
                     .expirations
                     .iter()
                     .filter(|e| expiry.is_none_or(|x| x == **e))
+                    .filter(|e| {
+                        month.is_none_or(|m| {
+                            e.format("%Y%m").to_string() == m.format("%Y%m").to_string()
+                        })
+                    })
                 {
                     for s in chain
                         .strikes

@@ -53,6 +53,28 @@ async fn stock_contract_details_carry_a_stable_con_id() {
     assert_eq!(d.long_name, "Apple Inc.");
     assert_eq!(con_id(&client, "AAPL").await, d.contract.contract_id);
 
+    // every put of one expiration month, found by contract month
+    let by_month = Contract {
+        symbol: Symbol::new("AAPL"),
+        security_type: SecurityType::Option,
+        right: Some(OptionRight::Put),
+        last_trade_date_or_contract_month: "202104".into(),
+        exchange: "SMART".into(),
+        currency: "USD".into(),
+        ..Contract::default()
+    };
+    let puts = within(client.contract_details(&by_month))
+        .await
+        .expect("month");
+    assert!(puts.len() > 10, "{}", puts.len());
+    assert!(puts.iter().all(|d| {
+        d.contract
+            .last_trade_date_or_contract_month
+            .starts_with("202104")
+            && d.contract.security_type == SecurityType::Option
+            && d.under_contract_id == details[0].contract.contract_id
+    }));
+
     let unknown = within(client.contract_details(&Contract::stock("NOPE").build())).await;
     assert!(
         matches!(&unknown, Err(Error::Notice(n)) if n.code == 200),

@@ -272,7 +272,7 @@ async fn raw_session(addr: std::net::SocketAddr, client_id: i32) -> TcpStream {
     s
 }
 
-async fn read_raw(s: &mut TcpStream) -> Option<Vec<u8>> {
+async fn read_raw<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];
     within(s.read_exact(&mut len)).await.ok()?;
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -365,4 +365,62 @@ async fn malformed_frames_from_a_client_get_errors_not_a_crash() {
     // and the gateway still serves the real client
     let client = rig.client(12).await;
     within(client.server_time()).await.expect("time");
+}
+
+#[tokio::test]
+async fn random_frames_from_a_client_never_break_the_session() {
+    let rig = rig().await;
+    let s = raw_session(rig.gw.addr(), 21).await;
+    let (mut rd, mut wr) = s.into_split();
+    // a fixed linear congruential generator: the same frames every run
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (x >> 33) as u32
+    };
+    let mut burst = Vec::new();
+    for _ in 0..600 {
+        let id = (next() % 112) as i32;
+        let len = (next() % 64) as usize;
+        let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        burst.extend_from_slice(&wire::encode_proto_frame(id, &payload));
+    }
+    // then a request whose answer marks the end
+    const MARKER: i32 = 1_999_999_999;
+    let marker = proto::ReqContractData {
+        req_id: Some(MARKER),
+        contract: Some(proto::WireContract {
+            symbol: Some("AAPL".into()),
+            sec_type: Some("STK".into()),
+            ..Default::default()
+        }),
+    };
+    burst.extend_from_slice(&wire::encode_proto_frame(
+        wire::inbound::REQ_CONTRACT_DATA,
+        &marker.encode_to_vec(),
+    ));
+    let drain = tokio::spawn(async move {
+        loop {
+            let Some(body) = read_raw(&mut rd).await else {
+                return false;
+            };
+            let Ok(f) = wire::split_body(body) else {
+                return false;
+            };
+            if f.id == wire::outbound::CONTRACT_DATA_END
+                && proto::IdEnd::decode(f.payload.as_slice()).map(|e| e.req_id) == Ok(Some(MARKER))
+            {
+                return true;
+            }
+        }
+    });
+    wr.write_all(&burst).await.unwrap();
+    assert!(
+        within(drain).await.unwrap(),
+        "the session died on random frames"
+    );
+    let client = rig.client(22).await;
+    within(client.server_time())
+        .await
+        .expect("the gateway still serves");
 }
