@@ -460,6 +460,9 @@ async fn run_connection(shared: Arc<Shared>, stream: TcpStream) {
     let (close, close_rx) = watch::channel(false);
     let registered = {
         let mut st = lock(&shared.state);
+        if *shared.shutdown.borrow() {
+            return;
+        }
         let next_order_id = st.next_order_id;
         match st.clients.entry(client_id) {
             std::collections::btree_map::Entry::Occupied(_) => false,

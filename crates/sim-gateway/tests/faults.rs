@@ -424,3 +424,30 @@ async fn random_frames_from_a_client_never_break_the_session() {
         .await
         .expect("the gateway still serves");
 }
+
+#[tokio::test]
+async fn drop_now_and_quit() {
+    let rig = rig().await;
+    let client = rig.client(1).await;
+    within(client.server_time()).await.expect("time");
+    let sessions = rig.gw.sessions_started();
+    rig.gw.inject(sim_gateway::Fault::DropNow);
+    // ibapi reconnects by itself
+    let t0 = Instant::now();
+    while rig.gw.sessions_started() == sessions && t0.elapsed() < TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rig.gw.sessions_started() > sessions);
+    within(client.server_time())
+        .await
+        .expect("time after the reconnect");
+
+    let Rig { gw, control } = rig;
+    control.quit().await.expect("quit");
+    within(gw.stopped()).await;
+    assert!(gw.connected_clients().is_empty());
+    let addr = gw.addr();
+    gw.shutdown().await;
+    // nobody listens any more
+    assert!(TcpStream::connect(addr).await.is_err());
+}
