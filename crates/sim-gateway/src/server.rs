@@ -152,6 +152,9 @@ struct State {
     executions: Vec<ExecRecord>,
     /// Wire contract id → contract.
     contracts: HashMap<i32, Contract>,
+    /// How many of the exchange's settlements (expiries, assignments)
+    /// have been recorded as executions.
+    settlements_seen: usize,
 }
 
 impl State {
@@ -726,6 +729,34 @@ impl Shared {
                 } => info!(contract = %contract.key(), quantity, "expiration (positions show it)"),
                 BrokerEvent::ConnectionLost { .. } | BrokerEvent::ConnectionRestored { .. } => {}
             }
+        }
+        self.record_settlements(st);
+    }
+
+    /// Expiries, assignments and exercises become executions with order id
+    /// 0 and client id 0 (as TWS reports them): pushed to every client
+    /// and listed by reqExecutions.
+    fn record_settlements(&self, st: &mut State) {
+        let all = self.exchange.settlements();
+        if all.len() <= st.settlements_seen {
+            return;
+        }
+        for fill in all.into_iter().skip(st.settlements_seen) {
+            let con_id = st.register(&fill.contract);
+            let rec = ExecRecord {
+                api_id: 0,
+                client_id: 0,
+                perm_id: 0,
+                cum_qty: fill.quantity,
+                avg_price: fill.price.to_f64(),
+                contract: wire_contract(&fill.contract, con_id),
+                fill,
+            };
+            for f in self.exec_frames(&rec, NO_ID) {
+                st.broadcast(&f);
+            }
+            st.executions.push(rec);
+            st.settlements_seen += 1;
         }
     }
 

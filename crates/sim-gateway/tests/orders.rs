@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use ibapi::orders::{Action, CancelOrder, OrderStatusKind, TimeInForce, order_builder};
+use ibapi::orders::{Action, CancelOrder, Executions, OrderStatusKind, TimeInForce, order_builder};
 use ibapi::prelude::*;
 use ibapi::subscriptions::SubscriptionItem;
 
@@ -307,4 +307,103 @@ async fn account_summary_reports_the_margin_account() {
         AccountSummaryResult::Summary(s) => s.account == "DU0000001" && s.currency == "USD",
         _ => true,
     }));
+}
+
+#[tokio::test]
+async fn expiry_of_a_short_put_is_reported_as_an_execution() {
+    let mut rig = rig().await;
+    let client = rig.client(1).await;
+    let id = con_id(&client, "AAPL").await;
+    let mut sub = within(
+        client
+            .option_chain("AAPL", SecurityType::Stock, id)
+            .subscribe(),
+    )
+    .await
+    .expect("chain");
+    let Ok(SubscriptionItem::Data(chain)) = within(sub.next()).await.expect("item") else {
+        panic!("no chain")
+    };
+    let expiry = chain
+        .expirations
+        .iter()
+        .find(|e| e.as_str() > "20210301")
+        .expect("an expiration")
+        .clone();
+    let spot = Quote::from_ticks(
+        &within(
+            client
+                .market_data(&Contract::stock("AAPL").build())
+                .snapshot_once(TIMEOUT),
+        )
+        .await
+        .expect("spot"),
+    )
+    .last
+    .expect("last");
+    let strike = chain
+        .strikes
+        .iter()
+        .copied()
+        .filter(|k| *k >= spot * 1.05)
+        .fold(f64::INFINITY, f64::min);
+    let (y, m, d) = (
+        expiry[0..4].parse().unwrap(),
+        expiry[4..6].parse().unwrap(),
+        expiry[6..8].parse().unwrap(),
+    );
+    let put = Contract::put("AAPL")
+        .strike(strike)
+        .expires_on(y, m, d)
+        .build();
+    let (bid, _) = bid_ask(&client, &put).await;
+    let order_id = client.next_order_id();
+    within(client.submit_order(
+        order_id,
+        &put,
+        &order_builder::limit_order(Action::Sell, 1.0, bid),
+    ))
+    .await
+    .expect("submit");
+
+    // to the close of the expiration day
+    let close = chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+        .unwrap()
+        .and_hms_opt(21, 0, 0)
+        .unwrap()
+        .and_utc();
+    rig.control.advance(close).await.expect("advance");
+    let execs = within(client.executions(ExecutionFilter::default()))
+        .await
+        .expect("executions")
+        .collect_to_end_within(TIMEOUT)
+        .await
+        .expect("to the end");
+    let settlement = execs
+        .iter()
+        .find_map(|e| match e {
+            Executions::ExecutionData(d)
+                if d.execution.order_reference.starts_with("ASSIGN-")
+                    || d.execution.order_reference.starts_with("EXPIRE-") =>
+            {
+                Some(d)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no settlement in {execs:?}"));
+    assert_eq!(settlement.execution.order_id, 0);
+    assert_eq!(settlement.contract.security_type, SecurityType::Option);
+    assert_eq!(settlement.execution.side, ExecutionSide::Bought);
+    let positions = within(client.positions())
+        .await
+        .expect("positions")
+        .collect_until(TIMEOUT, |v| {
+            matches!(v.last(), Some(PositionUpdate::PositionEnd))
+        })
+        .await;
+    assert!(
+        !positions.iter().any(|p| matches!(p,
+            PositionUpdate::Position(p) if p.contract.security_type == SecurityType::Option && p.position != 0.0)),
+        "{positions:?}"
+    );
 }
