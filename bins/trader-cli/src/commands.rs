@@ -90,15 +90,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Margin(a) => crate::quant::margin(a, cli.json),
         Command::Bench(a) => crate::bench::run(a, cli.json),
         Command::LearningProof(a) => crate::learning_proof_cmd::run(a, cli.json),
-        Command::SimGateway(_) => not_yet("sim-gateway", 8, "the Interactive Brokers issue"),
+        Command::SimGateway(a) => {
+            let loaded = load_settings(cli)?;
+            crate::sim_gateway_cmd::run(a, &loaded.settings)
+        }
     }
-}
-
-fn not_yet(name: &str, issue: u32, what: &str) -> Result<ExitCode> {
-    eprintln!(
-        "trader-cli {name}: not implemented yet; it arrives with {what} (#{issue}). Nothing was done."
-    );
-    Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED))
 }
 
 /// `trader-cli run`: the engine runs as the daemon; says how to start it.

@@ -20,6 +20,7 @@ mod output;
 mod quant;
 mod report_cmd;
 mod scan_cmd;
+mod sim_gateway_cmd;
 mod validate_cmd;
 
 /// Exit code of a subcommand that exists in the plan but not yet in code
@@ -158,8 +159,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Is learning honest? The engine with its learner on the seeded synthetic market: a null market (how often a change is adopted) and a planted OTM-bucket edge (how often and how soon it is adopted). Run with --release.
     LearningProof(learning_proof_cmd::LearningProofArgs),
-    /// Run the simulated TWS gateway (Interactive Brokers issue #8).
-    SimGateway(commands::Pending),
+    /// Run the simulated TWS / IB Gateway on loopback, fronting the simulated exchange: dry-run the whole IBKR path offline (see docs/SIM_GATEWAY.md).
+    SimGateway(sim_gateway_cmd::SimGatewayArgs),
 }
 
 #[derive(Debug, Subcommand)]

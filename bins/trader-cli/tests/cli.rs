@@ -97,12 +97,68 @@ fn test_status_before_init_says_to_run_init() {
 }
 
 #[test]
-fn test_unimplemented_subcommand_says_so_and_exits_3() {
+fn test_sim_gateway_refuses_a_bad_fault_and_serves_the_tws_protocol() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(dir.path(), &["sim-gateway"]);
+    let out = cli(dir.path(), &["sim-gateway", "--fault", "explode now"]);
     let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("not implemented yet"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--fault \"explode now\""), "{err}");
+
+    // On free ports: it announces its address, answers the TWS handshake
+    // ("API\0" + length-prefixed version range) with a server version, and
+    // stops on Ctrl-C (SIGINT).
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trader-cli"))
+        .args([
+            "sim-gateway",
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            "--from",
+            "2021-03-01",
+            "--to",
+            "2021-03-05",
+        ])
+        .current_dir(dir.path())
+        .env_remove("TRADER_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("TWS API on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let versions = b"v213..226";
+    let mut hello = b"API\0".to_vec();
+    hello.extend((versions.len() as u32).to_be_bytes());
+    hello.extend(versions);
+    s.write_all(&hello).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let version: u32 = reply.split('\0').next().unwrap().parse().unwrap();
+    assert!((213..=226).contains(&version), "{reply:?}");
+    drop(s);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]

@@ -4,4 +4,6 @@
 
 #![deny(unsafe_code)]
 
+pub mod clocks;
+pub mod ibkr;
 pub mod wiring;

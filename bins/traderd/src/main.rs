@@ -31,9 +31,6 @@ use orchestrator::{Pace, Stopped, run};
 use serde_json::json;
 use traderd::wiring::{ReplayIdentity, Start, resume_or_start};
 
-/// Exit code when the requested work is not implemented yet.
-const EXIT_NOT_IMPLEMENTED: u8 = 3;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "traderd",
@@ -92,15 +89,8 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
-    if settings.broker.kind != "sim" {
-        let message = "broker.kind = \"ibkr\": the Interactive Brokers adapter arrives with issue #8; set broker.kind = \"sim\" to paper-trade the simulated exchange";
-        store.append_audit(
-            &AuditEntry::new(Utc::now(), "traderd", "daemon.start")
-                .context(json!({ "broker": settings.broker.kind }))
-                .outcome("not_implemented"),
-        )?;
-        eprintln!("traderd: {message}");
-        return Ok(ExitCode::from(EXIT_NOT_IMPLEMENTED));
+    if settings.broker.kind == "ibkr" {
+        return run_ibkr(args, &loaded, store);
     }
     // The simulated exchange is a replay: its database is a research
     // record, kept crash-consistent (WAL) without a sync per commit.
@@ -257,6 +247,110 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
     }
     println!("  database          {db}");
     println!("  report            {}", paths.html.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `broker.kind = "ibkr"`: the same engine over Interactive Brokers (TWS /
+/// IB Gateway, or `trader-cli sim-gateway`), on the wall clock — or, with
+/// `broker.ibkr.sim_control`, on the simulated gateway's clock in
+/// lockstep. Runs until SIGINT/SIGTERM, or until the close of `--to`.
+fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) -> Result<ExitCode> {
+    let settings = &loaded.settings;
+    let b = &settings.broker.ibkr;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let quiet = args.quiet;
+    let to = args.to;
+    let db = settings::redact_url(&settings.database.url);
+    let started = Utc::now();
+    let outcome = runtime.block_on(async {
+        let (mut engine, broker) = traderd::ibkr::ibkr_engine(settings, Arc::clone(&store)).await?;
+        let until = match to {
+            Some(day) => engine
+                .schedule()
+                .calendar()
+                .session_close(day)
+                .with_context(|| format!("--to {day} is not an exchange session"))?,
+            None => chrono::DateTime::<Utc>::MAX_UTC,
+        };
+        let mode = if settings.broker.trading_mode == "live" { "LIVE" } else { "paper" };
+        let mut closed = 0usize;
+        let mut on_cycle = |r: &orchestrator::CycleReport| {
+            closed += r.trades_closed;
+            if !quiet && (r.trades_opened > 0 || r.trades_closed > 0) {
+                eprintln!(
+                    "  {} · {closed} trades closed · net liq {} · {} open",
+                    r.time.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
+                    fmt_money(Money::from_cents(r.net_liquidation_cents)),
+                    r.open_trades
+                );
+            }
+        };
+        let address = format!("{}:{}", b.host, b.port);
+        let stopped = if b.sim_control.trim().is_empty() {
+            println!(
+                "traderd: {mode}-trading Interactive Brokers at {address}, account {}; database {db}",
+                broker.account()
+            );
+            run(&mut engine, &traderd::clocks::WallClock, until, Pace::AsFastAsPossible, &stop, &mut on_cycle).await
+        } else {
+            let control: std::net::SocketAddr = b
+                .sim_control
+                .trim()
+                .parse()
+                .with_context(|| format!("broker.ibkr.sim_control = {:?}", b.sim_control))?;
+            let clock = traderd::clocks::GatewayClock::connect(control).await?;
+            println!(
+                "traderd: paper-trading the simulated gateway at {address} (clock {control}), account {}; database {db}",
+                broker.account()
+            );
+            run(&mut engine, &clock, until, Pace::AsFastAsPossible, &stop, &mut on_cycle).await
+        }
+        .context("running the engine")?;
+        broker.disconnect().await;
+        Ok::<_, anyhow::Error>((stopped, closed))
+    });
+    let (stopped, closed) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            store.append_audit(
+                &AuditEntry::new(Utc::now(), "traderd", "daemon.stop")
+                    .context(json!({ "broker": "ibkr", "error": format!("{e:#}") }))
+                    .outcome("failed"),
+            )?;
+            return Err(e);
+        }
+    };
+    store.append_audit(
+        &AuditEntry::new(Utc::now(), "traderd", "daemon.stop")
+            .context(json!({
+                "broker": "ibkr",
+                "stopped": format!("{stopped:?}"),
+                "started": started.to_rfc3339(),
+                "trades_closed": closed,
+            }))
+            .outcome("stopped cleanly"),
+    )?;
+    match stopped {
+        Stopped::Requested => println!(
+            "traderd: stopped after the cycle in progress ({closed} trades closed this run); run traderd again to continue."
+        ),
+        Stopped::Reached => println!(
+            "traderd: reached the close of {} ({closed} trades closed this run); database {db}",
+            to.map(|d| d.to_string()).unwrap_or_default()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

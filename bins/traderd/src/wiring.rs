@@ -151,6 +151,27 @@ pub fn sim_run_with_limits(
     )
 }
 
+/// The simulated exchange of the settings (`[broker.sim.exchange]`, `seed`
+/// overriding its seed) over `history` with the chain model `chain`,
+/// opening at the first session on or after `from`: the one traderd
+/// trades in process and `trader-cli sim-gateway` fronts.
+pub fn sim_exchange(
+    settings: &Settings,
+    history: Arc<History>,
+    chain: market_sim::ChainModelParams,
+    from: NaiveDate,
+    seed: Option<u64>,
+) -> Result<Arc<SimExchange>> {
+    let mut exchange_params = settings.broker.sim.exchange.clone();
+    if let Some(seed) = seed {
+        exchange_params.seed = seed;
+    }
+    Ok(Arc::new(
+        SimExchange::new(history, ChainModel::new(chain), exchange_params, from)
+            .with_context(|| format!("opening the simulated exchange on {from}"))?,
+    ))
+}
+
 /// The market a simulated run trades: a history (the shipped one, or a
 /// synthetic one from `market_sim::synthetic`) and the chain model's
 /// parameters (e.g. `null_chain_params`, with planted edges).
@@ -182,19 +203,7 @@ pub fn sim_run_on(
     if from > *last || to < *first {
         bail!("the history covers {first} to {last}; choose dates inside it (got {from} to {to})");
     }
-    let mut exchange_params = settings.broker.sim.exchange.clone();
-    if let Some(seed) = seed {
-        exchange_params.seed = seed;
-    }
-    let exchange = Arc::new(
-        SimExchange::new(
-            Arc::clone(&history),
-            ChainModel::new(chain),
-            exchange_params,
-            from,
-        )
-        .with_context(|| format!("opening the simulated exchange on {from}"))?,
-    );
+    let exchange = sim_exchange(settings, Arc::clone(&history), chain, from, seed)?;
     let first_session = exchange.session_date();
     let schedule = schedule(settings)?;
     let to_session = schedule

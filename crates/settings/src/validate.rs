@@ -403,7 +403,12 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         (
             "broker.ibkr.messages_per_second",
             b.ibkr.messages_per_second,
-            1..=50,
+            // IBKR's limit; the simulated gateway has none.
+            if b.ibkr.sim_control.trim().is_empty() {
+                1..=50
+            } else {
+                1..=100_000
+            },
         ),
         (
             "broker.ibkr.max_market_data_lines",
