@@ -160,7 +160,7 @@ fn test_traderd_over_the_simulated_gateway_decides_as_in_process() {
         .unwrap();
     let ibkr = tempfile::tempdir().unwrap();
     let config = format!(
-        "[broker]\nkind = \"ibkr\"\n[broker.ibkr]\nport = {}\nsim_control = \"{}\"\nconnect_attempts = 3\n{LOOSE}",
+        "[broker]\nkind = \"ibkr\"\n[broker.ibkr]\nport = {}\nsim_control = \"{}\"\nconnect_attempts = 3\nmessages_per_second = 5000\n{LOOSE}",
         handle.addr().port(),
         handle.control_addr().unwrap()
     );
