@@ -72,6 +72,12 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// Signalled by the stream readers when the session ends.
     lost: tokio::sync::Notify,
+    /// The gateway's clock minus ours in milliseconds, measured at each
+    /// connect: "now" for execution filters, order times and today's date
+    /// is the gateway's (a simulated gateway runs in the past; a real one
+    /// may sit on a machine whose clock drifts). Atomic, so reading the
+    /// time never takes the state lock.
+    clock_offset_ms: std::sync::atomic::AtomicI64,
 }
 
 struct State {
@@ -90,12 +96,6 @@ struct State {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn today_ny() -> NaiveDate {
-    Utc::now()
-        .with_timezone(&chrono_tz::America::New_York)
-        .date_naive()
 }
 
 impl IbkrBroker {
@@ -145,6 +145,7 @@ impl IbkrBroker {
             place_lock: tokio::sync::Mutex::new(()),
             shutdown,
             lost: tokio::sync::Notify::new(),
+            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
         });
 
         let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
@@ -257,6 +258,22 @@ impl Inner {
         })
     }
 
+    /// The gateway's time now (our clock plus the offset measured at the
+    /// last connect).
+    fn now(&self) -> DateTime<Utc> {
+        let ms = self
+            .clock_offset_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Utc::now() + chrono::Duration::milliseconds(ms)
+    }
+
+    /// The gateway's trading date (New York).
+    fn today_ny(&self) -> NaiveDate {
+        self.now()
+            .with_timezone(&chrono_tz::America::New_York)
+            .date_naive()
+    }
+
     fn push(&self, event: BrokerEvent) {
         let mut events = lock(&self.events);
         if events.len() >= MAX_BUFFERED_EVENTS {
@@ -341,6 +358,30 @@ impl Inner {
             .map_err(|e| map_client_error(&e, "next valid order id"))?;
         lock(&self.state).ids.on_server_next_id(next);
 
+        // The gateway's clock, for "now" in filters and dates.
+        self.pacer.request().await;
+        match self.timed("server time", client.server_time()).await {
+            Ok(Ok(t)) => {
+                if let Some(server) =
+                    DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())
+                {
+                    let offset = server - Utc::now();
+                    if offset.num_seconds().abs() > 60 {
+                        info!(
+                            offset_seconds = offset.num_seconds(),
+                            "the gateway's clock differs from ours; using the gateway's"
+                        );
+                    }
+                    self.clock_offset_ms.store(
+                        offset.num_milliseconds(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+            }
+            Ok(Err(e)) => warn!("server time: {e}; using the local clock"),
+            Err(e) => warn!("{e}; using the local clock"),
+        }
+
         // TWS forgets the market-data type on reconnect.
         let kind = lock(&self.state).md_mode.current();
         self.pacer.request().await;
@@ -379,7 +420,7 @@ impl Inner {
         debug!(open_orders = orders.len(), "reconciled open orders");
 
         let since = lock(&self.state).last_exec_time;
-        let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::days(1));
+        let since = since.unwrap_or_else(|| self.now() - chrono::Duration::days(1));
         let (execs, commissions) = self.fetch_executions(client, since).await?;
         let mut fills = Vec::new();
         {
@@ -439,7 +480,7 @@ impl Inner {
                 c.disconnect().await;
             }
             warn!(address = %self.config.address(), "connection to TWS / IB Gateway lost; reconnecting");
-            self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+            self.push(BrokerEvent::ConnectionLost { time: self.now() });
             backoff.reset();
             loop {
                 if *shutdown.borrow() {
@@ -457,7 +498,7 @@ impl Inner {
                                 attempts = backoff.attempts(),
                                 "reconnected to TWS / IB Gateway"
                             );
-                            self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+                            self.push(BrokerEvent::ConnectionRestored { time: self.now() });
                             break;
                         }
                         Err(e) => {
@@ -480,8 +521,11 @@ impl Inner {
     }
 
     fn flush_stale_executions(&self) {
-        let cutoff = Utc::now() - chrono::Duration::from_std(COMMISSION_WAIT).unwrap_or_default();
-        let fills = lock(&self.state).joiner.flush_older_than(cutoff);
+        // Waiting time on our clock: the execution's own time is the
+        // gateway's, which may be far from ours (a simulated gateway).
+        let fills = lock(&self.state)
+            .joiner
+            .flush_waiting_longer_than(COMMISSION_WAIT);
         for f in fills {
             warn!(exec_id = %f.exec_id, "no commission report for the execution; reporting it with zero commission");
             self.push(BrokerEvent::Fill(f));
@@ -557,11 +601,11 @@ impl Inner {
             Disposition::DelayedDataAdvisory => debug!(code, "market data advisory: {message}"),
             Disposition::Connectivity { lost: true } => {
                 warn!(code, "TWS lost its connection to IB: {message}");
-                self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+                self.push(BrokerEvent::ConnectionLost { time: self.now() });
             }
             Disposition::Connectivity { lost: false } => {
                 info!(code, "TWS connection to IB restored: {message}");
-                self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+                self.push(BrokerEvent::ConnectionRestored { time: self.now() });
             }
             Disposition::Error(e) => {
                 warn!(code, order_ref = ?order_ref, "IB error: {e}");
@@ -607,7 +651,7 @@ impl Inner {
                             .and_then(price)
                             .filter(|p| p.is_positive()),
                         reason: (!s.why_held.is_empty()).then(|| s.why_held.clone()),
-                        time: Utc::now(),
+                        time: self.now(),
                     };
                     if status.is_terminal() {
                         st.book.remove(&s.order_id);
@@ -675,7 +719,7 @@ impl Inner {
         };
         let time = parse_ib_time(&e.execution.time, tz).unwrap_or_else(|| {
             warn!(time = %e.execution.time, "unparsable execution time; using now");
-            Utc::now()
+            self.now()
         });
         Some(PendingExecution {
             exec_id: e.execution.execution_id.clone(),
@@ -759,7 +803,7 @@ impl Inner {
                     remaining_quantity: remaining,
                     avg_fill_price: avg.and_then(price).filter(|p| p.is_positive()),
                     reason: None,
-                    time: Utc::now(),
+                    time: self.now(),
                 },
             );
         }
@@ -830,7 +874,7 @@ impl Inner {
             })
             .await?;
         let account = lock(&self.state).account.clone();
-        let now = Utc::now();
+        let now = self.now();
         let mut out = Vec::new();
         for item in items {
             let ibapi::accounts::PositionUpdate::Position(p) = item else {
@@ -969,7 +1013,7 @@ impl Inner {
                 }
             }
             if acc.has_price() {
-                return Ok(Some(acc.into_quote(contract.clone(), Utc::now())));
+                return Ok(Some(acc.into_quote(contract.clone(), self.now())));
             }
             let Some(code) = advisory else {
                 return Ok(None);
@@ -1087,7 +1131,7 @@ impl Inner {
         if let Some(id) = lock(&self.state).registry.id_of(order_ref) {
             return Ok(Some(id));
         }
-        let since = Utc::now() - chrono::Duration::days(7);
+        let since = self.now() - chrono::Duration::days(7);
         let (execs, _) = self.fetch_executions(client, since).await?;
         Ok(execs
             .iter()
@@ -1117,7 +1161,7 @@ impl MarketData for IbkrBroker {
         let what = format!("daily bars {symbol}");
         let client = self.inner.client()?;
         let contract = to_ib(&Contract::Stock(StockContract::us(symbol.clone())));
-        let today = today_ny();
+        let today = self.inner.today_ny();
         let (value, unit) = duration_for(count);
         let duration = if unit == 'Y' {
             ibapi::market_data::historical::Duration::years(value)
@@ -1354,7 +1398,7 @@ impl Broker for IbkrBroker {
                     remaining_quantity: intent.quantity,
                     avg_fill_price: None,
                     reason: None,
-                    time: Utc::now(),
+                    time: self.inner.now(),
                 },
             );
             id
@@ -1465,7 +1509,7 @@ impl Broker for IbkrBroker {
                 _ => None,
             })
             .collect();
-        summary_to_snapshot(&account, &values, Utc::now())
+        summary_to_snapshot(&account, &values, self.inner.now())
     }
 }
 
