@@ -175,7 +175,15 @@ async fn a_connection_dropped_mid_order_is_repaired_without_duplicates() {
     let placed = within(broker.place_order(&order)).await;
     // the order went out before the drop: the adapter reports its id
     let id = placed.expect("place before the drop");
-    let at_exchange = gw.exchange().open_orders().await.expect("exchange orders");
+    // (placement is fire and forget: wait for the gateway to take it)
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let at_exchange = loop {
+        let orders = gw.exchange().open_orders().await.expect("exchange orders");
+        if !orders.is_empty() || tokio::time::Instant::now() > deadline {
+            break orders;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         at_exchange
             .iter()
