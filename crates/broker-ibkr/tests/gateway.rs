@@ -42,6 +42,10 @@ async fn a_full_trade_sell_to_open_fill_and_buy_to_close() {
         assert!(q.quote.implied_vol.is_some_and(|iv| iv > 0.0), "{q:?}");
         let g = q.quote.greeks.as_ref().expect("greeks");
         assert!(g.delta < 0.0 && g.delta > -0.5, "{g:?}");
+        // the domain's units: theta per year, vega per 1.00 of vol (an
+        // option worth a few dollars at most: a few dollars a year)
+        assert!(g.theta < 0.0 && g.theta > -50.0, "{g:?}");
+        assert!(g.vega > 0.0 && g.vega < 50.0, "{g:?}");
         assert!(q.quote.ask >= q.quote.bid);
     }
     let put = quotes[0].contract.clone();

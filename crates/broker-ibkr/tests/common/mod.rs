@@ -108,7 +108,6 @@ pub async fn otm_puts(
     let mut quotes = within(broker.option_quotes(&contracts))
         .await
         .expect("option quotes");
-    eprintln!("spot {spot} expiry {expiry} quotes {quotes:?}");
     quotes.retain(|q| q.quote.bid.is_some_and(|b| b.is_positive()));
     quotes.sort_by_key(|q| std::cmp::Reverse(q.quote.bid));
     (spot, quotes)
