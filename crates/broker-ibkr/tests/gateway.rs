@@ -254,6 +254,62 @@ async fn a_connection_dropped_mid_order_is_repaired_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_dropped_then_filled_after_the_reconnect_is_reported_once() {
+    let gw = gateway().await;
+    let broker = connect(&gw, 18).await;
+    let (_, quotes) = otm_puts(&broker, &gw, "AAPL", (0.05, 0.20), (7, 21)).await;
+    let put = quotes[0].contract.clone();
+    let bid = quotes[0].quote.bid.expect("bid");
+    let limit = Price::from_f64(bid.to_f64() + 0.01).expect("limit");
+
+    gw.inject(Fault::DropAfterPlaceOrder);
+    let order = intent("e2e-drop-3", &put, Side::Sell, limit, gw.now());
+    let id = within(broker.place_order(&order)).await.expect("place");
+    // back first, then the fill arrives on the new session
+    events_until(&broker, |ev| {
+        ev.iter()
+            .any(|e| matches!(e, BrokerEvent::ConnectionRestored { .. }))
+    })
+    .await;
+    // re-placing the intent on the new session finds the order (open
+    // orders of this client id): no second order, same id
+    let again = within(broker.place_order(&order)).await.expect("re-place");
+    assert_eq!(again, id);
+    let open = within(broker.open_orders()).await.expect("open orders");
+    assert_eq!(
+        open.iter().filter(|o| o.order_ref == "e2e-drop-3").count(),
+        1,
+        "{open:?}"
+    );
+    step_until_filled(&gw, "e2e-drop-3", 400);
+    let mut events = events_until(&broker, |ev| !fills_of(ev, "e2e-drop-3").is_empty()).await;
+    events.extend(events_for(&broker, Duration::from_millis(500)).await);
+    assert_eq!(fills_of(&events, "e2e-drop-3").len(), 1, "{events:#?}");
+    assert!(has_status(&events, "e2e-drop-3", OrderStatus::Filled), "{events:#?}");
+    // one order at the exchange, one execution
+    assert_eq!(
+        gw.exchange()
+            .all_executions()
+            .iter()
+            .filter(|f| f.order_ref == "e2e-drop-3")
+            .count(),
+        1
+    );
+    // a second drop and reconnect: reconciliation does not replay the fill
+    gw.inject(Fault::DropNow);
+    let events = events_until(&broker, |ev| {
+        ev.iter()
+            .any(|e| matches!(e, BrokerEvent::ConnectionRestored { .. }))
+    })
+    .await;
+    let mut events = events;
+    events.extend(events_for(&broker, Duration::from_millis(300)).await);
+    assert!(fills_of(&events, "e2e-drop-3").is_empty(), "{events:#?}");
+    broker.disconnect().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_data_when_real_time_is_not_subscribed() {
     let gw = gateway_with(GatewayConfig {
         realtime_data_available: false,
