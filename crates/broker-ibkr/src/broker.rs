@@ -78,6 +78,10 @@ struct Inner {
     /// may sit on a machine whose clock drifts). Atomic, so reading the
     /// time never takes the state lock.
     clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// Pacing errors TWS sent without a request id (code 100 comes with
+    /// id -1): a request left unanswered while this moved was dropped by
+    /// TWS's message-rate limit.
+    pacing_notices: std::sync::atomic::AtomicU64,
 }
 
 struct State {
@@ -146,6 +150,7 @@ impl IbkrBroker {
             shutdown,
             lost: tokio::sync::Notify::new(),
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            pacing_notices: std::sync::atomic::AtomicU64::new(0),
         });
 
         let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
@@ -608,6 +613,10 @@ impl Inner {
                 self.push(BrokerEvent::ConnectionRestored { time: self.now() });
             }
             Disposition::Error(e) => {
+                if matches!(e, BrokerError::Pacing(_)) {
+                    self.pacing_notices
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 warn!(code, order_ref = ?order_ref, "IB error: {e}");
                 self.push(BrokerEvent::Error {
                     code,
@@ -952,6 +961,9 @@ impl Inner {
     /// asked once more under the new type. `Ok(None)`: no price came.
     async fn snapshot(&self, contract: &Contract) -> Result<Option<Quote>, BrokerError> {
         let what = format!("quote {}", contracts::describe(contract));
+        let pacing_before = self
+            .pacing_notices
+            .load(std::sync::atomic::Ordering::Relaxed);
         for attempt in 0..2 {
             let client = self.client()?;
             let ib = to_ib(contract);
@@ -990,6 +1002,11 @@ impl Inner {
                             Some(Ok(SubscriptionItem::Notice(n))) => {
                                 match map_error(n.code, &n.message, &what) {
                                     Disposition::DelayedDataAdvisory => advisory = Some(n.code),
+                                    // TWS dropped the request (message rate):
+                                    // say so rather than "no quote"
+                                    Disposition::Error(e @ BrokerError::Pacing(_)) => {
+                                        return Err(e);
+                                    }
                                     Disposition::Error(e) => debug!("{what}: {e}"),
                                     _ => {}
                                 }
@@ -1016,6 +1033,15 @@ impl Inner {
                 return Ok(Some(acc.into_quote(contract.clone(), self.now())));
             }
             let Some(code) = advisory else {
+                let pacing_now = self
+                    .pacing_notices
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if pacing_now != pacing_before {
+                    return Err(BrokerError::Pacing(format!(
+                        "{what}: no answer, and TWS reported a pacing violation meanwhile (its \
+                         message-rate limit drops requests; broker.ibkr messages_per_second)"
+                    )));
+                }
                 return Ok(None);
             };
             let switched = lock(&self.state).md_mode.on_code(code);

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use broker_ibkr::{IbkrBroker, MarketDataKind};
+use broker_ibkr::{IbkrBroker, IbkrConfig, MarketDataKind};
 use common::*;
 use core_domain::{
     Broker, BrokerError, BrokerEvent, Contract, MarketData, OrderStatus, Price, Right, Side,
@@ -285,7 +285,10 @@ async fn an_order_dropped_then_filled_after_the_reconnect_is_reported_once() {
     let mut events = events_until(&broker, |ev| !fills_of(ev, "e2e-drop-3").is_empty()).await;
     events.extend(events_for(&broker, Duration::from_millis(500)).await);
     assert_eq!(fills_of(&events, "e2e-drop-3").len(), 1, "{events:#?}");
-    assert!(has_status(&events, "e2e-drop-3", OrderStatus::Filled), "{events:#?}");
+    assert!(
+        has_status(&events, "e2e-drop-3", OrderStatus::Filled),
+        "{events:#?}"
+    );
     // one order at the exchange, one execution
     assert_eq!(
         gw.exchange()
@@ -373,28 +376,60 @@ async fn pacing_violations_are_clear_errors() {
         .expect("bars after the violation");
     assert_eq!(bars.len(), 5);
 
-    // a message rate limit: no crash, every call answers (an error or data)
+    // a message rate limit above the adapter's pace: requests TWS drops
+    // end as pacing errors (not "no data", not a hang); nothing crashes
     gw.inject(Fault::RateLimit(Some(3)));
     let mut outcomes = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..6 {
         outcomes.push(within(broker.stock_quote(&sym("AAPL"))).await);
     }
     gw.inject(Fault::RateLimit(None));
+    assert!(outcomes.iter().any(Result::is_ok), "{outcomes:?}");
     for o in &outcomes {
         if let Err(e) = o {
             assert!(
-                matches!(
-                    e,
-                    BrokerError::Pacing(_) | BrokerError::NoData(_) | BrokerError::Timeout(_)
-                ),
+                matches!(e, BrokerError::Pacing(m) if m.contains("quote AAPL")),
                 "{e}"
             );
         }
     }
+    let events = broker.poll_events().await.expect("poll");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, BrokerEvent::Error { code: 100, .. })),
+        "{events:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     within(broker.stock_quote(&sym("AAPL")))
         .await
         .expect("quote after the limit is lifted");
+    broker.disconnect().await;
+
+    // an adapter paced below the gateway's limit never trips it (pace with
+    // headroom: a fixed one-second window can see one message more)
+    let paced = within(IbkrBroker::connect(IbkrConfig {
+        messages_per_second: 2,
+        snapshots_per_second: 1,
+        ..broker_config(&gw, 24)
+    }))
+    .await
+    .expect("connect");
+    gw.inject(Fault::RateLimit(Some(3)));
+    for _ in 0..3 {
+        within(paced.stock_quote(&sym("AAPL")))
+            .await
+            .expect("a paced quote");
+    }
+    gw.inject(Fault::RateLimit(None));
+    let events = paced.poll_events().await.expect("poll");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, BrokerEvent::Error { code: 100, .. })),
+        "{events:?}"
+    );
+    paced.disconnect().await;
     broker.disconnect().await;
     gw.shutdown().await;
 }
