@@ -72,6 +72,16 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// Signalled by the stream readers when the session ends.
     lost: tokio::sync::Notify,
+    /// The gateway's clock minus ours in milliseconds, measured at each
+    /// connect: "now" for execution filters, order times and today's date
+    /// is the gateway's (a simulated gateway runs in the past; a real one
+    /// may sit on a machine whose clock drifts). Atomic, so reading the
+    /// time never takes the state lock.
+    clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// Pacing errors TWS sent without a request id (code 100 comes with
+    /// id -1): a request left unanswered while this moved was dropped by
+    /// TWS's message-rate limit.
+    pacing_notices: std::sync::atomic::AtomicU64,
 }
 
 struct State {
@@ -90,12 +100,6 @@ struct State {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn today_ny() -> NaiveDate {
-    Utc::now()
-        .with_timezone(&chrono_tz::America::New_York)
-        .date_naive()
 }
 
 impl IbkrBroker {
@@ -145,6 +149,8 @@ impl IbkrBroker {
             place_lock: tokio::sync::Mutex::new(()),
             shutdown,
             lost: tokio::sync::Notify::new(),
+            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            pacing_notices: std::sync::atomic::AtomicU64::new(0),
         });
 
         let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
@@ -257,6 +263,22 @@ impl Inner {
         })
     }
 
+    /// The gateway's time now (our clock plus the offset measured at the
+    /// last connect).
+    fn now(&self) -> DateTime<Utc> {
+        let ms = self
+            .clock_offset_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Utc::now() + chrono::Duration::milliseconds(ms)
+    }
+
+    /// The gateway's trading date (New York).
+    fn today_ny(&self) -> NaiveDate {
+        self.now()
+            .with_timezone(&chrono_tz::America::New_York)
+            .date_naive()
+    }
+
     fn push(&self, event: BrokerEvent) {
         let mut events = lock(&self.events);
         if events.len() >= MAX_BUFFERED_EVENTS {
@@ -341,6 +363,30 @@ impl Inner {
             .map_err(|e| map_client_error(&e, "next valid order id"))?;
         lock(&self.state).ids.on_server_next_id(next);
 
+        // The gateway's clock, for "now" in filters and dates.
+        self.pacer.request().await;
+        match self.timed("server time", client.server_time()).await {
+            Ok(Ok(t)) => {
+                if let Some(server) =
+                    DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())
+                {
+                    let offset = server - Utc::now();
+                    if offset.num_seconds().abs() > 60 {
+                        info!(
+                            offset_seconds = offset.num_seconds(),
+                            "the gateway's clock differs from ours; using the gateway's"
+                        );
+                    }
+                    self.clock_offset_ms.store(
+                        offset.num_milliseconds(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+            }
+            Ok(Err(e)) => warn!("server time: {e}; using the local clock"),
+            Err(e) => warn!("{e}; using the local clock"),
+        }
+
         // TWS forgets the market-data type on reconnect.
         let kind = lock(&self.state).md_mode.current();
         self.pacer.request().await;
@@ -379,7 +425,7 @@ impl Inner {
         debug!(open_orders = orders.len(), "reconciled open orders");
 
         let since = lock(&self.state).last_exec_time;
-        let since = since.unwrap_or_else(|| Utc::now() - chrono::Duration::days(1));
+        let since = since.unwrap_or_else(|| self.now() - chrono::Duration::days(1));
         let (execs, commissions) = self.fetch_executions(client, since).await?;
         let mut fills = Vec::new();
         {
@@ -439,7 +485,7 @@ impl Inner {
                 c.disconnect().await;
             }
             warn!(address = %self.config.address(), "connection to TWS / IB Gateway lost; reconnecting");
-            self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+            self.push(BrokerEvent::ConnectionLost { time: self.now() });
             backoff.reset();
             loop {
                 if *shutdown.borrow() {
@@ -457,7 +503,7 @@ impl Inner {
                                 attempts = backoff.attempts(),
                                 "reconnected to TWS / IB Gateway"
                             );
-                            self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+                            self.push(BrokerEvent::ConnectionRestored { time: self.now() });
                             break;
                         }
                         Err(e) => {
@@ -480,8 +526,11 @@ impl Inner {
     }
 
     fn flush_stale_executions(&self) {
-        let cutoff = Utc::now() - chrono::Duration::from_std(COMMISSION_WAIT).unwrap_or_default();
-        let fills = lock(&self.state).joiner.flush_older_than(cutoff);
+        // Waiting time on our clock: the execution's own time is the
+        // gateway's, which may be far from ours (a simulated gateway).
+        let fills = lock(&self.state)
+            .joiner
+            .flush_waiting_longer_than(COMMISSION_WAIT);
         for f in fills {
             warn!(exec_id = %f.exec_id, "no commission report for the execution; reporting it with zero commission");
             self.push(BrokerEvent::Fill(f));
@@ -557,13 +606,17 @@ impl Inner {
             Disposition::DelayedDataAdvisory => debug!(code, "market data advisory: {message}"),
             Disposition::Connectivity { lost: true } => {
                 warn!(code, "TWS lost its connection to IB: {message}");
-                self.push(BrokerEvent::ConnectionLost { time: Utc::now() });
+                self.push(BrokerEvent::ConnectionLost { time: self.now() });
             }
             Disposition::Connectivity { lost: false } => {
                 info!(code, "TWS connection to IB restored: {message}");
-                self.push(BrokerEvent::ConnectionRestored { time: Utc::now() });
+                self.push(BrokerEvent::ConnectionRestored { time: self.now() });
             }
             Disposition::Error(e) => {
+                if matches!(e, BrokerError::Pacing(_)) {
+                    self.pacing_notices
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 warn!(code, order_ref = ?order_ref, "IB error: {e}");
                 self.push(BrokerEvent::Error {
                     code,
@@ -607,7 +660,7 @@ impl Inner {
                             .and_then(price)
                             .filter(|p| p.is_positive()),
                         reason: (!s.why_held.is_empty()).then(|| s.why_held.clone()),
-                        time: Utc::now(),
+                        time: self.now(),
                     };
                     if status.is_terminal() {
                         st.book.remove(&s.order_id);
@@ -675,7 +728,7 @@ impl Inner {
         };
         let time = parse_ib_time(&e.execution.time, tz).unwrap_or_else(|| {
             warn!(time = %e.execution.time, "unparsable execution time; using now");
-            Utc::now()
+            self.now()
         });
         Some(PendingExecution {
             exec_id: e.execution.execution_id.clone(),
@@ -759,7 +812,7 @@ impl Inner {
                     remaining_quantity: remaining,
                     avg_fill_price: avg.and_then(price).filter(|p| p.is_positive()),
                     reason: None,
-                    time: Utc::now(),
+                    time: self.now(),
                 },
             );
         }
@@ -830,7 +883,7 @@ impl Inner {
             })
             .await?;
         let account = lock(&self.state).account.clone();
-        let now = Utc::now();
+        let now = self.now();
         let mut out = Vec::new();
         for item in items {
             let ibapi::accounts::PositionUpdate::Position(p) = item else {
@@ -908,6 +961,9 @@ impl Inner {
     /// asked once more under the new type. `Ok(None)`: no price came.
     async fn snapshot(&self, contract: &Contract) -> Result<Option<Quote>, BrokerError> {
         let what = format!("quote {}", contracts::describe(contract));
+        let pacing_before = self
+            .pacing_notices
+            .load(std::sync::atomic::Ordering::Relaxed);
         for attempt in 0..2 {
             let client = self.client()?;
             let ib = to_ib(contract);
@@ -946,6 +1002,11 @@ impl Inner {
                             Some(Ok(SubscriptionItem::Notice(n))) => {
                                 match map_error(n.code, &n.message, &what) {
                                     Disposition::DelayedDataAdvisory => advisory = Some(n.code),
+                                    // TWS dropped the request (message rate):
+                                    // say so rather than "no quote"
+                                    Disposition::Error(e @ BrokerError::Pacing(_)) => {
+                                        return Err(e);
+                                    }
                                     Disposition::Error(e) => debug!("{what}: {e}"),
                                     _ => {}
                                 }
@@ -969,9 +1030,18 @@ impl Inner {
                 }
             }
             if acc.has_price() {
-                return Ok(Some(acc.into_quote(contract.clone(), Utc::now())));
+                return Ok(Some(acc.into_quote(contract.clone(), self.now())));
             }
             let Some(code) = advisory else {
+                let pacing_now = self
+                    .pacing_notices
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if pacing_now != pacing_before {
+                    return Err(BrokerError::Pacing(format!(
+                        "{what}: no answer, and TWS reported a pacing violation meanwhile (its \
+                         message-rate limit drops requests; broker.ibkr messages_per_second)"
+                    )));
+                }
                 return Ok(None);
             };
             let switched = lock(&self.state).md_mode.on_code(code);
@@ -1087,7 +1157,7 @@ impl Inner {
         if let Some(id) = lock(&self.state).registry.id_of(order_ref) {
             return Ok(Some(id));
         }
-        let since = Utc::now() - chrono::Duration::days(7);
+        let since = self.now() - chrono::Duration::days(7);
         let (execs, _) = self.fetch_executions(client, since).await?;
         Ok(execs
             .iter()
@@ -1117,7 +1187,7 @@ impl MarketData for IbkrBroker {
         let what = format!("daily bars {symbol}");
         let client = self.inner.client()?;
         let contract = to_ib(&Contract::Stock(StockContract::us(symbol.clone())));
-        let today = today_ny();
+        let today = self.inner.today_ny();
         let (value, unit) = duration_for(count);
         let duration = if unit == 'Y' {
             ibapi::market_data::historical::Duration::years(value)
@@ -1354,7 +1424,7 @@ impl Broker for IbkrBroker {
                     remaining_quantity: intent.quantity,
                     avg_fill_price: None,
                     reason: None,
-                    time: Utc::now(),
+                    time: self.inner.now(),
                 },
             );
             id
@@ -1465,7 +1535,7 @@ impl Broker for IbkrBroker {
                 _ => None,
             })
             .collect();
-        summary_to_snapshot(&account, &values, Utc::now())
+        summary_to_snapshot(&account, &values, self.inner.now())
     }
 }
 

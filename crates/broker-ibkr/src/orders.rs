@@ -134,6 +134,9 @@ pub struct PendingExecution {
 #[derive(Debug, Default)]
 pub struct FillJoiner {
     executions: HashMap<String, PendingExecution>,
+    /// When each waiting execution arrived (local clock): how long it has
+    /// waited for its commission, whatever the execution's own time says.
+    arrived: HashMap<String, std::time::Instant>,
     commissions: HashMap<String, Money>,
     reported: HashSet<String>,
     reported_order: VecDeque<String>,
@@ -169,6 +172,8 @@ impl FillJoiner {
         if let Some(commission) = self.commissions.remove(&exec.exec_id) {
             return Some(self.complete(exec, commission));
         }
+        self.arrived
+            .insert(exec.exec_id.clone(), std::time::Instant::now());
         self.executions.insert(exec.exec_id.clone(), exec);
         None
     }
@@ -179,7 +184,10 @@ impl FillJoiner {
             return None;
         }
         match self.executions.remove(exec_id) {
-            Some(exec) => Some(self.complete(exec, commission)),
+            Some(exec) => {
+                self.arrived.remove(exec_id);
+                Some(self.complete(exec, commission))
+            }
             None => {
                 self.commissions.insert(exec_id.to_string(), commission);
                 None
@@ -204,8 +212,25 @@ impl FillJoiner {
             .filter(|(_, e)| e.time < before)
             .map(|(id, _)| id.clone())
             .collect();
+        self.complete_all(stale)
+    }
+
+    /// Executions that have waited at least `wait` (local clock) for their
+    /// commission report, completed with a zero commission.
+    pub fn flush_waiting_longer_than(&mut self, wait: std::time::Duration) -> Vec<Fill> {
+        let stale: Vec<String> = self
+            .arrived
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= wait)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.complete_all(stale)
+    }
+
+    fn complete_all(&mut self, ids: Vec<String>) -> Vec<Fill> {
         let mut fills = Vec::new();
-        for id in stale {
+        for id in ids {
+            self.arrived.remove(&id);
             if let Some(exec) = self.executions.remove(&id) {
                 fills.push(self.complete(exec, Money::ZERO));
             }

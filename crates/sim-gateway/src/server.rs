@@ -1523,8 +1523,10 @@ impl Shared {
                         option_price: Some(p.map_or(-1.0, Price::to_f64)),
                         pv_dividend: Some(0.0),
                         gamma: Some(g.map_or(-2.0, |g| g.gamma)),
-                        vega: Some(g.map_or(-2.0, |g| g.vega)),
-                        theta: Some(g.map_or(-2.0, |g| g.theta)),
+                        // TWS units: vega per vol point, theta per day
+                        // (the domain keeps per 1.00 of vol and per year)
+                        vega: Some(g.map_or(-2.0, |g| g.vega / 100.0)),
+                        theta: Some(g.map_or(-2.0, |g| g.theta / 365.0)),
                         underlying_price: Some(q.underlying_price.map_or(-1.0, Price::to_f64)),
                     },
                 )
