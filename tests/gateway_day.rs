@@ -112,10 +112,35 @@ fn decisions(dir: &Path) -> Vec<String> {
         .recent_decisions(i64::MAX)
         .unwrap()
         .into_iter()
-        .map(|d| format!("{} {:?} {} {}", d.time, d.kind, d.subject, d.decision))
+        .map(|d| {
+            format!(
+                "{} {:?} {} {}: {}",
+                d.time, d.kind, d.subject, d.decision, d.reason
+            )
+        })
         .collect();
     d.sort();
     d
+}
+
+/// Every fill: order, price, quantity, commission, time.
+fn fills(dir: &Path) -> Vec<String> {
+    use core_domain::OrderRepository;
+    let s = store(dir);
+    let mut f: Vec<String> = s
+        .all_orders()
+        .unwrap()
+        .into_iter()
+        .flat_map(|o| s.fills(&o.intent.order_ref).unwrap())
+        .map(|f| {
+            format!(
+                "{} {:?} {} @ {} fee {} at {}",
+                f.order_ref, f.side, f.quantity, f.price, f.commission, f.time
+            )
+        })
+        .collect();
+    f.sort();
+    f
 }
 
 #[test]
@@ -175,6 +200,9 @@ fn test_traderd_over_the_simulated_gateway_decides_as_in_process() {
         "trades differ between the in-process and gateway paths"
     );
     assert_eq!(orders(sim.path()), orders(ibkr.path()));
+    let f = fills(sim.path());
+    assert!(f.len() >= a.len(), "{f:#?}");
+    assert_eq!(f, fills(ibkr.path()), "fills differ");
     let (da, db) = (decisions(sim.path()), decisions(ibkr.path()));
     let first_difference = da.iter().zip(&db).position(|(x, y)| x != y);
     assert!(

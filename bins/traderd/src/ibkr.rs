@@ -48,8 +48,10 @@ pub fn ibkr_config(settings: &Settings) -> Result<IbkrConfig> {
     )?));
     config.messages_per_second = positive("messages_per_second", b.messages_per_second)?;
     if !b.sim_control.trim().is_empty() {
-        // The simulated gateway has no snapshot pacing of its own.
+        // The simulated gateway has no snapshot pacing of its own, and its
+        // clock moves in steps: events are collected at each poll.
         config.snapshots_per_second = config.messages_per_second;
+        config.lockstep = true;
     }
     config.max_market_data_lines =
         positive("max_market_data_lines", b.max_market_data_lines)? as usize;

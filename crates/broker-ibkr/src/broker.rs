@@ -20,7 +20,7 @@ use core_domain::{
     MarketData, Money, OptionChain, OptionContract, OptionQuote, OrderIntent, OrderStatus,
     OrderUpdate, Position, Price, Quote, Side, StockContract, Symbol, TimeInForce,
 };
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use ibapi::Client;
 use ibapi::orders::{
     ExecutionFilter, ExecutionSide, Executions, Order as IbOrder, OrderUpdate as IbUpdate, Orders,
@@ -78,11 +78,18 @@ struct Inner {
     /// may sit on a machine whose clock drifts). Atomic, so reading the
     /// time never takes the state lock.
     clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// The order stream, kept here instead of a reader task in lockstep
+    /// mode ([`IbkrConfig::lockstep`]): `poll_events` drains it.
+    updates: tokio::sync::Mutex<Option<UpdateStream>>,
     /// Pacing errors TWS sent without a request id (code 100 comes with
     /// id -1): a request left unanswered while this moved was dropped by
     /// TWS's message-rate limit.
     pacing_notices: std::sync::atomic::AtomicU64,
 }
+
+/// The order update stream, boxed so it can be kept.
+type UpdateStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<SubscriptionItem<IbUpdate>, ibapi::Error>> + Send>>;
 
 struct State {
     account: String,
@@ -150,6 +157,7 @@ impl IbkrBroker {
             shutdown,
             lost: tokio::sync::Notify::new(),
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            updates: tokio::sync::Mutex::new(None),
             pacing_notices: std::sync::atomic::AtomicU64::new(0),
         });
 
@@ -272,6 +280,18 @@ impl Inner {
         Utc::now() + chrono::Duration::milliseconds(ms)
     }
 
+    /// Records the gateway's time `t` (its clock minus ours); returns the
+    /// offset.
+    fn set_server_time(&self, t: time::OffsetDateTime) -> Option<chrono::Duration> {
+        let server = DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())?;
+        let offset = server - Utc::now();
+        self.clock_offset_ms.store(
+            offset.num_milliseconds(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Some(offset)
+    }
+
     /// The gateway's trading date (New York).
     fn today_ny(&self) -> NaiveDate {
         self.now()
@@ -367,19 +387,12 @@ impl Inner {
         self.pacer.request().await;
         match self.timed("server time", client.server_time()).await {
             Ok(Ok(t)) => {
-                if let Some(server) =
-                    DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())
+                if let Some(offset) = self.set_server_time(t)
+                    && offset.num_seconds().abs() > 60
                 {
-                    let offset = server - Utc::now();
-                    if offset.num_seconds().abs() > 60 {
-                        info!(
-                            offset_seconds = offset.num_seconds(),
-                            "the gateway's clock differs from ours; using the gateway's"
-                        );
-                    }
-                    self.clock_offset_ms.store(
-                        offset.num_milliseconds(),
-                        std::sync::atomic::Ordering::Relaxed,
+                    info!(
+                        offset_seconds = offset.num_seconds(),
+                        "the gateway's clock differs from ours; using the gateway's"
                     );
                 }
             }
@@ -405,7 +418,11 @@ impl Inner {
             .notice_stream()
             .map_err(|e| map_client_error(&e, "notice stream"))?;
         *lock(&self.client) = Some(Arc::clone(&client));
-        tokio::spawn(Self::read_updates(Arc::clone(self), updates, session));
+        if self.config.lockstep {
+            *self.updates.lock().await = Some(Box::pin(updates));
+        } else {
+            tokio::spawn(Self::read_updates(Arc::clone(self), updates, session));
+        }
         tokio::spawn(Self::read_notices(Arc::clone(self), notices, session));
 
         info!(
@@ -555,23 +572,60 @@ impl Inner {
             if !self.is_current(session) {
                 return;
             }
-            match item {
-                Some(Ok(SubscriptionItem::Data(update))) => self.on_update(update),
-                Some(Ok(SubscriptionItem::Notice(n))) => {
-                    self.on_notice(n.code, &n.message, n.request_id)
-                }
-                Some(Err(e)) => {
-                    warn!("order update stream ended: {e}");
-                    self.lost.notify_one();
-                    return;
-                }
-                None => {
-                    debug!("order update stream closed");
-                    self.lost.notify_one();
-                    return;
-                }
+            if !self.on_update_item(item) {
+                return;
             }
         }
+    }
+
+    /// Handles one item of the order stream; `false` when the stream
+    /// ended (the session is lost).
+    fn on_update_item(
+        &self,
+        item: Option<Result<SubscriptionItem<IbUpdate>, ibapi::Error>>,
+    ) -> bool {
+        match item {
+            Some(Ok(SubscriptionItem::Data(update))) => self.on_update(update),
+            Some(Ok(SubscriptionItem::Notice(n))) => {
+                self.on_notice(n.code, &n.message, n.request_id)
+            }
+            Some(Err(e)) => {
+                warn!("order update stream ended: {e}");
+                self.lost.notify_one();
+                return false;
+            }
+            None => {
+                debug!("order update stream closed");
+                self.lost.notify_one();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Lockstep: a round trip (the server time; TWS answers requests in
+    /// order, so every message sent before it has been dispatched when the
+    /// answer arrives), then every order-stream item already received.
+    async fn sync_events(&self) -> Result<(), BrokerError> {
+        let client = self.client()?;
+        self.pacer.request().await;
+        let t = self
+            .timed("server time", client.server_time())
+            .await?
+            .map_err(|e| map_client_error(&e, "server time"))?;
+        self.set_server_time(t);
+        let mut updates = self.updates.lock().await;
+        while let Some(stream) = updates.as_mut() {
+            match stream.next().now_or_never() {
+                Some(item) => {
+                    if !self.on_update_item(item) {
+                        *updates = None;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Reads global notices (connectivity, farm status, unrouted errors).
@@ -1492,6 +1546,9 @@ impl Broker for IbkrBroker {
     }
 
     async fn poll_events(&self) -> Result<Vec<BrokerEvent>, BrokerError> {
+        if self.inner.config.lockstep {
+            self.inner.sync_events().await?;
+        }
         self.inner.flush_stale_executions();
         Ok(lock(&self.inner.events).drain(..).collect())
     }

@@ -38,6 +38,15 @@ pub struct IbkrConfig {
     /// The market-data type asked for first; real-time falls back to
     /// delayed on IBKR's no-subscription advisories.
     pub market_data: MarketDataKind,
+    /// The gateway's clock moves in steps between the engine's polls (the
+    /// project's simulated gateway in lockstep, `broker.ibkr.sim_control`):
+    /// `poll_events` then first makes a round trip to the gateway (which
+    /// answers after every message it sent before), re-reads its clock and
+    /// drains the order stream itself, so it returns every event the
+    /// gateway sent before the poll — the same events, in the same cycle,
+    /// as the in-process exchange. Off for a real TWS, whose events arrive
+    /// in real time.
+    pub lockstep: bool,
 }
 
 impl Default for IbkrConfig {
@@ -57,6 +66,7 @@ impl Default for IbkrConfig {
             snapshots_per_second: 50,
             max_market_data_lines: 100,
             market_data: MarketDataKind::Realtime,
+            lockstep: false,
         }
     }
 }

@@ -18,7 +18,8 @@
 //! | 502, 504, 1300 | cannot connect / not connected / socket port reset | `NotConnected` |
 //! | 200 | no security definition | `UnknownContract` |
 //! | 201, 203 | order rejected | `Rejected` (with IB's reason), or `InsufficientMargin` when the reason is margin |
-//! | 202 | order cancelled | `Rejected` (reason "cancelled: ...") |
+//! | 202 | order cancelled (the confirmation of a cancel) | ignored: the `Cancelled` order status reports it |
+//! | 10148 | cancel too late: the order is filled or done | ignored: its execution or status reports it |
 //! | 100, 162 (pacing text), 420 | pacing violation | `Pacing` |
 //! | 162 (other text) | historical data query error | `NoData` |
 //! | 321 | invalid request | `Protocol` with IB's detail |
@@ -88,10 +89,10 @@ pub fn map_error(code: i32, message: &str, context: &str) -> Disposition {
             order_ref: context.to_string(),
             reason: format!("{message} (IB code {code})"),
         },
-        202 => BrokerError::Rejected {
-            order_ref: context.to_string(),
-            reason: format!("cancelled: {message} (IB code 202)"),
-        },
+        // The confirmation of a cancel (the order's `Cancelled` status
+        // arrives as an order status), and a cancel that came too late:
+        // the fill arrives as an execution.
+        202 | 10148 => return Disposition::Ignore,
         100 | 420 => BrokerError::Pacing(format!("{ctx}{message} (IB code {code})")),
         162 if lower.contains("pacing") => {
             BrokerError::Pacing(format!("{ctx}{message} (IB code 162)"))
@@ -240,9 +241,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            matches!(err(202, "Order Canceled"), BrokerError::Rejected { reason, .. } if reason.starts_with("cancelled"))
-        );
+        assert!(map_error(202, "Order Canceled - reason:", "X-1") == Disposition::Ignore);
         assert!(matches!(
             err(
                 203,
