@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use core_domain::{AuditRepository, TradeFilter, TradeRepository};
 
@@ -143,6 +142,61 @@ fn fills(dir: &Path) -> Vec<String> {
     f
 }
 
+/// The loose settings as the daemon loads them.
+fn loose_settings() -> settings::Settings {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.toml"), LOOSE).unwrap();
+    let opts = settings::LoadOptions::for_config_arg(Some(&dir.path().join("t.toml")));
+    settings::load(&opts).unwrap().settings
+}
+
+/// A gateway over the exchange traderd would trade in process, with
+/// `faults` from the start.
+fn gateway(
+    rt: &tokio::runtime::Runtime,
+    faults: sim_gateway::FaultConfig,
+) -> sim_gateway::GatewayHandle {
+    let settings = loose_settings();
+    let from = FROM.parse().unwrap();
+    let exchange = traderd::wiring::sim_exchange(
+        &settings,
+        traderd::wiring::history().unwrap(),
+        settings.broker.sim.chain.clone(),
+        from,
+        None,
+    )
+    .unwrap();
+    rt.block_on(sim_gateway::SimGateway::start(
+        sim_gateway::GatewayConfig {
+            port: 0,
+            control_port: Some(0),
+            from: Some(from),
+            to: Some(TO.parse().unwrap()),
+            faults,
+            ..sim_gateway::GatewayConfig::default()
+        },
+        exchange,
+    ))
+    .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// traderd's configuration for the gateway `handle`.
+fn ibkr_config(handle: &sim_gateway::GatewayHandle) -> String {
+    format!(
+        "[broker]\nkind = \"ibkr\"\n[broker.ibkr]\nport = {}\nsim_control = \"{}\"\nconnect_attempts = 3\nmessages_per_second = 5000\n{LOOSE}",
+        handle.addr().port(),
+        handle.control_addr().unwrap()
+    )
+}
+
 #[test]
 fn test_traderd_over_the_simulated_gateway_decides_as_in_process() {
     // In process: the simulated exchange.
@@ -150,45 +204,10 @@ fn test_traderd_over_the_simulated_gateway_decides_as_in_process() {
     run_traderd(sim.path(), &format!("[broker]\nkind = \"sim\"\n{LOOSE}"));
 
     // Over the TWS protocol: the same exchange behind the gateway.
-    let settings = {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.toml"), LOOSE).unwrap();
-        let opts = settings::LoadOptions::for_config_arg(Some(&dir.path().join("t.toml")));
-        settings::load(&opts).unwrap().settings
-    };
-    let from = FROM.parse().unwrap();
-    let history = traderd::wiring::history().unwrap();
-    let exchange = traderd::wiring::sim_exchange(
-        &settings,
-        Arc::clone(&history),
-        settings.broker.sim.chain.clone(),
-        from,
-        None,
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt
-        .block_on(sim_gateway::SimGateway::start(
-            sim_gateway::GatewayConfig {
-                port: 0,
-                control_port: Some(0),
-                from: Some(from),
-                to: Some(TO.parse().unwrap()),
-                ..sim_gateway::GatewayConfig::default()
-            },
-            exchange,
-        ))
-        .unwrap();
+    let rt = runtime();
+    let handle = gateway(&rt, sim_gateway::FaultConfig::default());
     let ibkr = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[broker]\nkind = \"ibkr\"\n[broker.ibkr]\nport = {}\nsim_control = \"{}\"\nconnect_attempts = 3\nmessages_per_second = 5000\n{LOOSE}",
-        handle.addr().port(),
-        handle.control_addr().unwrap()
-    );
+    let config = ibkr_config(&handle);
     let out = run_traderd(ibkr.path(), &config);
     assert!(out.contains("simulated gateway"), "{out}");
     assert!(out.contains("reached the close"), "{out}");
@@ -226,4 +245,104 @@ fn test_traderd_over_the_simulated_gateway_decides_as_in_process() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     rt.block_on(handle.shutdown());
+}
+
+/// Faults injected while traderd trades over the gateway — the connection
+/// dropped right after an order was accepted, dropped again at arbitrary
+/// moments, corrupt and garbage frames — leave no duplicate order, no lost fill, and the positions in
+/// the database equal to the exchange's; the daemon runs to the end.
+#[test]
+fn test_faults_leave_no_duplicate_order_no_lost_fill_and_positions_reconciled() {
+    use core_domain::{AccountRepository, Broker, OrderRepository};
+    let rt = runtime();
+    let handle = gateway(
+        &rt,
+        sim_gateway::FaultConfig {
+            drop_after_place_order: true,
+            ..sim_gateway::FaultConfig::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = ibkr_config(&handle);
+    let handle = std::sync::Arc::new(handle);
+    let injector = {
+        let handle = std::sync::Arc::clone(&handle);
+        std::thread::spawn(move || {
+            for fault in [
+                sim_gateway::Fault::DropNow,
+                sim_gateway::Fault::DropAfterPlaceOrder,
+                sim_gateway::Fault::Malformed(sim_gateway::MalformedKind::Corrupt),
+                sim_gateway::Fault::DropAfterMessages(40),
+                sim_gateway::Fault::Malformed(sim_gateway::MalformedKind::Garbage),
+                sim_gateway::Fault::DropNow,
+            ] {
+                std::thread::sleep(std::time::Duration::from_millis(1000));
+                handle.inject(fault);
+            }
+        })
+    };
+    let out = run_traderd(dir.path(), &config);
+    injector.join().unwrap();
+    assert!(out.contains("reached the close"), "{out}");
+
+    let exchange = handle.exchange();
+    let db = store(dir.path());
+    // The faults happened, and the daemon saw the connection come back.
+    let audit = db.recent_audit(100_000).unwrap();
+    let lost = audit
+        .iter()
+        .filter(|a| a.action == "broker.connection_lost")
+        .count();
+    let restored = audit
+        .iter()
+        .filter(|a| a.action == "broker.connection_restored")
+        .count();
+    assert!(
+        lost >= 2 && restored >= lost,
+        "lost {lost}, restored {restored}"
+    );
+    // No duplicate order: one exchange order per order ref, never filled
+    // beyond its quantity.
+    let journal = db.all_orders().unwrap();
+    let mut executed: std::collections::BTreeMap<String, i64> = Default::default();
+    for f in exchange.all_executions() {
+        *executed.entry(f.order_ref.clone()).or_default() += f.quantity;
+    }
+    for (order_ref, qty) in &executed {
+        let o = journal
+            .iter()
+            .find(|o| &o.intent.order_ref == order_ref)
+            .unwrap_or_else(|| panic!("the exchange filled {order_ref}, unknown to the database"));
+        assert!(*qty <= o.intent.quantity, "{order_ref} filled {qty} times");
+    }
+    // No lost fill: every execution at the exchange is in the database.
+    let mut recorded: Vec<String> = journal
+        .iter()
+        .flat_map(|o| db.fills(&o.intent.order_ref).unwrap())
+        .map(|f| format!("{} {} @ {} at {}", f.order_ref, f.quantity, f.price, f.time))
+        .collect();
+    let mut at_exchange: Vec<String> = exchange
+        .all_executions()
+        .into_iter()
+        .map(|f| format!("{} {} @ {} at {}", f.order_ref, f.quantity, f.price, f.time))
+        .collect();
+    recorded.sort();
+    at_exchange.sort();
+    assert!(!at_exchange.is_empty());
+    assert_eq!(
+        recorded, at_exchange,
+        "fills in the database vs at the exchange"
+    );
+    // Positions reconciled.
+    let key = |p: &core_domain::Position| (p.contract.key(), p.quantity);
+    let mut ours: Vec<_> = db.positions().unwrap().iter().map(key).collect();
+    let mut theirs: Vec<_> = rt
+        .block_on(exchange.positions())
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "positions in the database vs at the exchange");
 }

@@ -606,7 +606,26 @@ impl Inner {
     /// Lockstep: a round trip (the server time; TWS answers requests in
     /// order, so every message sent before it has been dispatched when the
     /// answer arrives), then every order-stream item already received.
+    ///
+    /// Simulated time does not pass while the connection is down, so a
+    /// lost connection is waited for here (the supervisor is woken and
+    /// reconnects, reconciling; at most `request_timeout`), as the wall
+    /// clock would have waited for a real TWS.
     async fn sync_events(&self) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        loop {
+            match self.sync_once().await {
+                Err(BrokerError::NotConnected(why)) if tokio::time::Instant::now() < deadline => {
+                    debug!("lockstep poll waits for the reconnect: {why}");
+                    self.lost.notify_one();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn sync_once(&self) -> Result<(), BrokerError> {
         let client = self.client()?;
         self.pacer.request().await;
         let t = self
