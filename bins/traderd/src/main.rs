@@ -12,6 +12,12 @@
 //! half-written); running it again resumes from the database. A SIGKILL
 //! loses nothing either: every write is a transaction, and the simulated
 //! exchange is rebuilt from the order journal on restart.
+//!
+//! With `broker.kind = "ibkr"` the same engine trades Interactive Brokers
+//! (TWS / IB Gateway, paper unless live trading is opted into in the
+//! configuration and the environment) on the wall clock until stopped, or
+//! the simulated gateway of `trader-cli sim-gateway` in lockstep
+//! (`broker.ibkr.sim_control`); see docs/IBKR_SETUP.md.
 #![deny(unsafe_code)]
 
 use std::path::PathBuf;
@@ -43,10 +49,12 @@ struct Args {
     /// must exist.
     #[arg(long, env = "TRADER_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// First day of the replay (overrides broker.sim.replay.from).
+    /// First day of the replay (overrides broker.sim.replay.from; the
+    /// simulated exchange only).
     #[arg(long, value_name = "YYYY-MM-DD")]
     from: Option<NaiveDate>,
-    /// Last day of the replay (overrides broker.sim.replay.to).
+    /// Last day of the replay (overrides broker.sim.replay.to); with
+    /// broker.kind = "ibkr", stop at this session's close.
     #[arg(long, value_name = "YYYY-MM-DD")]
     to: Option<NaiveDate>,
     /// Simulated minutes per second; 0 = as fast as possible (overrides

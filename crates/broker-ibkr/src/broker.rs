@@ -60,6 +60,10 @@ pub struct IbkrBroker {
     inner: Arc<Inner>,
 }
 
+/// How long an option's streaming quote waits for its open interest once
+/// it is priced.
+const OPEN_INTEREST_WAIT: Duration = Duration::from_millis(1500);
+
 struct Inner {
     config: IbkrConfig,
     client: Mutex<Option<Arc<Client>>>,
@@ -1032,7 +1036,15 @@ impl Inner {
     /// no-subscription advisory the session switches to delayed data (once,
     /// whichever request sees the advisory first) and the snapshot is
     /// asked once more under the new type. `Ok(None)`: no price came.
+    ///
+    /// An option is asked for as a short streaming request with generic
+    /// tick 101 instead (TWS sends open interest only to streaming
+    /// requests; a snapshot with generic ticks is refused with 321): read
+    /// until bid, ask and the model computation arrived and then at most
+    /// [`OPEN_INTEREST_WAIT`] more for the open interest, then cancelled
+    /// (dropping the subscription cancels it).
     async fn snapshot(&self, contract: &Contract) -> Result<Option<Quote>, BrokerError> {
+        let streaming = matches!(contract, Contract::Option(_));
         let what = format!("quote {}", contracts::describe(contract));
         let pacing_before = self
             .pacing_notices
@@ -1042,9 +1054,12 @@ impl Inner {
             let ib = to_ib(contract);
             let sent_kind = lock(&self.state).md_mode.current();
             let _line = self.pacer.market_data_line().await?;
-            let sub = self
-                .timed(&what, client.market_data(&ib).snapshot().subscribe())
-                .await?;
+            let request = if streaming {
+                client.market_data(&ib).generic_ticks(&["101"]).streaming()
+            } else {
+                client.market_data(&ib).snapshot()
+            };
+            let sub = self.timed(&what, request.subscribe()).await?;
             let mut advisory = None;
             let mut acc = QuoteAccumulator::new();
             match sub {
@@ -1053,8 +1068,15 @@ impl Inner {
                     None => return Err(map_client_error(&e, &what)),
                 },
                 Ok(mut sub) => {
-                    let deadline = tokio::time::Instant::now() + self.config.snapshot_timeout;
+                    let mut deadline = tokio::time::Instant::now() + self.config.snapshot_timeout;
                     loop {
+                        if streaming && acc.option_priced() {
+                            if acc.has_open_interest() {
+                                break;
+                            }
+                            deadline =
+                                deadline.min(tokio::time::Instant::now() + OPEN_INTEREST_WAIT);
+                        }
                         let Ok(next) = tokio::time::timeout_at(deadline, sub.next()).await else {
                             debug!("{what}: snapshot timed out; using the ticks received");
                             break;

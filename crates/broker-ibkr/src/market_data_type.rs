@@ -234,6 +234,17 @@ impl QuoteAccumulator {
         }
     }
 
+    /// Whether an option's streaming request has what a snapshot would
+    /// give plus its open interest: bid, ask, the model computation.
+    pub fn option_priced(&self) -> bool {
+        self.bid.is_some() && self.ask.is_some() && self.model.is_some()
+    }
+
+    /// Whether the open interest (generic tick 101) arrived.
+    pub fn has_open_interest(&self) -> bool {
+        self.open_interest.is_some()
+    }
+
     /// Whether any price arrived (a contract with none is left out).
     pub fn has_price(&self) -> bool {
         self.bid.is_some() || self.ask.is_some() || self.last.is_some()

@@ -139,6 +139,9 @@ async fn a_full_trade_sell_to_open_fill_and_buy_to_close() {
     let q = within(broker.option_quotes(std::slice::from_ref(&put)))
         .await
         .expect("quote");
+    // Option quotes come from a streaming request with generic tick 101,
+    // so they carry the open interest the strategy screens on.
+    assert!(q[0].quote.open_interest.is_some_and(|oi| oi > 0), "{q:?}");
     let close_ask = q[0].quote.ask.expect("ask");
     let close = intent("e2e-close-1", &put, Side::Buy, close_ask, gw.now());
     let close_id = within(broker.place_order(&close)).await.expect("close");
@@ -352,6 +355,10 @@ async fn delayed_data_when_real_time_is_not_subscribed() {
         .expect("option quote");
     assert_eq!(again.len(), 1);
     assert!(again[0].quote.greeks.is_some());
+    assert!(
+        again[0].quote.open_interest.is_some(),
+        "delayed open interest (tick 86)"
+    );
     broker.disconnect().await;
     gw.shutdown().await;
 }

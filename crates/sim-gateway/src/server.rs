@@ -110,7 +110,9 @@ struct Conn {
     /// reqMarketDataType: 1 real-time, 2 frozen, 3 delayed, 4 delayed-frozen.
     market_data_type: i32,
     /// Streaming (non-snapshot) market data: request id → contract.
-    streams: BTreeMap<i32, Contract>,
+    /// Streaming requests: the contract, and whether generic tick 101
+    /// (open interest) was asked for.
+    streams: BTreeMap<i32, (Contract, bool)>,
     /// Messages received in the current one-second window.
     window: (Instant, u32),
 }
@@ -899,8 +901,8 @@ impl Shared {
     /// Fresh ticks for every streaming market-data request.
     fn refresh_streams(&self, st: &mut State) {
         for conn in st.clients.values() {
-            for (req, contract) in &conn.streams {
-                for f in self.tick_frames(*req, contract, conn.market_data_type, false) {
+            for (req, (contract, oi)) in &conn.streams {
+                for f in self.tick_frames(*req, contract, conn.market_data_type, false, *oi) {
                     let _ = conn.tx.send(f);
                 }
             }
@@ -1467,7 +1469,17 @@ impl Shared {
     }
 
     /// Tick frames for one quote; `delayed` picks the delayed tick types.
-    fn tick_frames(&self, req: i32, c: &Contract, md_type: i32, snapshot: bool) -> Vec<Vec<u8>> {
+    /// `open_interest`: generic tick 101 was requested (streaming only, as
+    /// in TWS): the option's open interest (tick 27 call / 28 put, 86
+    /// delayed) and its volume (8, 74 delayed) are sent too.
+    fn tick_frames(
+        &self,
+        req: i32,
+        c: &Contract,
+        md_type: i32,
+        snapshot: bool,
+        open_interest: bool,
+    ) -> Vec<Vec<u8>> {
         let delayed = !self.config.realtime_data_available && md_type >= 3;
         let Ok(q) = self.quote_of(c) else {
             return Vec::new();
@@ -1534,6 +1546,15 @@ impl Shared {
             out.push(comp(bid_opt, q.bid));
             out.push(comp(ask_opt, q.ask));
             out.push(comp(model_opt, q.mid()));
+            if open_interest {
+                let oi_t = match (delayed, c) {
+                    (true, _) => 86,
+                    (false, Contract::Option(o)) if o.right == core_domain::Right::Call => 27,
+                    (false, _) => 28,
+                };
+                out.extend(size(oi_t, q.open_interest));
+                out.extend(size(if delayed { 74 } else { 8 }, q.volume));
+            }
         }
         out
     }
@@ -1563,6 +1584,17 @@ impl Shared {
         st.register(&c);
         let md_type = st.clients.get(&client).map_or(1, |c| c.market_data_type);
         let snapshot = m.snapshot.unwrap_or(false) || m.regulatory_snapshot.unwrap_or(false);
+        if snapshot
+            && m.generic_tick_list
+                .as_deref()
+                .is_some_and(|g| !g.trim().is_empty())
+        {
+            return Err((
+                req,
+                321,
+                "Error validating request.-'bI' : cause - Snapshot market data subscription is not applicable to generic ticks".into(),
+            ));
+        }
         let mut out = Vec::new();
         if !self.config.realtime_data_available {
             if md_type < 3 {
@@ -1608,14 +1640,18 @@ impl Shared {
                 },
             ));
         }
-        out.extend(self.tick_frames(req, &c, md_type, snapshot));
+        let open_interest = m
+            .generic_tick_list
+            .as_deref()
+            .is_some_and(|g| g.split(',').any(|t| t.trim() == "101"));
+        out.extend(self.tick_frames(req, &c, md_type, snapshot, open_interest));
         if snapshot {
             out.push(frame(
                 outbound::TICK_SNAPSHOT_END,
                 &proto::IdEnd { req_id: Some(req) },
             ));
         } else if let Some(conn) = st.clients.get_mut(&client) {
-            conn.streams.insert(req, c);
+            conn.streams.insert(req, (c, open_interest));
         }
         for f in out {
             st.send(client, f);
@@ -1713,7 +1749,8 @@ impl Shared {
                 high: Some(b.high.to_f64()),
                 low: Some(b.low.to_f64()),
                 close: Some(b.close.to_f64()),
-                volume: Some(b.volume.unwrap_or(0).to_string()),
+                // TWS sends -1 for an unknown volume
+                volume: Some(b.volume.map_or("-1".to_string(), |v| v.to_string())),
                 wap: Some(b.close.to_f64().to_string()),
                 bar_count: Some(1),
             })
