@@ -373,3 +373,76 @@ fn test_faults_leave_no_duplicate_order_no_lost_fill_and_positions_reconciled() 
     theirs.sort();
     assert_eq!(ours, theirs, "positions in the database vs at the exchange");
 }
+
+/// `trader-cli scan` through the simulated gateway lists the same ranked
+/// opportunities, at the same prices, as the scan of the in-process
+/// exchange at that moment.
+#[test]
+fn test_scan_through_the_gateway_matches_the_in_process_scan() {
+    let rt = runtime();
+    let handle = gateway(
+        &rt,
+        DEFAULTS,
+        (DEFAULT_FROM, DEFAULT_TO),
+        sim_gateway::FaultConfig::default(),
+    );
+    // 11:00 New York.
+    handle
+        .advance_to("2020-04-27T15:00:00Z".parse().unwrap())
+        .unwrap();
+    let cli = e2e::binary("trader-cli").expect("trader-cli is not built");
+    let scan = |dir: &Path, args: &[&str]| -> serde_json::Value {
+        let out = Command::new(&cli)
+            .args(args)
+            .current_dir(dir)
+            .env_remove("TRADER_CONFIG")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let opportunities = |v: &serde_json::Value| -> Vec<String> {
+        v["opportunities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} {} bid {} ask {}",
+                    o["symbol"], o["strike"], o["expiry"], o["bid"], o["ask"]
+                )
+            })
+            .collect()
+    };
+    let ibkr = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ibkr.path().join("trader.toml"),
+        ibkr_config(&handle, DEFAULTS),
+    )
+    .unwrap();
+    let through_gateway = scan(ibkr.path(), &["scan", "--json"]);
+    let sim = tempfile::tempdir().unwrap();
+    std::fs::write(sim.path().join("trader.toml"), DEFAULTS).unwrap();
+    let in_process = scan(
+        sim.path(),
+        &["scan", "--json", "--date", "2020-04-27", "--time", "11:00"],
+    );
+    let a = opportunities(&in_process);
+    assert!(!a.is_empty(), "{in_process:#}");
+    assert_eq!(a, opportunities(&through_gateway));
+    assert_eq!(
+        in_process["passed_screen"],
+        through_gateway["passed_screen"]
+    );
+    rt.block_on(
+        std::sync::Arc::try_unwrap(std::sync::Arc::new(handle))
+            .ok()
+            .unwrap()
+            .shutdown(),
+    );
+}

@@ -6,8 +6,10 @@
 //! exchange built from the shipped history and `[broker.sim]`, at the
 //! first intraday checkpoint at or after `--time` (New York) of session
 //! `--date` (default: the last session of the data), with a fresh account
-//! (no open positions). Nothing is ordered: the broker is asked for quotes
-//! and what-if margin only.
+//! (no open positions). With `broker.kind = "ibkr"` it scans now through
+//! TWS / IB Gateway (or `trader-cli sim-gateway`), counting the account's
+//! open short puts. Nothing is ordered: the broker is asked for quotes and
+//! what-if margin only.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -41,11 +43,7 @@ pub struct ScanArgs {
 pub fn run(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Result<ExitCode> {
     match settings.broker.kind.as_str() {
         "sim" => {}
-        "ibkr" => bail!(
-            "scan against Interactive Brokers is not available yet: the IBKR adapter arrives \
-             with the Interactive Brokers issue (#8); set broker.kind = \"sim\" to scan the \
-             simulated market"
-        ),
+        "ibkr" => return run_ibkr(args, json, settings),
         other => bail!("unknown broker.kind {other:?}: expected \"sim\" or \"ibkr\""),
     }
     let params = settings.strategy_params();
@@ -106,6 +104,65 @@ pub fn run(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Result
         for n in &notes {
             println!("note: {n}");
         }
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The scan against TWS / IB Gateway (or the simulated gateway) now: the
+/// broker's time and its open short puts; quotes and what-if margin only,
+/// nothing is ordered. `--date`/`--time` do not apply (a broker scans its
+/// present).
+fn run_ibkr(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Result<ExitCode> {
+    if args.date.is_some() {
+        bail!(
+            "--date applies to the simulated market only; against Interactive Brokers the scan is of now"
+        );
+    }
+    let params = settings.strategy_params();
+    let config = traderd::ibkr::ibkr_config(settings)?;
+    let address = config.address();
+    let history = traderd::wiring::history()?;
+    let universe = traderd::wiring::universe_of(&history);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(async {
+        use core_domain::Broker;
+        let broker = broker_ibkr::IbkrBroker::connect(config)
+            .await
+            .with_context(|| format!("connecting to TWS / IB Gateway at {address}"))?;
+        let at = broker
+            .server_time()
+            .await
+            .context("asking TWS / IB Gateway for its time")?;
+        let date = at.with_timezone(&chrono_tz::America::New_York).date_naive();
+        let open = broker
+            .positions()
+            .await
+            .context("reading the account's positions")?
+            .iter()
+            .filter(|p| p.quantity < 0)
+            .count();
+        let report = scan(
+            &broker,
+            &broker,
+            &params,
+            &universe,
+            i64::try_from(open).unwrap_or(i64::MAX),
+            date,
+            at,
+        )
+        .await
+        .with_context(|| format!("scanning through TWS / IB Gateway at {address}"));
+        broker.disconnect().await;
+        report
+    })?;
+    if json {
+        output::json(&report)?;
+    } else {
         print_report(&report);
     }
     Ok(ExitCode::SUCCESS)
