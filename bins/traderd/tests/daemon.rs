@@ -58,18 +58,27 @@ fn test_a_database_holding_another_replay_is_refused_with_what_to_do() {
 }
 
 #[test]
-fn test_the_ibkr_broker_says_it_comes_with_issue_8_and_exits_3() {
+fn test_the_ibkr_broker_with_nothing_listening_says_what_to_check() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_traderd"))
         .current_dir(dir.path())
         .env_remove("TRADER_CONFIG")
         .env("TRADER__LOGGING__FILE", "false")
         .env("TRADER__BROKER__KIND", "ibkr")
+        .env("TRADER__BROKER__IBKR__PORT", port.to_string())
+        .env("TRADER__BROKER__IBKR__CONNECT_ATTEMPTS", "1")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(3), "{err}");
-    assert!(err.contains("#8"), "{err}");
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("TWS / IB Gateway"), "{err}");
 }
 
 #[test]
