@@ -157,19 +157,7 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
             .outcome("running"),
     )?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let (runtime, stop) = runtime_and_stop_flag()?;
     let wall = Instant::now();
     let first_time = sim.exchange.now();
     let mut month = first_time.format("%Y-%m").to_string();
@@ -265,19 +253,7 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
 fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) -> Result<ExitCode> {
     let settings = &loaded.settings;
     let b = &settings.broker.ibkr;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let (runtime, stop) = runtime_and_stop_flag()?;
     let quiet = args.quiet;
     let to = args.to;
     let db = settings::redact_url(&settings.database.url);
@@ -360,6 +336,25 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's runtime, and the flag SIGINT/SIGTERM raise (the loop
+/// stops after the cycle in progress).
+fn runtime_and_stop_flag() -> Result<(tokio::runtime::Runtime, Arc<AtomicBool>)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    Ok((runtime, stop))
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
