@@ -20,7 +20,7 @@ use core_domain::{
     MarketData, Money, OptionChain, OptionContract, OptionQuote, OrderIntent, OrderStatus,
     OrderUpdate, Position, Price, Quote, Side, StockContract, Symbol, TimeInForce,
 };
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use ibapi::Client;
 use ibapi::orders::{
     ExecutionFilter, ExecutionSide, Executions, Order as IbOrder, OrderUpdate as IbUpdate, Orders,
@@ -59,6 +59,19 @@ const HEALTH_CHECK: Duration = Duration::from_secs(5);
 pub struct IbkrBroker {
     inner: Arc<Inner>,
 }
+
+/// A contract's identity for position bookkeeping (con_id ignored: a
+/// fill and a position may differ in whether they carry it).
+fn contract_key(c: &Contract) -> String {
+    match c {
+        Contract::Option(o) => o.key(),
+        Contract::Stock(st) => format!("STK {}", st.symbol),
+    }
+}
+
+/// Lockstep: how long `poll_events` waits for the next queued order-stream
+/// item before it counts the stream as drained.
+const DRAIN_WAIT: Duration = Duration::from_millis(3);
 
 /// How long an option's streaming quote waits for its open interest once
 /// it is priced.
@@ -107,6 +120,10 @@ struct State {
     gateway_tz: Tz,
     /// Bumped on each new session; readers of an old session stop.
     session: u64,
+    /// The positions as last fetched, plus our fills since (by contract
+    /// key): what expiry or assignment must explain (see
+    /// `infer_settlements`). `None` until the first fetch.
+    held: Option<HashMap<String, (Contract, i64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,6 +170,7 @@ impl IbkrBroker {
                 last_exec_time: None,
                 gateway_tz: chrono_tz::America::New_York,
                 session: 0,
+                held: None,
             }),
             config,
             client: Mutex::new(None),
@@ -304,6 +322,17 @@ impl Inner {
     }
 
     fn push(&self, event: BrokerEvent) {
+        if let BrokerEvent::Fill(f) = &event
+            && let Some(held) = lock(&self.state).held.as_mut()
+        {
+            let signed = match f.side {
+                core_domain::Side::Buy => f.quantity,
+                core_domain::Side::Sell => -f.quantity,
+            };
+            held.entry(contract_key(&f.contract))
+                .or_insert_with(|| (f.contract.clone(), 0))
+                .1 += signed;
+        }
         let mut events = lock(&self.events);
         if events.len() >= MAX_BUFFERED_EVENTS {
             warn!(
@@ -637,17 +666,25 @@ impl Inner {
             .await?
             .map_err(|e| map_client_error(&e, "server time"))?;
         self.set_server_time(t);
-        let mut updates = self.updates.lock().await;
-        while let Some(stream) = updates.as_mut() {
-            match stream.next().now_or_never() {
-                Some(item) => {
-                    if !self.on_update_item(item) {
-                        *updates = None;
+        {
+            let mut updates = self.updates.lock().await;
+            // Everything sent before the round trip's answer is queued in
+            // the stream; a short wait per item (the stream's future may
+            // need more than one poll) ends when it is empty.
+            while let Some(stream) = updates.as_mut() {
+                match tokio::time::timeout(DRAIN_WAIT, stream.next()).await {
+                    Ok(item) => {
+                        if !self.on_update_item(item) {
+                            *updates = None;
+                        }
                     }
+                    Err(_) => break,
                 }
-                None => break,
             }
         }
+        // Settlements at this step, in this poll (as the in-process
+        // exchange reports them).
+        self.fetch_positions(&client).await?;
         Ok(())
     }
 
@@ -991,7 +1028,74 @@ impl Inner {
                 updated_at: now,
             });
         }
+        self.infer_settlements(&out);
         Ok(out)
+    }
+
+    /// Expiries and assignments, which TWS reports as position changes
+    /// rather than as our executions: an option on or past its expiry
+    /// whose position moved toward zero beyond what our fills explain
+    /// settled — an `Assignment` when the underlying's stock position grew
+    /// by the shares (a short put's assignment buys them; a short call's
+    /// sells them), an `Expiration` otherwise. Then `positions` becomes
+    /// the new reference.
+    fn infer_settlements(&self, positions: &[Position]) {
+        let today = self.today_ny();
+        let now = self.now();
+        let current: HashMap<String, (Contract, i64)> = positions
+            .iter()
+            .map(|p| (contract_key(&p.contract), (p.contract.clone(), p.quantity)))
+            .collect();
+        let mut st = lock(&self.state);
+        let previous = st.held.replace(current.clone());
+        drop(st);
+        let Some(previous) = previous else {
+            return;
+        };
+        let qty = |m: &HashMap<String, (Contract, i64)>, k: &str| m.get(k).map_or(0, |(_, q)| *q);
+        for (key, (contract, before)) in &previous {
+            let Contract::Option(o) = contract else {
+                continue;
+            };
+            let after = qty(&current, key);
+            if *before == 0 || o.expiry > today || after.signum() == -before.signum() {
+                continue;
+            }
+            let settled = before - after;
+            if settled == 0 || settled.signum() != before.signum() {
+                continue;
+            }
+            let stock_key = contract_key(&Contract::Stock(core_domain::StockContract::us(
+                o.underlying.clone(),
+            )));
+            let stock_change = qty(&current, &stock_key) - qty(&previous, &stock_key);
+            let shares = settled.abs() * o.multiplier;
+            let assigned = match (o.right, settled < 0) {
+                (core_domain::Right::Put, true) | (core_domain::Right::Call, false) => {
+                    stock_change >= shares
+                }
+                _ => stock_change <= -shares,
+            };
+            info!(
+                contract = %o.key(),
+                quantity = settled,
+                assigned,
+                "settlement inferred from positions"
+            );
+            self.push(if assigned {
+                BrokerEvent::Assignment {
+                    contract: o.clone(),
+                    quantity: settled,
+                    time: now,
+                }
+            } else {
+                BrokerEvent::Expiration {
+                    contract: o.clone(),
+                    quantity: settled,
+                    time: now,
+                }
+            });
+        }
     }
 
     /// Reads a subscription to its end (or until `stop` says the last item

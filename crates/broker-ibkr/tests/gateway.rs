@@ -545,3 +545,97 @@ async fn a_client_id_in_use_names_the_setting() {
     first.disconnect().await;
     gw.shutdown().await;
 }
+
+/// TWS reports an expiry or an assignment as a position change, not as
+/// one of our executions: a short put held through its expiration comes
+/// out of `poll_events` as one settlement (lockstep: in the poll after the
+/// step that settled it) — an `Assignment` exactly when 100 shares
+/// appeared, an `Expiration` otherwise — and the option position is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_put_held_to_expiry_is_reported_as_a_settlement() {
+    let gw = gateway().await;
+    let broker = within(IbkrBroker::connect(IbkrConfig {
+        lockstep: true,
+        ..broker_config(&gw, 21)
+    }))
+    .await
+    .expect("connect");
+    // out of the money, the nearest expiry
+    let (_, quotes) = otm_puts(&broker, &gw, "AAPL", (0.05, 0.20), (7, 14)).await;
+    let q = quotes.first().expect("a put with a bid");
+    let put = q.contract.clone();
+    let bid = q.quote.bid.expect("bid");
+    let open = intent("e2e-expiry-1", &put, Side::Sell, bid, gw.now());
+    within(broker.place_order(&open)).await.expect("place");
+    // at the bid: it fills at once, or as time moves once the gateway has it
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gw.exchange().all_executions().is_empty() {
+        use core_domain::Broker;
+        let open = gw.exchange().open_orders().await.expect("open orders");
+        if open.iter().any(|o| o.order_ref == "e2e-expiry-1") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the order never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    step_until_filled(&gw, "e2e-expiry-1", 400);
+    let events = events_until(&broker, |ev| !fills_of(ev, "e2e-expiry-1").is_empty()).await;
+    assert_eq!(fills_of(&events, "e2e-expiry-1").len(), 1);
+    let key = Contract::Option(put.clone()).key();
+    let held = within(broker.positions()).await.expect("positions");
+    assert!(
+        held.iter()
+            .any(|p| p.contract.key() == key && p.quantity == -1),
+        "{held:?}"
+    );
+    // past the expiration's close
+    let after = put
+        .expiry
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(15, 0, 0))
+        .expect("a time")
+        .and_utc();
+    while gw.now() < after {
+        let Some(next) = gw.exchange().next_checkpoint() else {
+            break;
+        };
+        gw.advance_to(next).expect("advance");
+    }
+    let events = within(broker.poll_events()).await.expect("poll");
+    let settlements: Vec<&BrokerEvent> = events
+        .iter()
+        .filter(|e| match e {
+            BrokerEvent::Expiration {
+                contract, quantity, ..
+            }
+            | BrokerEvent::Assignment {
+                contract, quantity, ..
+            } => contract.key() == put.key() && *quantity == -1,
+            _ => false,
+        })
+        .collect();
+    assert_eq!(settlements.len(), 1, "{events:#?}");
+    let held = within(broker.positions()).await.expect("positions");
+    assert!(held.iter().all(|p| p.contract.key() != key), "{held:?}");
+    let shares: i64 = held
+        .iter()
+        .filter(|p| matches!(&p.contract, Contract::Stock(st) if st.symbol == put.underlying))
+        .map(|p| p.quantity)
+        .sum();
+    let assigned = matches!(settlements[0], BrokerEvent::Assignment { .. });
+    assert_eq!(assigned, shares == 100, "{events:#?} {held:?}");
+    // reported once
+    let again = within(broker.poll_events()).await.expect("poll");
+    assert!(
+        !again.iter().any(|e| matches!(
+            e,
+            BrokerEvent::Expiration { .. } | BrokerEvent::Assignment { .. }
+        )),
+        "{again:#?}"
+    );
+    broker.disconnect().await;
+    gw.shutdown().await;
+}
