@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use core_domain::{DecisionRecord, Symbol};
+use core_domain::DecisionRecord;
+use market_sim::SimExchange;
 use market_sim::calendar::NyseCalendar;
-use market_sim::{ChainModel, SimExchange};
 use strategy_naked_put::finder::MarginSource;
 use strategy_naked_put::scan::{ScanReport, scan};
 
@@ -74,26 +74,24 @@ pub fn run(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Result
     }
     let time_of_day = NaiveTime::parse_from_str(args.time.trim(), "%H:%M")
         .with_context(|| format!("--time {:?}: expected HH:MM (New York time)", args.time))?;
-    let exchange = SimExchange::new(
+    let exchange = traderd::wiring::sim_exchange(
+        settings,
         Arc::new(history.clone()),
-        ChainModel::new(settings.broker.sim.chain.clone()),
-        settings.broker.sim.exchange.clone(),
+        settings.broker.sim.chain.clone(),
         date,
-    )
-    .with_context(|| format!("opening the simulated exchange on {date}"))?;
+        None,
+    )?;
     let at = checkpoint_at_or_after(&exchange, date, time_of_day, &mut notes)?;
     exchange.advance_to(at);
-    let universe: Vec<(Symbol, Option<String>)> = history
-        .symbols
-        .iter()
-        .map(|s| (s.symbol.clone(), Some(s.sector.clone())))
-        .collect();
+    let universe = traderd::wiring::universe_of(history);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let report = runtime
-        .block_on(scan(&exchange, &exchange, &params, &universe, 0, date, at))
+        .block_on(scan(
+            &*exchange, &*exchange, &params, &universe, 0, date, at,
+        ))
         .context("scanning the simulated market")?;
     if json {
         for n in &notes {

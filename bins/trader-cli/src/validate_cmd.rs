@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{NaiveDate, NaiveTime};
-use core_domain::Symbol;
 use market_sim::{ChainModel, SimExchange};
 use strategy_naked_put::validator::{
     ManualTrade, Progress, ReplaySession, SESSION_OPEN_NEW_YORK, TARGET_BAND, ValidationConfig,
@@ -99,11 +98,7 @@ pub fn run(args: &ValidateArgs, json: bool, settings: &settings::Settings) -> Re
             time: checkpoint_time(open, close, checkpoint),
         });
     }
-    let universe: Vec<(Symbol, Option<String>)> = history
-        .symbols
-        .iter()
-        .map(|s| (s.symbol.clone(), Some(s.sector.clone())))
-        .collect();
+    let universe = traderd::wiring::universe_of(history);
     let config = ValidationConfig {
         from,
         to,

@@ -1497,8 +1497,10 @@ where
         let mut underlyings = Vec::new();
         let mut option_quotes = Vec::new();
         let mut skipped = Vec::new();
-        // The test arm's range may reach beyond the control's: quote both.
-        let test_arm = self.experiment_strategy().map(|(_, s)| s);
+        // The running experiment, read once for the whole scan; its test
+        // arm's range may reach beyond the control's: quote both.
+        let experiment = self.experiment_strategy();
+        let test_arm = experiment.as_ref().map(|(_, s)| s);
         let band = if self.params.shadow_trades {
             self.params.exploration_band
         } else {
@@ -1581,7 +1583,7 @@ where
         // `arm` shadow trade.
         let mut tagged: Vec<(EntryProposal, Option<(String, &'static str)>)> = Vec::new();
         let mut other_arm: Vec<(EntryProposal, String, &'static str)> = Vec::new();
-        match self.experiment_strategy() {
+        match experiment {
             Some((exp, test)) => {
                 let (test_proposals, _) = test.propose_entries(&snapshot, open_trades);
                 let id = exp.experiment_id.clone();
