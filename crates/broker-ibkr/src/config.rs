@@ -41,9 +41,10 @@ pub struct IbkrConfig {
     /// The gateway's clock moves in steps between the engine's polls (the
     /// project's simulated gateway in lockstep, `broker.ibkr.sim_control`):
     /// `poll_events` then first makes a round trip to the gateway (which
-    /// answers after every message it sent before), re-reads its clock and
-    /// drains the order stream itself, so it returns every event the
-    /// gateway sent before the poll — the same events, in the same cycle,
+    /// answers after every message it sent before), re-reads its clock,
+    /// drains the order stream itself and fetches the positions (for the
+    /// settlements inferred from them), so it returns every event the
+    /// gateway sent or implied before the poll — the same events, in the same cycle,
     /// as the in-process exchange. Off for a real TWS, whose events arrive
     /// in real time.
     pub lockstep: bool,
