@@ -22,15 +22,15 @@ use core_domain::{
     OrderRepository, TradeFilter, TradeRepository,
 };
 
-const FROM: &str = "2020-01-13";
-const TO: &str = "2020-04-09";
+const FROM: &str = "2020-02-10";
+const TO: &str = "2020-03-20";
 
 /// A strategy that trades often, and learning that acts on few trades.
 const CONFIG: &str = r#"
 [strategy]
-otm_range = { min = 0.06, max = 0.20 }
-premium_range = { min = 0.10, max = 1.50 }
-dte_range = { min = 5, max = 21 }
+otm_range = { min = 0.10, max = 0.20 }
+premium_range = { min = 0.20, max = 1.00 }
+dte_range = { min = 7, max = 14 }
 trend_filter = "none"
 [learning]
 min_trades_before_analysis = 6
@@ -67,7 +67,12 @@ fn run(dir: &Path, crash: Option<&str>, kill_after: Option<Duration>) -> bool {
             if !status.success() {
                 let mut err = String::new();
                 use std::io::Read;
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 assert!(
                     crash.is_some() || kill_after.is_some(),
                     "traderd failed without a crash point: {err}"
@@ -102,14 +107,14 @@ fn prepare(dir: &Path) {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     let store =
         store::Store::open_and_migrate(dir.join("data/trader.db").to_str().unwrap()).unwrap();
-    let start = chrono::NaiveDate::from_ymd_opt(2020, 1, 10).unwrap();
+    let start = chrono::NaiveDate::from_ymd_opt(2020, 2, 7).unwrap();
     let experiment = Experiment {
         experiment_id: "EXP-RESUME-otm_min".into(),
-        name: "otm_min 0.06 -> 0.05".into(),
+        name: "otm_min 0.10 -> 0.08".into(),
         hypothesis: "a wider OTM range earns more per trade".into(),
         parameter_name: "otm_min".into(),
-        control_value: "0.06".into(),
-        test_value: "0.05".into(),
+        control_value: "0.10".into(),
+        test_value: "0.08".into(),
         allocation: 0.5,
         min_samples: 30,
         status: ExperimentStatus::Active,
@@ -161,7 +166,7 @@ fn snapshot(dir: &Path) -> BTreeMap<&'static str, Vec<String>> {
                     t.exit_premium,
                     t.exit_reason,
                     t.experiment_arm,
-                    t.pnl
+                    t.profit_loss
                 )
             })
             .collect(),
@@ -218,7 +223,10 @@ fn snapshot(dir: &Path) -> BTreeMap<&'static str, Vec<String>> {
 fn test_a_replay_killed_at_any_moment_resumes_to_the_same_database() {
     let reference = tempfile::tempdir().unwrap();
     prepare(reference.path());
-    assert!(run(reference.path(), None, None), "the reference run failed");
+    assert!(
+        run(reference.path(), None, None),
+        "the reference run failed"
+    );
     let expected = snapshot(reference.path());
     let trades = &expected["trades"];
     let exits: Vec<&String> = trades.iter().filter(|t| t.contains("Some(")).collect();
@@ -236,8 +244,22 @@ fn test_a_replay_killed_at_any_moment_resumes_to_the_same_database() {
     // Named moments first, each counted from the process's start, then
     // random instants.
     let crashes = [
-        "start:1", "scan:1", "intent:1", "cycle:40", "sent:1", "scan:3", "learn:1", "intent:2",
-        "cycle:700", "learn:2", "sent:3", "scan:9", "start:1", "intent:5", "cycle:2000",
+        "start:1",
+        "scan:1",
+        "intent:1",
+        "cycle:40",
+        "sent:1",
+        "scan:3",
+        "learn:1",
+        "intent:2",
+        "cycle:200",
+        "learn:2",
+        "sent:3",
+        "scan:6",
+        "start:1",
+        "intent:4",
+        "cycle:150",
+        "learn:1",
     ];
     let mut finished = false;
     let mut crashed = 0;
@@ -266,7 +288,10 @@ fn test_a_replay_killed_at_any_moment_resumes_to_the_same_database() {
     if !finished {
         assert!(run(drill.path(), None, None), "the final run failed");
     }
-    assert!(crashed >= 10, "only {crashed} crashes: the window ended too soon");
+    assert!(
+        crashed >= 10,
+        "only {crashed} crashes: the window ended too soon"
+    );
     let got = snapshot(drill.path());
     for (table, rows) in &expected {
         let other = &got[table];

@@ -408,23 +408,26 @@ pub fn resume_or_start(
         Place(core_domain::OrderIntent),
         Cancel(String),
     }
-    let mut acts: Vec<(DateTime<Utc>, usize, Act)> = Vec::new();
-    for (seq, order) in store.all_orders()?.into_iter().enumerate() {
+    let mut acts: Vec<(DateTime<Utc>, i64, Act)> = Vec::new();
+    for order in store.all_orders()? {
         let events = store.order_events(&order.intent.order_ref)?;
-        let sent = events.iter().any(|e| e.status != OrderStatus::Created);
-        if !sent {
+        // The order reached the exchange when its first event after
+        // `created` was written.
+        let Some(sent) = events.iter().find(|e| e.status != OrderStatus::Created) else {
             continue;
-        }
+        };
         for e in events
             .iter()
             .filter(|e| e.status == OrderStatus::PendingCancel)
         {
-            acts.push((e.time, seq, Act::Cancel(order.intent.order_ref.clone())));
+            acts.push((e.time, e.id, Act::Cancel(order.intent.order_ref.clone())));
         }
-        acts.push((order.intent.created_at, seq, Act::Place(order.intent)));
+        acts.push((order.intent.created_at, sent.id, Act::Place(order.intent)));
     }
-    // At one instant: placements before cancels, each in write order.
-    acts.sort_by_key(|(t, seq, act)| (*t, matches!(act, Act::Cancel(_)), *seq));
+    // In the order the engine did them: by time, and at one instant in
+    // the order their events were written (a cancel, then the order that
+    // replaces it).
+    acts.sort_by_key(|(t, id, _)| (*t, *id));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -49,8 +49,7 @@ use core_domain::{
 use execution::{
     EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
     OrderExecutor, PositionMonitor, ReconcileReport, RepricePolicy, TradeChange, emergency_stop,
-    exit_limit,
-    record_state_change,
+    exit_limit, record_state_change,
 };
 use risk::{OrderMarket, RiskContext, RiskGovernor, ShortPutExposure, TradingState};
 use serde::{Deserialize, Serialize};
@@ -349,9 +348,11 @@ where
             None => TradingState::Active,
         };
         if let Some(v) = &memory.learning {
-            learning
-                .restore_state(v)
-                .map_err(|e| EngineError::Config(format!("restoring the learning state from working memory: {e}")))?;
+            learning.restore_state(v).map_err(|e| {
+                EngineError::Config(format!(
+                    "restoring the learning state from working memory: {e}"
+                ))
+            })?;
         }
         let governor = if state == governor.state() {
             governor
@@ -1954,7 +1955,10 @@ where
     ) -> Result<std::collections::HashSet<(String, String)>, EngineError> {
         let midnight = today
             .and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(chrono_tz::America::New_York).earliest())
+            .and_then(|t| {
+                t.and_local_timezone(chrono_tz::America::New_York)
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&Utc));
         let Some(since) = midnight else {
             return Ok(std::collections::HashSet::new());

@@ -547,7 +547,11 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
             format!("must be \"sqlite://PATH\", a file path or \":memory:\"; got {url:?}")
         }
     });
-    c.one_of("database.commit", &s.database.commit, &["auto", "cycle", "write"]);
+    c.one_of(
+        "database.commit",
+        &s.database.commit,
+        &["auto", "cycle", "write"],
+    );
     c.check(
         !(s.database.commit == "cycle" && s.broker.kind == "ibkr"),
         "database.commit",

@@ -198,6 +198,7 @@ pub fn order_events(c: &mut Conn, order_ref: &str) -> R<Vec<OrderEvent>> {
                 row: &row,
             };
             Ok(OrderEvent {
+                id,
                 status: at.parse("status", &r.status)?,
                 reason: r.reason,
                 time: utc(r.time),
@@ -446,7 +447,9 @@ pub fn decisions_of_kind_since(
         .order((decision_records::time.asc(), decision_records::id.asc()))
         .select((decision_records::id, DecisionRow::as_select()))
         .load(c)
-        .map_err(StoreError::query(format!("read the {kind} decision records")))?;
+        .map_err(StoreError::query(format!(
+            "read the {kind} decision records"
+        )))?;
     rows.into_iter().map(|(id, r)| r.into_domain(id)).collect()
 }
 

@@ -128,6 +128,9 @@ pub struct ConnectionSettings {
 /// recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderEvent {
+    /// The event's row id: events of all orders in the order they were
+    /// written.
+    pub id: i64,
     pub status: OrderStatus,
     pub reason: Option<String>,
     /// The order's `updated_at` at that change.
@@ -697,8 +700,7 @@ impl Store {
         } else {
             conn.immediate_transaction(body)
         };
-        result
-        .map_err(|e| match e {
+        result.map_err(|e| match e {
             TxFail::Caller(e) => e,
             TxFail::Database(source) => E::from(StoreError::Query {
                 what: "begin or commit a transaction".into(),
