@@ -131,48 +131,7 @@ pub fn compute(trades: &[Trade], params: &PatternParams) -> Statistics {
     put(&mut values, "overall.trades".into(), n as f64);
     let mut slices = Vec::new();
     if n > 0 {
-        let wins = rois.iter().filter(|r| **r > 0.0).count();
-        put(&mut values, "overall.wins".into(), wins as f64);
-        put(
-            &mut values,
-            "overall.win_rate".into(),
-            wins as f64 / n as f64,
-        );
-        put(&mut values, "overall.mean_roi".into(), mean(&rois));
-        let mut sorted = rois.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
-        put(&mut values, "overall.median_roi".into(), median);
-        let s = sd(&rois);
-        put(&mut values, "overall.roi_sd".into(), s);
-        if s > 0.0 {
-            put(
-                &mut values,
-                "overall.sharpe_per_trade".into(),
-                mean(&rois) / s,
-            );
-        }
-        let pnl: Vec<f64> = closed
-            .iter()
-            .filter_map(|t| t.profit_loss)
-            .map(|m| m.cents() as f64 / 100.0)
-            .collect();
-        if !pnl.is_empty() {
-            put(&mut values, "overall.total_pnl".into(), pnl.iter().sum());
-            put(&mut values, "overall.mean_pnl".into(), mean(&pnl));
-        }
-        let held: Vec<f64> = closed
-            .iter()
-            .filter_map(|t| t.days_held)
-            .map(|d| d as f64)
-            .collect();
-        if !held.is_empty() {
-            put(&mut values, "overall.mean_days_held".into(), mean(&held));
-        }
+        overall_into(&closed, &rois, &mut values);
 
         // Slices: the pattern detector's comparisons, corrected together.
         let owned: Vec<Trade> = closed.iter().map(|t| (*t).clone()).collect();
@@ -216,6 +175,61 @@ pub fn compute(trades: &[Trade], params: &PatternParams) -> Statistics {
         closed_trades: n,
         slices,
         alpha: params.alpha,
+    }
+}
+
+/// The `overall.*` statistics alone (cheap: no tests), over the closed
+/// trades with a finite ROI.
+#[must_use]
+pub fn overall(trades: &[Trade]) -> BTreeMap<String, f64> {
+    let closed: Vec<&Trade> = trades
+        .iter()
+        .filter(|t| t.status == TradeStatus::Closed && t.roi.is_some_and(f64::is_finite))
+        .collect();
+    let rois: Vec<f64> = closed.iter().filter_map(|t| t.roi).collect();
+    let mut values = BTreeMap::new();
+    put(&mut values, "overall.trades".into(), rois.len() as f64);
+    if !rois.is_empty() {
+        overall_into(&closed, &rois, &mut values);
+    }
+    values
+}
+
+fn overall_into(closed: &[&Trade], rois: &[f64], values: &mut BTreeMap<String, f64>) {
+    let n = rois.len();
+    let wins = rois.iter().filter(|r| **r > 0.0).count();
+    put(values, "overall.wins".into(), wins as f64);
+    put(values, "overall.win_rate".into(), wins as f64 / n as f64);
+    put(values, "overall.mean_roi".into(), mean(rois));
+    let mut sorted = rois.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    put(values, "overall.median_roi".into(), median);
+    let s = sd(rois);
+    put(values, "overall.roi_sd".into(), s);
+    if s > 0.0 {
+        put(values, "overall.sharpe_per_trade".into(), mean(rois) / s);
+    }
+    let pnl: Vec<f64> = closed
+        .iter()
+        .filter_map(|t| t.profit_loss)
+        .map(|m| m.cents() as f64 / 100.0)
+        .collect();
+    if !pnl.is_empty() {
+        put(values, "overall.total_pnl".into(), pnl.iter().sum());
+        put(values, "overall.mean_pnl".into(), mean(&pnl));
+    }
+    let held: Vec<f64> = closed
+        .iter()
+        .filter_map(|t| t.days_held)
+        .map(|d| d as f64)
+        .collect();
+    if !held.is_empty() {
+        put(values, "overall.mean_days_held".into(), mean(&held));
     }
 }
 

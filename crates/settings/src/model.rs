@@ -546,7 +546,13 @@ pub fn parse_weekday(s: &str) -> Option<chrono::Weekday> {
         _ => return None,
     };
     let full = [
-        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
     ];
     (s.len() == 3 || full.contains(&s.as_str())).then_some(day)
 }

@@ -588,18 +588,27 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         ("agent.retry_max_ms", a.retry_max_ms, 1, 600_000),
         ("agent.deadline_seconds", a.deadline_seconds, 1, 3_600),
         ("agent.window_days", a.window_days, 0, 36_500),
-        ("agent.decide_timeout_seconds", a.decide_timeout_seconds, 1, 600),
+        (
+            "agent.decide_timeout_seconds",
+            a.decide_timeout_seconds,
+            1,
+            600,
+        ),
     ] {
         c.check((lo..=hi).contains(&value), key, || {
             format!("must be {lo} to {hi}; got {value}")
         });
     }
-    c.check(a.retry_max_ms >= a.retry_base_ms, "agent.retry_max_ms", || {
-        format!(
-            "must be at least agent.retry_base_ms ({}); got {}",
-            a.retry_base_ms, a.retry_max_ms
-        )
-    });
+    c.check(
+        a.retry_max_ms >= a.retry_base_ms,
+        "agent.retry_max_ms",
+        || {
+            format!(
+                "must be at least agent.retry_base_ms ({}); got {}",
+                a.retry_base_ms, a.retry_max_ms
+            )
+        },
+    );
     for (key, value) in [
         ("agent.monthly_budget_usd", a.monthly_budget_usd),
         ("agent.input_price_per_mtok", a.input_price_per_mtok),
