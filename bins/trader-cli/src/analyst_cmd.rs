@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use agents_claude::{Report, Status};
 use anyhow::{Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use settings::Loaded;
 use store::Store;
@@ -19,7 +19,9 @@ pub struct AnalyzeArgs {
     /// structure without ANTHROPIC_API_KEY or when the model cannot answer.
     #[arg(long)]
     pub ai: bool,
-    /// Only trades closed in the last N days [default: [agent] window_days].
+    /// Only trades closed in the last N days (0 = all) before the engine's
+    /// last cycle (a replay's clock) or, if it never ran, now
+    /// [default: [agent] window_days].
     #[arg(long, requires = "ai", value_name = "N")]
     pub days: Option<i64>,
 }
@@ -31,7 +33,7 @@ pub struct AnalyzeArgs {
 pub fn run(args: &AnalyzeArgs, json: bool, loaded: &Loaded, store: &Store) -> Result<ExitCode> {
     let settings = &loaded.settings;
     let analyst = traderd::agent::analyst(loaded)?;
-    let now = Utc::now();
+    let now = engine_time(store).unwrap_or_else(Utc::now);
     let parameters = traderd::agent::parameters_in_force(settings, store)?;
     let window = args.days.or(Some(settings.agent.window_days));
     if let Some(d) = args.days
@@ -58,6 +60,16 @@ pub fn run(args: &AnalyzeArgs, json: bool, loaded: &Loaded, store: &Store) -> Re
         print_report(id, &report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine's clock: its last cycle from working memory (a replay's
+/// simulated time), if the engine ran on this database.
+fn engine_time(store: &Store) -> Option<DateTime<Utc>> {
+    use core_domain::WorkingMemory;
+    let value = store.recall(orchestrator::engine::keys::ENGINE).ok()??;
+    serde_json::from_value::<orchestrator::Memory>(value)
+        .ok()?
+        .last_cycle
 }
 
 fn print_report(id: i64, r: &Report) {

@@ -21,7 +21,9 @@ fn answer(request: &RecordedRequest) -> FakeResponse {
         .unwrap_or("{}");
     let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     let s = &doc["statistics"];
-    let alpha = doc["learning_constraints"]["alpha"].as_f64().unwrap_or(0.05);
+    let alpha = doc["learning_constraints"]["alpha"]
+        .as_f64()
+        .unwrap_or(0.05);
     let ev = |k: &str| json!({"stat": k, "value": s[k]});
     let overall: Vec<Value> = ["overall.trades", "overall.win_rate", "overall.mean_roi"]
         .iter()
@@ -49,16 +51,23 @@ fn answer(request: &RecordedRequest) -> FakeResponse {
         let mid = (lo.parse::<f64>().unwrap_or(0.0) + hi.parse::<f64>().unwrap_or(0.0)) / 200.0;
         let step = if mid > from { 0.19 } else { -0.19 };
         let to = ((from * (1.0 + step)) * 10_000.0).round() / 10_000.0;
-        let evidence = json!([ev(&format!("otm.{slice}.mean_roi")), ev(&format!("otm.{slice}.p_roi"))]);
-        insights.push(json!({"text": format!("{slice}% OTM outperforms the rest."), "evidence": evidence}));
+        let evidence = json!([
+            ev(&format!("otm.{slice}.mean_roi")),
+            ev(&format!("otm.{slice}.p_roi"))
+        ]);
+        insights.push(
+            json!({"text": format!("{slice}% OTM outperforms the rest."), "evidence": evidence}),
+        );
         recommendations.push(json!({"parameter": "otm_min", "from": from, "to": to,
             "rationale": format!("move toward the {slice}% OTM slice"), "evidence": evidence}));
         let wrong = s[format!("otm.{slice}.mean_roi")].as_f64().unwrap_or(1.0) * 2.0;
         recommendations.push(json!({"parameter": "otm_min", "from": from, "to": to,
             "rationale": "the same, citing a wrong number",
             "evidence": [{"stat": format!("otm.{slice}.mean_roi"), "value": wrong}]}));
-        recommendations.push(json!({"parameter": "otm_min", "from": from, "to": from * 1.5,
-            "rationale": "the same, too far", "evidence": evidence}));
+        recommendations.push(
+            json!({"parameter": "otm_min", "from": from, "to": from * 1.5,
+            "rationale": "the same, too far", "evidence": evidence}),
+        );
     }
     let answer = json!({
         "summary": "A fake analyst's answer, built from the statistics sent.",

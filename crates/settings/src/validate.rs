@@ -678,6 +678,35 @@ mod tests {
     }
 
     #[test]
+    fn test_agent_keys_are_checked() {
+        let mut s = Settings::default();
+        s.agent.weekly_day = "caturday".into();
+        s.agent.weekly_time = "25:00".into();
+        s.agent.base_url = "ftp://x".into();
+        s.agent.retry_base_ms = 10_000;
+        s.agent.retry_max_ms = 1_000;
+        s.agent.monthly_budget_usd = -1.0;
+        s.agent.decide_timeout_seconds = 0;
+        assert_eq!(
+            keys(&s, &[]),
+            vec![
+                "agent.base_url",
+                "agent.decide_timeout_seconds",
+                "agent.retry_max_ms",
+                "agent.monthly_budget_usd",
+                "agent.weekly_day",
+                "agent.weekly_time",
+            ]
+        );
+        assert_eq!(
+            crate::model::parse_weekday("Saturday"),
+            Some(chrono::Weekday::Sat)
+        );
+        assert_eq!(crate::model::parse_weekday("sa"), None);
+        assert_eq!(crate::model::parse_weekday("satx"), None);
+    }
+
+    #[test]
     fn test_paper_mode_refuses_a_live_port() {
         let mut s = Settings::default();
         s.broker.kind = "ibkr".into();
