@@ -200,3 +200,72 @@ fn analyze_ai_without_a_key_against_a_fake_api_and_with_a_refused_key() {
     drop(server);
     assert_no_key_in(d);
 }
+
+fn traderd(dir: &Path, env: &[(&str, &str)]) -> Output {
+    let bin = e2e::binary("traderd")
+        .expect("traderd is not built; run `cargo test --workspace` (it builds the binaries)");
+    let mut c = Command::new(bin);
+    c.current_dir(dir)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("TRADER_CONFIG")
+        .env("TRADER__BROKER__SIM__REPLAY__FROM", "2020-01-02")
+        .env("TRADER__BROKER__SIM__REPLAY__TO", "2020-02-07")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The weekly run inside traderd: off in a replay without a key; with one,
+/// a report every Saturday of the replay's clock, and the same trades as
+/// without it.
+#[test]
+fn traderd_runs_the_weekly_analysis_only_with_a_key_and_trades_the_same() {
+    let plain = tempfile::tempdir().unwrap();
+    let out = traderd(plain.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(FakeMessagesApi::scripted(vec![FakeResponse::message(
+            &json!({"summary": "quiet weeks", "insights": [], "recommendations": []}).to_string(),
+            "end_turn",
+            1500,
+            50,
+        )]))
+        .unwrap();
+    let keyed = tempfile::tempdir().unwrap();
+    let out = traderd(
+        keyed.path(),
+        &[
+            ("ANTHROPIC_API_KEY", KEY),
+            ("ANTHROPIC_BASE_URL", server.base_url()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let reports = |d: &Path| -> Vec<Value> {
+        let o = cli(d, &["reports", "--json"], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(reports(plain.path()).is_empty());
+    let weekly = reports(keyed.path());
+    // Saturdays 2020-01-04 … 2020-02-01 of the replay.
+    assert_eq!(weekly.len(), 5, "{weekly:?}");
+    assert!(weekly.iter().all(|r| r["trigger"] == "weekly" && r["source"] == "claude"));
+    assert_eq!(server.requests().len(), 5);
+    let trades = |d: &Path| {
+        let o = cli(d, &["trades", "--json", "--limit", "1000"], &[]);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(trades(plain.path()), trades(keyed.path()));
+    drop(server);
+    assert_no_key_in(keyed.path());
+}
