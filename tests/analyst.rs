@@ -259,7 +259,11 @@ fn traderd_runs_the_weekly_analysis_only_with_a_key_and_trades_the_same() {
     let weekly = reports(keyed.path());
     // Saturdays 2020-01-04 … 2020-02-01 of the replay.
     assert_eq!(weekly.len(), 5, "{weekly:?}");
-    assert!(weekly.iter().all(|r| r["trigger"] == "weekly" && r["source"] == "claude"));
+    assert!(
+        weekly
+            .iter()
+            .all(|r| r["trigger"] == "weekly" && r["source"] == "claude")
+    );
     assert_eq!(server.requests().len(), 5);
     let trades = |d: &Path| {
         let o = cli(d, &["trades", "--json", "--limit", "1000"], &[]);
@@ -268,4 +272,100 @@ fn traderd_runs_the_weekly_analysis_only_with_a_key_and_trades_the_same() {
     assert_eq!(trades(plain.path()), trades(keyed.path()));
     drop(server);
     assert_no_key_in(keyed.path());
+}
+
+/// `[agent] decide = true` with a model that never wants entries: the
+/// reasoner's choice is carried out (no trade is opened) and recorded.
+#[test]
+fn traderd_with_the_reasoner_follows_the_models_narrower_choice() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(FakeMessagesApi::start(|r, _| {
+            let body = r.json();
+            if body["tools"].is_array() {
+                // Everything the rules allow but entries.
+                let first: Value = serde_json::from_str(
+                    body["messages"][0]["content"][0]["text"]
+                        .as_str()
+                        .unwrap_or("{}"),
+                )
+                .unwrap_or(Value::Null);
+                let actions: Vec<&str> = first["allowed_actions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| *a != "scan_entries")
+                    .collect();
+                FakeResponse::message(
+                    &json!({"actions": actions, "reason": "no new risk this week"}).to_string(),
+                    "end_turn",
+                    300,
+                    20,
+                )
+            } else {
+                FakeResponse::message(
+                    &json!({"summary": "s", "insights": [], "recommendations": []}).to_string(),
+                    "end_turn",
+                    100,
+                    10,
+                )
+            }
+        }))
+        .unwrap();
+    let window = [
+        ("TRADER__BROKER__SIM__REPLAY__FROM", "2020-04-13"),
+        ("TRADER__BROKER__SIM__REPLAY__TO", "2020-04-17"),
+    ];
+    let count = |d: &Path| {
+        let o = cli(d, &["trades", "--json"], &[]);
+        let trades: Value = serde_json::from_slice(&o.stdout).unwrap();
+        trades.as_array().unwrap().len()
+    };
+    // The rules alone open trades in this window.
+    let rules = tempfile::tempdir().unwrap();
+    let out = traderd(rules.path(), &window);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(count(rules.path()) > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("ANTHROPIC_API_KEY", KEY),
+        ("ANTHROPIC_BASE_URL", server.base_url()),
+        ("TRADER__AGENT__DECIDE", "true"),
+    ];
+    env.extend(window);
+    let out = traderd(dir.path(), &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count(dir.path()), 0);
+    let o = cli(
+        dir.path(),
+        &["decisions", "--json", "--limit", "100000"],
+        &[],
+    );
+    let decisions: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_model: Vec<&Value> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["subject"] == "claude")
+        .collect();
+    assert!(
+        !by_model.is_empty(),
+        "{} requests; {}",
+        server.requests().len(),
+        serde_json::to_string(&decisions[0]).unwrap()
+    );
+    assert_eq!(by_model[0]["reason"], "no new risk this week");
+    assert!(by_model.iter().any(|d| {
+        d["context"]["rules_choice"]
+            .as_str()
+            .unwrap()
+            .contains("scan_entries")
+    }));
+    assert!(
+        by_model
+            .iter()
+            .all(|d| !d["decision"].as_str().unwrap().contains("scan_entries"))
+    );
+    assert!(by_model[0]["context"]["input_tokens"].as_u64().unwrap() > 0);
 }
