@@ -114,7 +114,8 @@ pub const MAX_TURNS: usize = 5;
 
 /// Asks the model to choose among `allowed` (the rules' choice).
 /// `context` holds the tools' answers under `state`, `positions`,
-/// `events` and `statistics`.
+/// `events` and `statistics`. Returns the tokens every answered turn
+/// cost, whatever the outcome, and the choice.
 ///
 /// # Errors
 /// Any failure: the caller keeps the rules' choice.
@@ -124,11 +125,23 @@ pub async fn choose(
     max_tokens: u32,
     allowed: &[&str],
     context: &Value,
+) -> (Usage, Result<Choice, ReasonError>) {
+    let mut usage = Usage::default();
+    let result = choose_counting(client, model, max_tokens, allowed, context, &mut usage).await;
+    (usage, result)
+}
+
+async fn choose_counting(
+    client: &MessagesClient,
+    model: &str,
+    max_tokens: u32,
+    allowed: &[&str],
+    context: &Value,
+    usage: &mut Usage,
 ) -> Result<Choice, ReasonError> {
     let mut messages = vec![Message::user_text(
         json!({"allowed_actions": allowed, "rules_choice": allowed}).to_string(),
     )];
-    let mut usage = Usage::default();
     let mut tool_calls = Vec::new();
     for _ in 0..MAX_TURNS {
         let request = MessagesRequest {
@@ -141,7 +154,7 @@ pub async fn choose(
         };
         let reply = client.create(&request).await?;
         let response = reply.response;
-        usage = usage.plus(response.usage);
+        *usage = usage.plus(response.usage);
         match response.stop_reason {
             Some(StopReason::ToolUse) => {
                 let mut results = Vec::new();
@@ -184,7 +197,7 @@ pub async fn choose(
                 return Ok(Choice {
                     actions: answer.actions,
                     reason: answer.reason,
-                    usage,
+                    usage: *usage,
                     tool_calls,
                 });
             }

@@ -221,12 +221,8 @@ impl AgentHooks {
             reasoner::choose(client, &cfg.model, cfg.max_tokens, &allowed, &ctx),
         )
         .await;
-        let choice = match outcome {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::warn!("reasoner: {e}; the rules decide");
-                return rules;
-            }
+        let (usage, result) = match outcome {
+            Ok(pair) => pair,
             Err(_) => {
                 tracing::warn!(
                     "reasoner: no answer within {:?}; the rules decide",
@@ -235,10 +231,24 @@ impl AgentHooks {
                 return rules;
             }
         };
-        let cost = r
-            .analyst
-            .record_call(store, now, "reasoner", &choice.usage, None)
-            .unwrap_or(0);
+        // Every answered turn's tokens are recorded, whatever the outcome.
+        let cost = if usage.input_tokens + usage.output_tokens > 0 {
+            r.analyst
+                .record_call(store, now, "reasoner", &usage, None)
+                .unwrap_or_else(|e| {
+                    tracing::error!("reasoner: recording the call: {e}");
+                    0
+                })
+        } else {
+            0
+        };
+        let choice = match result {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("reasoner: {e}; the rules decide");
+                return rules;
+            }
+        };
         let mut chosen: Vec<Action> = rules
             .iter()
             .copied()

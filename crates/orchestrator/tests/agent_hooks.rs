@@ -194,6 +194,9 @@ async fn the_rules_decide_when_the_reasoner_fails() {
         hooks.reason(&store, now, rules.clone(), context).await,
         rules
     );
+    // Its tokens count all the same.
+    let epoch = Utc.timestamp_opt(0, 0).unwrap();
+    assert!(store.agent_spend_micros_since(epoch).unwrap() > 0);
     // Overloaded until the deadline.
     let server = FakeMessagesApi::scripted(vec![FakeResponse::error(529, "overloaded_error", "o")])
         .await
