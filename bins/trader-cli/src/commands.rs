@@ -76,7 +76,17 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let store = open_existing(&loaded)?;
             crate::report_cmd::run(a, cli.json, &loaded, &store)
         }
-        Command::Analyze => analyze(cli),
+        Command::Analyze(a) if a.ai => {
+            let loaded = load_settings(cli)?;
+            let store = open_existing(&loaded)?;
+            crate::analyst_cmd::run(a, cli.json, &loaded, &store)
+        }
+        Command::Analyze(_) => analyze(cli),
+        Command::Reports { limit, id } => {
+            let loaded = load_settings(cli)?;
+            let store = open_existing(&loaded)?;
+            crate::analyst_cmd::reports(cli.json, &store, *limit, *id)
+        }
         Command::Shadow { limit } => shadow(cli, *limit),
         Command::Optimize(a) => {
             let loaded = load_settings(cli)?;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod analyst_cmd;
 mod backtest_cmd;
 mod bench;
 mod commands;
@@ -121,7 +122,17 @@ pub enum Command {
     /// The engine runs as the daemon `traderd`: prints the command that starts it (exit 3).
     Run(commands::Pending),
     /// Learning metrics: win rate and ROI over time against the baseline, experiments, parameter history.
-    Analyze,
+    /// With --ai: the Claude analyst's report (insights, grounded recommendations), stored in the database.
+    Analyze(analyst_cmd::AnalyzeArgs),
+    /// The analyst's stored reports (weekly runs of traderd and `analyze --ai`), newest first.
+    Reports {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Show this report in full.
+        #[arg(long)]
+        id: Option<i64>,
+    },
     /// Shadow trades: every evaluated opportunity followed to its outcome (evidence, never P&L).
     Shadow {
         /// At most this many, newest first.

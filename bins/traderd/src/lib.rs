@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod clocks;
 pub mod ibkr;
 pub mod wiring;

@@ -133,6 +133,7 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
         Pace::AsFastAsPossible
     };
     let (mut sim, start) = resume_or_start(settings, Arc::clone(&store), &identity)?;
+    traderd::agent::install(&mut sim.engine, &loaded, true)?;
     let db = settings::redact_url(&settings.database.url);
     match &start {
         Start::Fresh => println!(
@@ -260,6 +261,7 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
     let started = Utc::now();
     let outcome = runtime.block_on(async {
         let (mut engine, broker) = traderd::ibkr::ibkr_engine(settings, Arc::clone(&store)).await?;
+        traderd::agent::install(&mut engine, loaded, false)?;
         let until = match to {
             Some(day) => engine
                 .schedule()

@@ -304,6 +304,9 @@ where
     skips_session: Option<NaiveDate>,
     /// The store's write count when the cycle in progress began.
     cycle_writes: u64,
+    /// The weekly analysis and the AI reasoner (`crate::agent`); off
+    /// unless installed with `Engine::with_agent`.
+    pub(crate) agent: crate::agent::AgentHooks,
 }
 
 impl<B, S, L> Engine<B, S, L>
@@ -378,6 +381,7 @@ where
             skips_recorded: std::collections::HashSet::new(),
             skips_session: None,
             cycle_writes: 0,
+            agent: crate::agent::AgentHooks::off(),
             open_cache: None,
             today: None,
             monitor_written: None,
@@ -819,6 +823,8 @@ where
         if actions.is_empty() {
             actions.push(Action::Idle);
         }
+        // The optional AI reasoner (crate::agent) may leave actions out.
+        let actions = self.agent.reason(&self.store, now, actions, || json!({"state": {"phase": format!("{phase:?}").to_lowercase(), "trading_state": state.as_str(), "open_trades": open_trades.len(), "free_slots": free_slots, "working_orders": working.len()}, "positions": &monitor, "events": report.events.iter().map(EngineEvent::describe).collect::<Vec<_>>()})).await;
         report.actions = actions.clone();
         if actions != self.memory.last_actions || actions != [Action::Idle] {
             let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
@@ -920,6 +926,14 @@ where
             store::crash_point("learn");
         }
         self.remember_monitor(now, &monitor)?;
+        // The weekly analysis (crate::agent), when installed and due.
+        self.agent
+            .after_cycle(
+                &self.store,
+                now,
+                self.strategy.parameters().into_iter().collect(),
+            )
+            .await;
         self.finish(now, &report)?;
         Ok(report)
     }

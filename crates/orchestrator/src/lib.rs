@@ -12,6 +12,7 @@
 //! time as an argument.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod backtest;
 pub mod engine;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod schedule;
 
 use thiserror::Error;
 
+pub use agent::AgentHooks;
 pub use engine::{Action, CommitMode, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
 pub use events::{DetectorParams, EngineEvent};
 pub use hook::{Learner, LearningHook, NoLearning};

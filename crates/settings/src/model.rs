@@ -488,20 +488,96 @@ impl Default for LoggingSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
+    /// Call the model at all (false: the statistical report only).
     pub enabled: bool,
+    /// The model id (Anthropic's models page).
     pub model: String,
     pub max_tokens: i64,
-    /// Base URL of the Messages API (a loopback server in tests).
-    pub api_base_url: String,
+    /// Base URL of the Messages API (`ANTHROPIC_BASE_URL` overrides it).
+    pub base_url: String,
+    /// One HTTP attempt's timeout, seconds.
+    pub timeout_seconds: i64,
+    /// Retries after the first attempt (408/409/429/5xx/529, connection errors).
+    pub max_retries: i64,
+    /// First backoff, milliseconds (doubled per retry, less up to 25% jitter).
+    pub retry_base_ms: i64,
+    /// Longest backoff, milliseconds.
+    pub retry_max_ms: i64,
+    /// No retry starts after this many seconds since the first attempt.
+    pub deadline_seconds: i64,
+    /// Estimated spend allowed per calendar month (UTC), US dollars; 0 = no cap.
+    pub monthly_budget_usd: f64,
+    /// US dollars per million input tokens (cost estimates).
+    pub input_price_per_mtok: f64,
+    /// US dollars per million output tokens.
+    pub output_price_per_mtok: f64,
+    /// Run the analysis every week inside traderd.
+    pub weekly: bool,
+    /// Day of the weekly run: mon, tue, wed, thu, fri, sat, sun.
+    pub weekly_day: String,
+    /// Time of the weekly run, HH:MM in New York.
+    pub weekly_time: String,
+    /// Days of closed trades the analysis reads (0 = all).
+    pub window_days: i64,
+    /// Let the model choose the engine's actions (falls back to the rules).
+    pub decide: bool,
+    /// Seconds the reasoner may take per cycle before the rules decide.
+    pub decide_timeout_seconds: i64,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             enabled: true,
-            model: "claude-sonnet-4-5".into(),
-            max_tokens: 2048,
-            api_base_url: "https://api.anthropic.com".into(),
+            model: "claude-sonnet-5-5".into(),
+            max_tokens: 4096,
+            base_url: "https://api.anthropic.com".into(),
+            timeout_seconds: 120,
+            max_retries: 4,
+            retry_base_ms: 500,
+            retry_max_ms: 8_000,
+            deadline_seconds: 300,
+            monthly_budget_usd: 20.0,
+            input_price_per_mtok: 2.0,
+            output_price_per_mtok: 10.0,
+            weekly: true,
+            weekly_day: "sat".into(),
+            weekly_time: "09:00".into(),
+            window_days: 365,
+            decide: false,
+            decide_timeout_seconds: 30,
         }
     }
+}
+
+/// `mon` … `sun` (case-insensitive; full names too) as a weekday.
+#[must_use]
+pub fn parse_weekday(s: &str) -> Option<chrono::Weekday> {
+    let s = s.trim().to_ascii_lowercase();
+    let day = match s.get(..3)? {
+        "mon" => chrono::Weekday::Mon,
+        "tue" => chrono::Weekday::Tue,
+        "wed" => chrono::Weekday::Wed,
+        "thu" => chrono::Weekday::Thu,
+        "fri" => chrono::Weekday::Fri,
+        "sat" => chrono::Weekday::Sat,
+        "sun" => chrono::Weekday::Sun,
+        _ => return None,
+    };
+    let full = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    (s.len() == 3 || full.contains(&s.as_str())).then_some(day)
+}
+
+/// `HH:MM` (24-hour) as a time of day.
+#[must_use]
+pub fn parse_hh_mm(s: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok()
 }

@@ -591,9 +591,61 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         || format!("must be 1 to 64000; got {}", a.max_tokens),
     );
     c.check(
-        a.api_base_url.starts_with("http://") || a.api_base_url.starts_with("https://"),
-        "agent.api_base_url",
-        || format!("must be an http(s) URL; got {:?}", a.api_base_url),
+        a.base_url.starts_with("http://") || a.base_url.starts_with("https://"),
+        "agent.base_url",
+        || format!("must be an http(s) URL; got {:?}", a.base_url),
+    );
+    for (key, value, lo, hi) in [
+        ("agent.timeout_seconds", a.timeout_seconds, 1, 3_600),
+        ("agent.max_retries", a.max_retries, 0, 20),
+        ("agent.retry_base_ms", a.retry_base_ms, 1, 60_000),
+        ("agent.retry_max_ms", a.retry_max_ms, 1, 600_000),
+        ("agent.deadline_seconds", a.deadline_seconds, 1, 3_600),
+        ("agent.window_days", a.window_days, 0, 36_500),
+        (
+            "agent.decide_timeout_seconds",
+            a.decide_timeout_seconds,
+            1,
+            600,
+        ),
+    ] {
+        c.check((lo..=hi).contains(&value), key, || {
+            format!("must be {lo} to {hi}; got {value}")
+        });
+    }
+    c.check(
+        a.retry_max_ms >= a.retry_base_ms,
+        "agent.retry_max_ms",
+        || {
+            format!(
+                "must be at least agent.retry_base_ms ({}); got {}",
+                a.retry_base_ms, a.retry_max_ms
+            )
+        },
+    );
+    for (key, value) in [
+        ("agent.monthly_budget_usd", a.monthly_budget_usd),
+        ("agent.input_price_per_mtok", a.input_price_per_mtok),
+        ("agent.output_price_per_mtok", a.output_price_per_mtok),
+    ] {
+        c.check(value.is_finite() && value >= 0.0, key, || {
+            format!("must be a number >= 0; got {value}")
+        });
+    }
+    c.check(
+        crate::model::parse_weekday(&a.weekly_day).is_some(),
+        "agent.weekly_day",
+        || {
+            format!(
+                "must be one of mon, tue, wed, thu, fri, sat, sun; got {:?}",
+                a.weekly_day
+            )
+        },
+    );
+    c.check(
+        crate::model::parse_hh_mm(&a.weekly_time).is_some(),
+        "agent.weekly_time",
+        || format!("must be HH:MM (24-hour, New York); got {:?}", a.weekly_time),
     );
 
     // The risk crate's own check of the limits the binaries hand it.
@@ -637,6 +689,35 @@ mod tests {
             keys(&s, &[(LIVE_TRADING_ENV, "enabled")]),
             vec!["broker.ibkr.port"]
         );
+    }
+
+    #[test]
+    fn test_agent_keys_are_checked() {
+        let mut s = Settings::default();
+        s.agent.weekly_day = "caturday".into();
+        s.agent.weekly_time = "25:00".into();
+        s.agent.base_url = "ftp://x".into();
+        s.agent.retry_base_ms = 10_000;
+        s.agent.retry_max_ms = 1_000;
+        s.agent.monthly_budget_usd = -1.0;
+        s.agent.decide_timeout_seconds = 0;
+        assert_eq!(
+            keys(&s, &[]),
+            vec![
+                "agent.base_url",
+                "agent.decide_timeout_seconds",
+                "agent.retry_max_ms",
+                "agent.monthly_budget_usd",
+                "agent.weekly_day",
+                "agent.weekly_time",
+            ]
+        );
+        assert_eq!(
+            crate::model::parse_weekday("Saturday"),
+            Some(chrono::Weekday::Sat)
+        );
+        assert_eq!(crate::model::parse_weekday("sa"), None);
+        assert_eq!(crate::model::parse_weekday("satx"), None);
     }
 
     #[test]

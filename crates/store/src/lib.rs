@@ -30,6 +30,7 @@
 //! No feature flags.
 #![deny(unsafe_code)]
 
+mod analyst;
 mod codec;
 mod crash;
 mod error;
@@ -40,6 +41,7 @@ pub mod schema;
 mod store;
 
 pub use crash::{CRASH_ENV, crash_point};
+pub use analyst::{AgentCall, NewAnalystReport, StoredAnalystReport};
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,

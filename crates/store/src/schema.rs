@@ -277,6 +277,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    analyst_reports (id) {
+        id -> BigInt,
+        created_at -> Timestamp,
+        source -> Text,
+        trigger -> Text,
+        model -> Nullable<Text>,
+        summary -> Text,
+        accepted -> BigInt,
+        rejected -> BigInt,
+        cost_micros -> BigInt,
+        fallback_reason -> Nullable<Text>,
+        report -> Text,
+    }
+}
+
+diesel::table! {
+    agent_calls (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        purpose -> Text,
+        model -> Text,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cache_creation_input_tokens -> BigInt,
+        cache_read_input_tokens -> BigInt,
+        cost_micros -> BigInt,
+        stop_reason -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     experiments,
     trades,
@@ -295,10 +326,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     slippage,
     control_requests,
     shadow_trades,
+    analyst_reports,
+    agent_calls,
 );
 
 /// Every table of the schema, in creation order.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 19] = [
     "experiments",
     "trades",
     "learning_history",
@@ -316,4 +349,6 @@ pub const TABLES: [&str; 17] = [
     "slippage",
     "control_requests",
     "shadow_trades",
+    "analyst_reports",
+    "agent_calls",
 ];

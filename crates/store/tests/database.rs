@@ -222,6 +222,8 @@ fn test_schema_rs_matches_the_migrated_tables() {
         declared!(slippage),
         declared!(control_requests),
         declared!(shadow_trades),
+        declared!(analyst_reports),
+        declared!(agent_calls),
     ];
     assert_eq!(
         declared.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
@@ -283,6 +285,8 @@ fn test_schema_rs_matches_the_migrated_tables() {
                 "profit_loss",
                 "roi",
             ],
+            "analyst_reports" => &["model", "fallback_reason"],
+            "agent_calls" => &["stop_reason"],
             _ => &[],
         };
         assert_eq!(nullable, expected, "nullable columns of {table}");
