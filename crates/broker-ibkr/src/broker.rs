@@ -31,20 +31,26 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::bars::{RawBar, convert_bars, duration_for, filter_time, parse_ib_time};
-use crate::config::IbkrConfig;
-use crate::connection::{Backoff, connect_hint};
+use crate::config::{IbkrConfig, check_account};
+use crate::connection::{Backoff, connect_hint, spawn_supervised};
 use crate::contracts::{self, from_ib, money, price, quantity, signed_price, to_ib};
-use crate::errors::{Disposition, map_client_error, map_error};
+use crate::errors::{Disposition, is_order_terminal, map_client_error, map_error};
 use crate::market_data_type::{
     MarketDataKind, MarketDataMode, QuoteAccumulator, from_ib as ticks_from_ib, kind_from_ib,
 };
 use crate::orders::{
-    FillJoiner, OrderBook, OrderIdAllocator, OrderRegistry, PendingExecution, map_status,
+    FillJoiner, Joined, OrderBook, OrderIdAllocator, OrderRegistry, PendingExecution, map_status,
 };
 use crate::pacing::Pacer;
 
-/// Events kept for `poll_events` before the oldest are dropped.
-const MAX_BUFFERED_EVENTS: usize = 10_000;
+/// Events waiting for `poll_events` beyond which each further multiple is
+/// logged as an error (nothing is dropped: the buffer grows, fills above
+/// all must reach the engine).
+const EVENT_BACKLOG_WARNING: usize = 10_000;
+/// How long a terminal order status waits for the executions it reports
+/// (TWS may send "Filled" before the execution, and the execution waits
+/// for its commission report) before it is reported anyway.
+const HELD_STATUS_WAIT: Duration = Duration::from_secs(40);
 /// How long an execution waits for its commission report before it is
 /// reported with a zero commission.
 const COMMISSION_WAIT: Duration = Duration::from_secs(30);
@@ -102,6 +108,9 @@ struct Inner {
     /// id -1): a request left unanswered while this moved was dropped by
     /// TWS's message-rate limit.
     pacing_notices: std::sync::atomic::AtomicU64,
+    /// Set when a reader task of the session panicked: the session is
+    /// rebuilt even though the socket is still up.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 /// The order update stream, boxed so it can be kept.
@@ -124,6 +133,16 @@ struct State {
     /// key): what expiry or assignment must explain (see
     /// `infer_settlements`). `None` until the first fetch.
     held: Option<HashMap<String, (Contract, i64)>>,
+    /// Per order ref, the quantity of each execution (by base id) reported
+    /// as a fill or known from before: what a terminal status's filled
+    /// quantity is compared with.
+    delivered: HashMap<String, HashMap<String, i64>>,
+    /// Terminal statuses that report more filled than the fills reported
+    /// so far: released once the fills are out (or after
+    /// [`HELD_STATUS_WAIT`]), so the status never overtakes its fills.
+    held_statuses: HashMap<String, (OrderUpdate, std::time::Instant)>,
+    /// Orders reported `Rejected` because of an order-ending error code.
+    ended_by_error: std::collections::HashSet<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,6 +190,9 @@ impl IbkrBroker {
                 gateway_tz: chrono_tz::America::New_York,
                 session: 0,
                 held: None,
+                delivered: HashMap::new(),
+                held_statuses: HashMap::new(),
+                ended_by_error: std::collections::HashSet::new(),
             }),
             config,
             client: Mutex::new(None),
@@ -181,6 +203,7 @@ impl IbkrBroker {
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
             updates: tokio::sync::Mutex::new(None),
             pacing_notices: std::sync::atomic::AtomicU64::new(0),
+            broken: std::sync::atomic::AtomicBool::new(false),
         });
 
         let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
@@ -215,7 +238,7 @@ impl IbkrBroker {
             )));
         };
         inner.on_connected(client).await?;
-        tokio::spawn(Inner::supervise(Arc::clone(&inner)));
+        tokio::spawn(Inner::supervise_forever(Arc::clone(&inner)));
         Ok(IbkrBroker { inner })
     }
 
@@ -226,9 +249,7 @@ impl IbkrBroker {
 
     /// Whether a session to TWS is up right now.
     pub fn is_connected(&self) -> bool {
-        lock(&self.inner.client)
-            .as_ref()
-            .is_some_and(|c| c.is_connected())
+        self.inner.session_up()
     }
 
     /// The market-data type in use (after any fallback to delayed data).
@@ -334,13 +355,106 @@ impl Inner {
                 .1 += signed;
         }
         let mut events = lock(&self.events);
-        if events.len() >= MAX_BUFFERED_EVENTS {
-            warn!(
-                "broker event buffer full: dropping the oldest event; call poll_events more often"
-            );
-            events.pop_front();
-        }
         events.push_back(event);
+        if events.len() % EVENT_BACKLOG_WARNING == 0 {
+            tracing::error!(
+                waiting = events.len(),
+                "broker events are piling up (none is dropped): is the engine polling?"
+            );
+        }
+    }
+
+    /// Reports what the fill joiner made of an execution or commission
+    /// report: a new fill (counted for its order's held status), an
+    /// amendment of a reported fill (its exec id again, with the late
+    /// commission or the corrected figures), or a known execution
+    /// (counted).
+    fn deliver(&self, joined: Joined) {
+        let order_ref = match joined {
+            Joined::New(fill) => {
+                let order_ref = fill.order_ref.clone();
+                lock(&self.state)
+                    .delivered
+                    .entry(order_ref.clone())
+                    .or_default()
+                    .insert(
+                        crate::orders::base_id(&fill.exec_id).to_string(),
+                        fill.quantity,
+                    );
+                self.push(BrokerEvent::Fill(fill));
+                order_ref
+            }
+            Joined::Amended(fill) => {
+                info!(exec_id = %fill.exec_id, commission = %fill.commission, price = %fill.price,
+                      quantity = fill.quantity, "an execution reported before is amended");
+                self.push(BrokerEvent::Fill(fill));
+                return;
+            }
+            Joined::Known {
+                order_ref,
+                base,
+                quantity,
+            } => {
+                lock(&self.state)
+                    .delivered
+                    .entry(order_ref.clone())
+                    .or_default()
+                    .insert(base, quantity);
+                order_ref
+            }
+            Joined::Waiting | Joined::Ignored => return,
+        };
+        self.release_status(&order_ref, false);
+    }
+
+    /// The quantity of `order_ref` reported as fills (or known).
+    fn delivered_quantity(st: &State, order_ref: &str) -> i64 {
+        st.delivered
+            .get(order_ref)
+            .map_or(0, |m| m.values().sum::<i64>())
+    }
+
+    /// Reports an order status, holding a terminal one back while it
+    /// reports more filled than the fills reported so far.
+    fn report_status(&self, update: OrderUpdate) {
+        {
+            let mut st = lock(&self.state);
+            let delivered = Self::delivered_quantity(&st, &update.order_ref);
+            if update.status.is_terminal() && update.filled_quantity > delivered {
+                debug!(order_ref = %update.order_ref, filled = update.filled_quantity, delivered,
+                       "terminal status before its executions; held until they are reported");
+                st.held_statuses.insert(
+                    update.order_ref.clone(),
+                    (update, std::time::Instant::now()),
+                );
+                return;
+            }
+            if update.status.is_terminal() {
+                st.held_statuses.remove(&update.order_ref);
+            }
+        }
+        self.push(BrokerEvent::OrderStatus(update));
+    }
+
+    /// Releases `order_ref`'s held status once its fills are out (or,
+    /// with `force`, anyway).
+    fn release_status(&self, order_ref: &str, force: bool) {
+        let released = {
+            let mut st = lock(&self.state);
+            let delivered = Self::delivered_quantity(&st, order_ref);
+            let ready = st
+                .held_statuses
+                .get(order_ref)
+                .is_some_and(|(u, _)| force || u.filled_quantity <= delivered);
+            if ready {
+                st.held_statuses.remove(order_ref).map(|(u, _)| u)
+            } else {
+                None
+            }
+        };
+        if let Some(u) = released {
+            self.push(BrokerEvent::OrderStatus(u));
+        }
     }
 
     async fn timed<F: std::future::Future>(
@@ -385,28 +499,45 @@ impl Inner {
     /// After every (re)connect: account, order ids, market-data type,
     /// stream readers, then reconciliation.
     async fn on_connected(self: &Arc<Self>, client: Arc<Client>) -> Result<(), BrokerError> {
+        // The account first: a session whose account does not match the
+        // trading mode is refused before anything else uses it.
+        let mut managed: Vec<String> = client
+            .handshake_managed_accounts()
+            .iter()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect();
+        if managed.is_empty() {
+            managed = self
+                .timed("managed accounts", client.managed_accounts())
+                .await?
+                .map_err(|e| map_client_error(&e, "managed accounts"))?
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
+        let chosen = {
+            let st = lock(&self.state);
+            if st.account.is_empty() {
+                managed.first().cloned().unwrap_or_default()
+            } else {
+                st.account.clone()
+            }
+        };
+        if let Err(why) = check_account(self.config.live, &chosen, &managed) {
+            tracing::error!(account = %chosen, managed = ?managed, "{why}");
+            client.disconnect().await;
+            return Err(BrokerError::NotConnected(why));
+        }
         let session = {
             let mut st = lock(&self.state);
             st.session += 1;
             // Executions without a zone in their time are in the gateway's
             // zone; ibapi reports it as a `time_tz` zone, which would add a
             // dependency: the US/Eastern default holds for US gateways.
-            if st.account.is_empty()
-                && let Some(first) = client.handshake_managed_accounts().first()
-            {
-                st.account = first.clone();
-            }
+            st.account = chosen;
             st.session
         };
-        if lock(&self.state).account.is_empty() {
-            let accounts = self
-                .timed("managed accounts", client.managed_accounts())
-                .await?
-                .map_err(|e| map_client_error(&e, "managed accounts"))?;
-            if let Some(first) = accounts.into_iter().find(|a| !a.is_empty()) {
-                lock(&self.state).account = first;
-            }
-        }
 
         // Never reuse an order id: ask the server after each connect.
         self.pacer.request().await;
@@ -454,9 +585,17 @@ impl Inner {
         if self.config.lockstep {
             *self.updates.lock().await = Some(Box::pin(updates));
         } else {
-            tokio::spawn(Self::read_updates(Arc::clone(self), updates, session));
+            self.supervised(
+                "order update reader",
+                session,
+                Self::read_updates(Arc::clone(self), updates, session),
+            );
         }
-        tokio::spawn(Self::read_notices(Arc::clone(self), notices, session));
+        self.supervised(
+            "notice reader",
+            session,
+            Self::read_notices(Arc::clone(self), notices, session),
+        );
 
         info!(
             address = %self.config.address(),
@@ -477,32 +616,83 @@ impl Inner {
         let since = lock(&self.state).last_exec_time;
         let since = since.unwrap_or_else(|| self.now() - chrono::Duration::days(1));
         let (execs, commissions) = self.fetch_executions(client, since).await?;
-        let mut fills = Vec::new();
+        let mut joined = Vec::new();
         {
             let mut st = lock(&self.state);
             for e in execs {
                 st.ids.observe_used(e.order_id);
                 st.last_exec_time = st.last_exec_time.max(Some(e.time));
-                if let Some(f) = st.joiner.on_execution(e) {
-                    fills.push(f);
-                }
+                joined.push(st.joiner.on_execution(e));
             }
             for (id, c) in commissions {
-                if let Some(f) = st.joiner.on_commission(&id, c) {
-                    fills.push(f);
-                }
+                joined.push(st.joiner.on_commission(&id, c));
             }
         }
-        if !fills.is_empty() {
-            info!(fills = fills.len(), "fills found while reconciling");
+        let found = joined
+            .iter()
+            .filter(|j| matches!(j, Joined::New(_) | Joined::Amended(_)))
+            .count();
+        if found > 0 {
+            info!(fills = found, "fills found while reconciling");
         }
-        for f in fills {
-            self.push(BrokerEvent::Fill(f));
+        for j in joined {
+            self.deliver(j);
         }
 
         let positions = self.fetch_positions(client).await?;
         debug!(positions = positions.len(), "reconciled positions");
         Ok(())
+    }
+
+    /// Spawns one of a session's reader tasks under supervision: a panic
+    /// is logged and reported (`BrokerEvent::Error`), and the session is
+    /// rebuilt (the supervisor reconnects and reconciles), so fills never
+    /// silently stop while the connection looks up.
+    fn supervised<F>(self: &Arc<Self>, what: &'static str, session: u64, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        spawn_supervised(task, move |message| {
+            tracing::error!(
+                "the IBKR adapter's {what} panicked: {message}; rebuilding the connection"
+            );
+            inner.push(BrokerEvent::Error {
+                code: 0,
+                message: format!(
+                    "the IBKR adapter's {what} panicked ({message}); the connection is rebuilt and reconciled"
+                ),
+                order_ref: None,
+            });
+            if inner.is_current(session) {
+                inner
+                    .broken
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                inner.lost.notify_one();
+            }
+        });
+    }
+
+    /// Whether the session is usable: connected, and no reader died.
+    fn session_up(&self) -> bool {
+        !self.broken.load(std::sync::atomic::Ordering::SeqCst)
+            && lock(&self.client)
+                .as_ref()
+                .is_some_and(|c| c.is_connected())
+    }
+
+    /// [`Self::supervise`], restarted if it panics.
+    async fn supervise_forever(self: Arc<Self>) {
+        loop {
+            let run = tokio::spawn(Self::supervise(Arc::clone(&self)));
+            match run.await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("the IBKR connection supervisor panicked; restarting it");
+                    self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => return,
+            }
+        }
     }
 
     /// The supervisor: notices a lost session, reconnects with backoff,
@@ -517,17 +707,13 @@ impl Inner {
                 _ = self.lost.notified() => {}
                 _ = tokio::time::sleep(HEALTH_CHECK) => {
                     self.flush_stale_executions();
-                    let up = lock(&self.client).as_ref().is_some_and(|c| c.is_connected());
-                    if up { continue; }
+                    if self.session_up() { continue; }
                 }
             }
             if *shutdown.borrow() {
                 return;
             }
-            let up = lock(&self.client)
-                .as_ref()
-                .is_some_and(|c| c.is_connected());
-            if up {
+            if self.session_up() {
                 continue;
             }
             let old = lock(&self.client).take();
@@ -547,7 +733,11 @@ impl Inner {
                     _ = tokio::time::sleep(delay) => {}
                 }
                 match self.open_client().await {
-                    Ok(client) => match self.on_connected(client).await {
+                    Ok(client) => match {
+                        self.broken
+                            .store(false, std::sync::atomic::Ordering::SeqCst);
+                        self.on_connected(client).await
+                    } {
                         Ok(()) => {
                             info!(
                                 attempts = backoff.attempts(),
@@ -578,12 +768,27 @@ impl Inner {
     fn flush_stale_executions(&self) {
         // Waiting time on our clock: the execution's own time is the
         // gateway's, which may be far from ours (a simulated gateway).
-        let fills = lock(&self.state)
+        let joined = lock(&self.state)
             .joiner
             .flush_waiting_longer_than(COMMISSION_WAIT);
-        for f in fills {
-            warn!(exec_id = %f.exec_id, "no commission report for the execution; reporting it with zero commission");
-            self.push(BrokerEvent::Fill(f));
+        for j in joined {
+            if let Joined::New(f) | Joined::Amended(f) = &j {
+                warn!(exec_id = %f.exec_id, "no commission report for the execution yet; reporting it \
+                      with zero commission (a later report amends it)");
+            }
+            self.deliver(j);
+        }
+        // Terminal statuses whose executions never came: reported anyway
+        // (the executor compares the filled quantities).
+        let overdue: Vec<String> = lock(&self.state)
+            .held_statuses
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() >= HELD_STATUS_WAIT)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for order_ref in overdue {
+            warn!(%order_ref, "a terminal order status waited for its executions in vain; reporting it");
+            self.release_status(&order_ref, true);
         }
     }
 
@@ -735,10 +940,53 @@ impl Inner {
                 self.push(BrokerEvent::Error {
                     code,
                     message: e.to_string(),
-                    order_ref,
+                    order_ref: order_ref.clone(),
                 });
+                if let (Some(order_ref), Some(id)) = (order_ref, request_id) {
+                    self.on_order_error(id, &order_ref, code, message);
+                }
             }
         }
+    }
+
+    /// An error sent with one of our orders' ids: when its code ends the
+    /// order (201, 110, 103, …; TWS may send no status, or only
+    /// `Inactive`), the order is reported `Rejected` with IB's text, so
+    /// the executor can close it instead of waiting forever.
+    fn on_order_error(&self, order_id: i32, order_ref: &str, code: i32, message: &str) {
+        if !is_order_terminal(code, message)
+            // the refusal of a second order with the same orderRef is
+            // not about the order that holds it
+            || message.to_ascii_lowercase().contains("duplicate orderref")
+        {
+            return;
+        }
+        let update = {
+            let mut st = lock(&self.state);
+            let Some(last) = st.book.remove(&order_id) else {
+                debug!(
+                    order_ref,
+                    code, "error for an order already finished; nothing to end"
+                );
+                return;
+            };
+            st.ended_by_error.insert(order_ref.to_string());
+            let filled = last
+                .filled_quantity
+                .max(Self::delivered_quantity(&st, order_ref));
+            OrderUpdate {
+                order_ref: order_ref.to_string(),
+                broker_order_id: Some(i64::from(order_id)),
+                status: OrderStatus::Rejected,
+                filled_quantity: filled,
+                remaining_quantity: 0,
+                avg_fill_price: last.avg_fill_price,
+                reason: Some(format!("IB code {code}: {message}")),
+                time: self.now(),
+            }
+        };
+        info!(order_ref, code, "order ended by IB error");
+        self.report_status(update);
     }
 
     fn on_update(&self, update: IbUpdate) {
@@ -773,9 +1021,30 @@ impl Inner {
                             .average_fill_price
                             .and_then(price)
                             .filter(|p| p.is_positive()),
-                        reason: (!s.why_held.is_empty()).then(|| s.why_held.clone()),
+                        reason: if s.status.as_str() == "Inactive" {
+                            Some(format!(
+                                "Inactive at IB (held, not rejected){}",
+                                if s.why_held.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", s.why_held)
+                                }
+                            ))
+                        } else {
+                            (!s.why_held.is_empty()).then(|| s.why_held.clone())
+                        },
                         time: self.now(),
                     };
+                    if st.ended_by_error.contains(&update.order_ref) {
+                        // Already reported Rejected (an order-ending error
+                        // code); its later Inactive / Cancelled adds nothing.
+                        debug!(
+                            order_id = s.order_id,
+                            status = s.status.as_str(),
+                            "status of an order ended by an error code; ignored"
+                        );
+                        return;
+                    }
                     if status.is_terminal() {
                         st.book.remove(&s.order_id);
                     } else {
@@ -783,7 +1052,7 @@ impl Inner {
                     }
                     update
                 };
-                self.push(BrokerEvent::OrderStatus(event));
+                self.report_status(event);
             }
             IbUpdate::OpenOrder(d) => {
                 if d.order.what_if {
@@ -795,26 +1064,21 @@ impl Inner {
             }
             IbUpdate::ExecutionData(e) => {
                 let pending = self.pending_execution(&e);
-                let fill = match pending {
-                    Some(p) => {
+                if let Some(p) = pending {
+                    let joined = {
                         let mut st = lock(&self.state);
                         st.last_exec_time = st.last_exec_time.max(Some(p.time));
                         st.joiner.on_execution(p)
-                    }
-                    None => None,
-                };
-                if let Some(f) = fill {
-                    self.push(BrokerEvent::Fill(f));
+                    };
+                    self.deliver(joined);
                 }
             }
             IbUpdate::CommissionReport(c) => {
                 let commission = money(c.commission).unwrap_or(Money::ZERO);
-                let fill = lock(&self.state)
+                let joined = lock(&self.state)
                     .joiner
                     .on_commission(&c.execution_id, commission);
-                if let Some(f) = fill {
-                    self.push(BrokerEvent::Fill(f));
-                }
+                self.deliver(joined);
             }
             IbUpdate::OrderBound(_) => {}
         }
@@ -1676,16 +1940,22 @@ impl Broker for IbkrBroker {
         // A local join: these are returned whether or not they were
         // reported as events.
         let mut joiner = FillJoiner::new();
-        let mut fills = Vec::new();
+        let mut joined = Vec::new();
         for (id, c) in commissions {
             joiner.on_commission(&id, c);
         }
         for e in execs {
-            if let Some(f) = joiner.on_execution(e) {
-                fills.push(f);
+            joined.push(joiner.on_execution(e));
+        }
+        joined.extend(joiner.flush_older_than(DateTime::<Utc>::MAX_UTC));
+        // A correction replaces the execution it corrects.
+        let mut by_id: std::collections::BTreeMap<String, Fill> = std::collections::BTreeMap::new();
+        for j in joined {
+            if let Joined::New(f) | Joined::Amended(f) = j {
+                by_id.insert(f.exec_id.clone(), f);
             }
         }
-        fills.extend(joiner.flush_older_than(DateTime::<Utc>::MAX_UTC));
+        let mut fills: Vec<Fill> = by_id.into_values().collect();
         fills.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.exec_id.cmp(&b.exec_id)));
         Ok(fills)
     }
