@@ -356,7 +356,7 @@ impl Inner {
         }
         let mut events = lock(&self.events);
         events.push_back(event);
-        if events.len() % EVENT_BACKLOG_WARNING == 0 {
+        if events.len().is_multiple_of(EVENT_BACKLOG_WARNING) {
             tracing::error!(
                 waiting = events.len(),
                 "broker events are piling up (none is dropped): is the engine polling?"
@@ -732,12 +732,13 @@ impl Inner {
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                match self.open_client().await {
-                    Ok(client) => match {
-                        self.broken
-                            .store(false, std::sync::atomic::Ordering::SeqCst);
-                        self.on_connected(client).await
-                    } {
+                let opened = self.open_client().await;
+                if opened.is_ok() {
+                    self.broken
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+                match opened {
+                    Ok(client) => match self.on_connected(client).await {
                         Ok(()) => {
                             info!(
                                 attempts = backoff.attempts(),
