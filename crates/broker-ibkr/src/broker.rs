@@ -49,13 +49,25 @@ use crate::pacing::Pacer;
 const EVENT_BACKLOG_WARNING: usize = 10_000;
 /// How long a terminal order status waits for the executions it reports
 /// (TWS may send "Filled" before the execution, and the execution waits
-/// for its commission report) before it is reported anyway.
+/// for its commission report) before it is reported anyway (at least the
+/// commission wait and 10 s more).
 const HELD_STATUS_WAIT: Duration = Duration::from_secs(40);
-/// How long an execution waits for its commission report before it is
-/// reported with a zero commission.
-const COMMISSION_WAIT: Duration = Duration::from_secs(30);
 /// How often the supervisor checks the connection.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
+/// What a daemon knows of the broker from its database when it starts
+/// again ([`IbkrBroker::connect_resuming`]).
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The largest IBKR order id used (no id at or below it is used again).
+    pub last_order_id: Option<i64>,
+    /// Execution ids already recorded (not reported again as fills).
+    pub known_exec_ids: Vec<String>,
+    /// The positions last recorded: the reference for settlements that
+    /// happened while the daemon was down. `None`: the first positions
+    /// fetched are the reference.
+    pub positions: Option<Vec<Position>>,
+}
 
 /// The Interactive Brokers adapter. Build it with [`IbkrBroker::connect`];
 /// share it as `Arc<IbkrBroker>` (the traits are implemented for `Arc`).
@@ -145,6 +157,19 @@ struct State {
     ended_by_error: std::collections::HashSet<String>,
 }
 
+/// Queues an event for `poll_events`. Nothing is ever dropped (fills
+/// above all): past every [`EVENT_BACKLOG_WARNING`] waiting events an
+/// error is logged, since the engine is not polling.
+fn enqueue(events: &mut VecDeque<BrokerEvent>, event: BrokerEvent) {
+    events.push_back(event);
+    if events.len().is_multiple_of(EVENT_BACKLOG_WARNING) {
+        tracing::error!(
+            waiting = events.len(),
+            "broker events are piling up (none is dropped): is the engine polling?"
+        );
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -167,6 +192,30 @@ impl IbkrBroker {
         last_order_id: Option<i64>,
         known_exec_ids: Vec<String>,
     ) -> Result<IbkrBroker, BrokerError> {
+        Self::connect_resuming(
+            config,
+            Resume {
+                last_order_id,
+                known_exec_ids,
+                positions: None,
+            },
+        )
+        .await
+    }
+
+    /// [`Self::connect_with`], also given the positions the database last
+    /// recorded: they are the reference for expiries and assignments, so
+    /// an option that settled while the daemon was down is reported
+    /// (`Expiration` / `Assignment`) by the first reconciliation.
+    pub async fn connect_resuming(
+        config: IbkrConfig,
+        resume: Resume,
+    ) -> Result<IbkrBroker, BrokerError> {
+        let Resume {
+            last_order_id,
+            known_exec_ids,
+            positions,
+        } = resume;
         let (shutdown, _) = watch::channel(false);
         let mut joiner = FillJoiner::new();
         joiner.mark_reported(known_exec_ids);
@@ -189,7 +238,12 @@ impl IbkrBroker {
                 last_exec_time: None,
                 gateway_tz: chrono_tz::America::New_York,
                 session: 0,
-                held: None,
+                held: positions.map(|ps| {
+                    ps.into_iter()
+                        .filter(|p| p.quantity != 0)
+                        .map(|p| (contract_key(&p.contract), (p.contract, p.quantity)))
+                        .collect()
+                }),
                 delivered: HashMap::new(),
                 held_statuses: HashMap::new(),
                 ended_by_error: std::collections::HashSet::new(),
@@ -354,14 +408,7 @@ impl Inner {
                 .or_insert_with(|| (f.contract.clone(), 0))
                 .1 += signed;
         }
-        let mut events = lock(&self.events);
-        events.push_back(event);
-        if events.len().is_multiple_of(EVENT_BACKLOG_WARNING) {
-            tracing::error!(
-                waiting = events.len(),
-                "broker events are piling up (none is dropped): is the engine polling?"
-            );
-        }
+        enqueue(&mut lock(&self.events), event);
     }
 
     /// Reports what the fill joiner made of an execution or commission
@@ -771,7 +818,7 @@ impl Inner {
         // gateway's, which may be far from ours (a simulated gateway).
         let joined = lock(&self.state)
             .joiner
-            .flush_waiting_longer_than(COMMISSION_WAIT);
+            .flush_waiting_longer_than(self.config.commission_wait);
         for j in joined {
             if let Joined::New(f) | Joined::Amended(f) = &j {
                 warn!(exec_id = %f.exec_id, "no commission report for the execution yet; reporting it \
@@ -784,7 +831,10 @@ impl Inner {
         let overdue: Vec<String> = lock(&self.state)
             .held_statuses
             .iter()
-            .filter(|(_, (_, at))| at.elapsed() >= HELD_STATUS_WAIT)
+            .filter(|(_, (_, at))| {
+                at.elapsed()
+                    >= HELD_STATUS_WAIT.max(self.config.commission_wait + Duration::from_secs(10))
+            })
             .map(|(r, _)| r.clone())
             .collect();
         for order_ref in overdue {
@@ -1086,6 +1136,15 @@ impl Inner {
     }
 
     fn pending_execution(&self, e: &ibapi::orders::ExecutionData) -> Option<PendingExecution> {
+        if e.execution.order_id <= 0 {
+            // Not an order of an API client: an expiry, assignment or
+            // exercise (the settlement shows in positions, see
+            // `infer_settlements`), or an order entered in TWS by hand
+            // (the engine's position reconciliation sees it).
+            debug!(exec_id = %e.execution.execution_id, order_ref = %e.execution.order_reference,
+                   "execution without an API order id; not one of our fills");
+            return None;
+        }
         let contract = match from_ib(&e.contract) {
             Ok(c) => c,
             Err(err) => {
@@ -1298,12 +1357,23 @@ impl Inner {
     }
 
     /// Expiries and assignments, which TWS reports as position changes
-    /// rather than as our executions: an option on or past its expiry
-    /// whose position moved toward zero beyond what our fills explain
-    /// settled — an `Assignment` when the underlying's stock position grew
-    /// by the shares (a short put's assignment buys them; a short call's
-    /// sells them), an `Expiration` otherwise. Then `positions` becomes
-    /// the new reference.
+    /// rather than as our executions. An option position that moved toward
+    /// zero beyond what our fills explain settled:
+    ///
+    /// * as many contracts as the underlying's stock position moved the
+    ///   assignment's way (a short put's assignment buys 100 shares a
+    ///   contract, a short call's sells them; a long option's exercise the
+    ///   reverse) were assigned — at any date: early assignment, and
+    ///   partial assignment (part of the position) are reported with their
+    ///   own quantity;
+    /// * the rest expired, when the option is on or past its expiry date;
+    ///   before it, the rest is unexplained (logged; the engine's position
+    ///   reconciliation sees it).
+    ///
+    /// Then `positions` becomes the new reference. The first reference is
+    /// the database's positions when the caller resumes with them
+    /// ([`IbkrBroker::connect_resuming`]), so what settled while the
+    /// daemon was down is found at start.
     fn infer_settlements(&self, positions: &[Position]) {
         let today = self.today_ny();
         let now = self.now();
@@ -1318,48 +1388,67 @@ impl Inner {
             return;
         };
         let qty = |m: &HashMap<String, (Contract, i64)>, k: &str| m.get(k).map_or(0, |(_, q)| *q);
+        // The stock each underlying moved, consumed as assignments explain it.
+        let mut stock_moves: HashMap<String, i64> = HashMap::new();
+        let mut settled_options: Vec<(&String, &core_domain::OptionContract, i64, i64)> =
+            Vec::new();
         for (key, (contract, before)) in &previous {
             let Contract::Option(o) = contract else {
                 continue;
             };
             let after = qty(&current, key);
-            if *before == 0 || o.expiry > today || after.signum() == -before.signum() {
+            if *before == 0 || after.signum() == -before.signum() {
                 continue;
             }
             let settled = before - after;
             if settled == 0 || settled.signum() != before.signum() {
                 continue;
             }
+            settled_options.push((key, o, *before, settled));
+        }
+        settled_options.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, o, before, settled) in settled_options {
             let stock_key = contract_key(&Contract::Stock(core_domain::StockContract::us(
                 o.underlying.clone(),
             )));
-            let stock_change = qty(&current, &stock_key) - qty(&previous, &stock_key);
-            let shares = settled.abs() * o.multiplier;
-            let assigned = match (o.right, settled < 0) {
-                (core_domain::Right::Put, true) | (core_domain::Right::Call, false) => {
-                    stock_change >= shares
-                }
-                _ => stock_change <= -shares,
+            let moved = stock_moves
+                .entry(stock_key.clone())
+                .or_insert_with(|| qty(&current, &stock_key) - qty(&previous, &stock_key));
+            // +1: the assignment buys stock (short put, long call).
+            let direction = match (o.right, before < 0) {
+                (core_domain::Right::Put, true) | (core_domain::Right::Call, false) => 1,
+                _ => -1,
             };
-            info!(
-                contract = %o.key(),
-                quantity = settled,
-                assigned,
-                "settlement inferred from positions"
-            );
-            self.push(if assigned {
-                BrokerEvent::Assignment {
+            let multiplier = o.multiplier.max(1);
+            let contracts = settled.abs();
+            let assigned = ((*moved * direction) / multiplier).clamp(0, contracts);
+            *moved -= assigned * multiplier * direction;
+            let sign = before.signum();
+            if assigned > 0 {
+                info!(contract = %o.key(), quantity = assigned * sign, early = o.expiry > today,
+                      "assignment inferred from positions");
+                self.push(BrokerEvent::Assignment {
                     contract: o.clone(),
-                    quantity: settled,
+                    quantity: assigned * sign,
                     time: now,
-                }
+                });
+            }
+            let rest = contracts - assigned;
+            if rest == 0 {
+                continue;
+            }
+            if o.expiry <= today {
+                info!(contract = %o.key(), quantity = rest * sign, "expiry inferred from positions");
+                self.push(BrokerEvent::Expiration {
+                    contract: o.clone(),
+                    quantity: rest * sign,
+                    time: now,
+                });
             } else {
-                BrokerEvent::Expiration {
-                    contract: o.clone(),
-                    quantity: settled,
-                    time: now,
-                }
-            });
+                warn!(contract = %o.key(), quantity = rest * sign,
+                      "an option position shrank before its expiry with no fill and no assignment \
+                       to explain it (a trade outside the trader?); left to the position reconciliation");
+            }
         }
     }
 
@@ -2129,6 +2218,28 @@ pub(crate) fn summary_to_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_queue_never_drops_a_fill() {
+        // Before: the oldest event was dropped at 10,000, fills included.
+        let mut q = VecDeque::new();
+        let n = EVENT_BACKLOG_WARNING + 5;
+        for i in 0..n {
+            enqueue(
+                &mut q,
+                BrokerEvent::Error {
+                    code: i as i32,
+                    message: String::new(),
+                    order_ref: None,
+                },
+            );
+        }
+        assert_eq!(q.len(), n);
+        assert!(matches!(
+            q.front(),
+            Some(BrokerEvent::Error { code: 0, .. })
+        ));
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

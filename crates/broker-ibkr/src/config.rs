@@ -54,6 +54,9 @@ pub struct IbkrConfig {
     /// other id) when it is; otherwise the adapter refuses the session
     /// (see [`check_account`]).
     pub live: bool,
+    /// How long an execution waits for its commission report before it is
+    /// reported with a zero commission (a later report amends it).
+    pub commission_wait: Duration,
 }
 
 impl Default for IbkrConfig {
@@ -75,6 +78,7 @@ impl Default for IbkrConfig {
             market_data: MarketDataKind::Realtime,
             lockstep: false,
             live: false,
+            commission_wait: Duration::from_secs(30),
         }
     }
 }

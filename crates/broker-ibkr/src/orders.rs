@@ -373,17 +373,17 @@ impl FillJoiner {
     }
 }
 
-/// An execution id without IBKR's correction counter: IBKR's ids have
-/// four dot-separated parts, the last one counting corrections
+/// An execution id without IBKR's correction counter: the last
+/// dot-separated part of IBKR's ids counts corrections
 /// (`0000e0d5.6553f2ec.01.01`, then `.01.02`): the base is everything
 /// before it (`0000e0d5.6553f2ec.01`) for the first report and its
-/// corrections alike. Other ids (the simulated exchange's) are their own
-/// base.
+/// corrections alike. An id of three or more parts whose last part is two
+/// digits has such a counter; other ids are their own base.
 pub fn base_id(exec_id: &str) -> &str {
     let parts = exec_id.split('.').count();
     match exec_id.rsplit_once('.') {
         Some((base, last))
-            if parts >= 4 && !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) =>
+            if parts >= 3 && last.len() == 2 && last.bytes().all(|b| b.is_ascii_digit()) =>
         {
             base
         }
@@ -559,6 +559,8 @@ mod tests {
         assert_eq!(base_id("SIM-42"), "SIM-42");
         assert_eq!(base_id("a.b.c"), "a.b.c");
         assert_eq!(base_id("a.b.c.x1"), "a.b.c.x1");
+        assert_eq!(base_id("SIM-00000007.01.02"), "SIM-00000007.01");
+        assert_eq!(base_id("a.b.123"), "a.b.123");
     }
 
     #[test]
