@@ -6,4 +6,5 @@
 
 pub mod clocks;
 pub mod ibkr;
+pub mod lock;
 pub mod wiring;
