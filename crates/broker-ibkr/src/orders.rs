@@ -172,6 +172,9 @@ pub struct FillJoiner {
     /// Waiting execution id → the id first reported for its base, when it
     /// corrects a reported execution.
     amends: HashMap<String, String>,
+    /// Waiting correction id → the id of the waiting execution it replaced:
+    /// the fill is reported under the first id (stable across replays).
+    renamed: HashMap<String, String>,
     commissions: HashMap<String, Money>,
     reported: HashSet<String>,
     /// Base id → the execution id reported for it.
@@ -230,6 +233,8 @@ impl FillJoiner {
             if let Some(first) = self.amends.remove(&old) {
                 self.amends.insert(exec.exec_id.clone(), first);
             }
+            let first = self.renamed.remove(&old).unwrap_or(old);
+            self.renamed.insert(exec.exec_id.clone(), first);
         }
         if let Some(first) = self.reported_base.get(&base)
             && *first != exec.exec_id
@@ -335,10 +340,15 @@ impl FillJoiner {
     }
 
     fn complete(&mut self, exec: PendingExecution, commission: Money) -> Joined {
-        self.remember(exec.exec_id.clone());
         let amends = self.amends.remove(&exec.exec_id);
+        let first = self.renamed.remove(&exec.exec_id);
+        // the first id first: it is the base's recorded id
+        if let Some(first) = &first {
+            self.remember(first.clone());
+        }
+        self.remember(exec.exec_id.clone());
         let fill = Fill {
-            exec_id: amends.clone().unwrap_or(exec.exec_id),
+            exec_id: amends.clone().or(first).unwrap_or(exec.exec_id),
             order_ref: exec.order_ref,
             contract: exec.contract,
             side: exec.side,
@@ -602,7 +612,16 @@ mod tests {
         assert_eq!(j.pending(), 1, "one execution, corrected");
         assert_eq!(j.on_commission("x.y.01.01", Money::ZERO), Joined::Waiting);
         let f = new_fill(j.on_commission("x.y.01.02", Money::from_cents(65)))?;
-        assert_eq!(f.exec_id, "x.y.01.02");
+        assert_eq!(f.exec_id, "x.y.01.01", "under the first id");
+        // either id replayed later is known
+        assert!(matches!(
+            j.on_execution(exec("x.y.01.01", 0)?),
+            Joined::Known { .. }
+        ));
+        assert!(matches!(
+            j.on_execution(exec("x.y.01.02", 0)?),
+            Joined::Known { .. }
+        ));
         assert_eq!(j.pending(), 0);
         Ok(())
     }
