@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 
 mod codec;
+mod crash;
 mod error;
 mod ops;
 mod repos;
@@ -38,6 +39,7 @@ mod rows;
 pub mod schema;
 mod store;
 
+pub use crash::{CRASH_ENV, crash_point};
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,
