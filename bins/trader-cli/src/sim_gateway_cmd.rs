@@ -34,7 +34,8 @@ pub struct SimGatewayArgs {
     /// (instead of lockstep, where the control channel moves it).
     #[arg(long, value_name = "N")]
     pub speed: Option<f64>,
-    /// The account id it reports.
+    /// The account id it reports (paper ids start with "D"; traderd in
+    /// paper mode refuses any other, e.g. U1234567).
     #[arg(long, default_value = "DU0000001")]
     pub account: String,
     /// No real-time market data subscription: clients must fall back to
@@ -42,12 +43,21 @@ pub struct SimGatewayArgs {
     #[arg(long)]
     pub no_realtime_data: bool,
     /// A fault active from the start (repeatable), e.g. "delay 50",
-    /// "reject 1 no margin", "drop_after_place_order" (docs/SIM_GATEWAY.md).
+    /// "reject 1 no margin", "drop_after_place_order", and IB's habits:
+    /// "status_before_execution", "commission_delay 2000", "corrections 5",
+    /// "inactive 2", "reject_code 1 110", "cancel_race 1",
+    /// "early_assignment", "partial_assignment", "expiry_disconnected",
+    /// "nightly_restart 3" (docs/SIM_GATEWAY.md).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// The exchange's seed [default: broker.sim.exchange.seed].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Write every order placed, every execution (settlements included)
+    /// and, when the gateway stops, the final positions as JSON lines to
+    /// this file (appended), to compare traderd's database with.
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// The gateway's configuration from the arguments and the settings.
@@ -79,6 +89,7 @@ pub fn gateway_config(args: &SimGatewayArgs, settings: &Settings) -> Result<Gate
         to: Some(to),
         mode,
         realtime_data_available: !args.no_realtime_data,
+        journal: args.journal.clone(),
         ..GatewayConfig::default()
     })
 }
@@ -138,9 +149,17 @@ pub fn run(args: &SimGatewayArgs, settings: &Settings) -> Result<ExitCode> {
                 handle.addr().port()
             );
         }
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        #[cfg(unix)]
+        let terminated = term.recv();
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<Option<()>>();
         tokio::select! {
             _ = handle.stopped() => {}
             _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
         }
         handle.shutdown().await;
         println!("sim-gateway: stopped");

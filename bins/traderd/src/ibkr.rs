@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use broker_ibkr::{IbkrBroker, IbkrConfig, MarketDataKind};
-use core_domain::OrderRepository;
+use broker_ibkr::{IbkrBroker, IbkrConfig, MarketDataKind, Resume};
+use core_domain::{AccountRepository, OrderRepository};
 use orchestrator::Learner;
 use settings::Settings;
 use store::Store;
@@ -55,6 +55,9 @@ pub fn ibkr_config(settings: &Settings) -> Result<IbkrConfig> {
     }
     config.max_market_data_lines =
         positive("max_market_data_lines", b.max_market_data_lines)? as usize;
+    // The account behind the connection must match the mode (paper: a
+    // "D…" account), whatever the port says.
+    config.live = settings.broker.trading_mode == "live";
     Ok(config)
 }
 
@@ -85,10 +88,22 @@ pub async fn ibkr_engine(
     let config = ibkr_config(settings)?;
     let address = config.address();
     let (last_id, exec_ids) = broker_memory(&store)?;
+    // The positions last recorded: what settled while traderd was down is
+    // found against them.
+    let positions = store
+        .positions()
+        .context("reading the recorded positions")?;
     let broker = Arc::new(
-        IbkrBroker::connect_with(config, last_id, exec_ids)
-            .await
-            .with_context(|| format!("connecting to TWS / IB Gateway at {address}"))?,
+        IbkrBroker::connect_resuming(
+            config,
+            Resume {
+                last_order_id: last_id,
+                known_exec_ids: exec_ids,
+                positions: Some(positions),
+            },
+        )
+        .await
+        .with_context(|| format!("connecting to TWS / IB Gateway at {address}"))?,
     );
     let history = wiring::history()?;
     let engine = wiring::build_engine(

@@ -7,4 +7,5 @@
 pub mod agent;
 pub mod clocks;
 pub mod ibkr;
+pub mod lock;
 pub mod wiring;

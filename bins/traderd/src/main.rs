@@ -9,7 +9,9 @@
 //! the replay ends it prints a summary and writes a report.
 //!
 //! SIGINT or SIGTERM stops it after the cycle in progress (nothing is left
-//! half-written); running it again resumes from the database. A SIGKILL
+//! half-written; the wait for the next cycle wakes within a second);
+//! running it again resumes from the database. A second `traderd` on the
+//! same database is refused (`<database>.lock`). A SIGKILL
 //! loses nothing either: every write is a transaction, and the simulated
 //! exchange is rebuilt from the order journal on restart.
 //!
@@ -93,6 +95,11 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
         store::Store::open(&settings.database.url)
             .with_context(|| format!("opening the database {}", settings.database.url))?,
     );
+    // One daemon per database (released however this process ends).
+    let _lock = match store.path() {
+        Some(path) => Some(traderd::lock::DaemonLock::acquire(path)?),
+        None => None,
+    };
     let applied = store.migrate().context("applying database migrations")?;
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");

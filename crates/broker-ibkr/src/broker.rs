@@ -31,25 +31,43 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::bars::{RawBar, convert_bars, duration_for, filter_time, parse_ib_time};
-use crate::config::IbkrConfig;
-use crate::connection::{Backoff, connect_hint};
+use crate::config::{IbkrConfig, check_account};
+use crate::connection::{Backoff, connect_hint, spawn_supervised};
 use crate::contracts::{self, from_ib, money, price, quantity, signed_price, to_ib};
-use crate::errors::{Disposition, map_client_error, map_error};
+use crate::errors::{Disposition, is_order_terminal, map_client_error, map_error};
 use crate::market_data_type::{
     MarketDataKind, MarketDataMode, QuoteAccumulator, from_ib as ticks_from_ib, kind_from_ib,
 };
 use crate::orders::{
-    FillJoiner, OrderBook, OrderIdAllocator, OrderRegistry, PendingExecution, map_status,
+    FillJoiner, Joined, OrderBook, OrderIdAllocator, OrderRegistry, PendingExecution, map_status,
 };
 use crate::pacing::Pacer;
 
-/// Events kept for `poll_events` before the oldest are dropped.
-const MAX_BUFFERED_EVENTS: usize = 10_000;
-/// How long an execution waits for its commission report before it is
-/// reported with a zero commission.
-const COMMISSION_WAIT: Duration = Duration::from_secs(30);
+/// Events waiting for `poll_events` beyond which each further multiple is
+/// logged as an error (nothing is dropped: the buffer grows, fills above
+/// all must reach the engine).
+const EVENT_BACKLOG_WARNING: usize = 10_000;
+/// How long a terminal order status waits for the executions it reports
+/// (TWS may send "Filled" before the execution, and the execution waits
+/// for its commission report) before it is reported anyway (at least the
+/// commission wait and 10 s more).
+const HELD_STATUS_WAIT: Duration = Duration::from_secs(40);
 /// How often the supervisor checks the connection.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
+/// What a daemon knows of the broker from its database when it starts
+/// again ([`IbkrBroker::connect_resuming`]).
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The largest IBKR order id used (no id at or below it is used again).
+    pub last_order_id: Option<i64>,
+    /// Execution ids already recorded (not reported again as fills).
+    pub known_exec_ids: Vec<String>,
+    /// The positions last recorded: the reference for settlements that
+    /// happened while the daemon was down. `None`: the first positions
+    /// fetched are the reference.
+    pub positions: Option<Vec<Position>>,
+}
 
 /// The Interactive Brokers adapter. Build it with [`IbkrBroker::connect`];
 /// share it as `Arc<IbkrBroker>` (the traits are implemented for `Arc`).
@@ -102,6 +120,9 @@ struct Inner {
     /// id -1): a request left unanswered while this moved was dropped by
     /// TWS's message-rate limit.
     pacing_notices: std::sync::atomic::AtomicU64,
+    /// Set when a reader task of the session panicked: the session is
+    /// rebuilt even though the socket is still up.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 /// The order update stream, boxed so it can be kept.
@@ -124,6 +145,29 @@ struct State {
     /// key): what expiry or assignment must explain (see
     /// `infer_settlements`). `None` until the first fetch.
     held: Option<HashMap<String, (Contract, i64)>>,
+    /// Per order ref, the quantity of each execution (by base id) reported
+    /// as a fill or known from before: what a terminal status's filled
+    /// quantity is compared with.
+    delivered: HashMap<String, HashMap<String, i64>>,
+    /// Terminal statuses that report more filled than the fills reported
+    /// so far: released once the fills are out (or after
+    /// [`HELD_STATUS_WAIT`]), so the status never overtakes its fills.
+    held_statuses: HashMap<String, (OrderUpdate, std::time::Instant)>,
+    /// Orders reported `Rejected` because of an order-ending error code.
+    ended_by_error: std::collections::HashSet<String>,
+}
+
+/// Queues an event for `poll_events`. Nothing is ever dropped (fills
+/// above all): past every [`EVENT_BACKLOG_WARNING`] waiting events an
+/// error is logged, since the engine is not polling.
+fn enqueue(events: &mut VecDeque<BrokerEvent>, event: BrokerEvent) {
+    events.push_back(event);
+    if events.len().is_multiple_of(EVENT_BACKLOG_WARNING) {
+        tracing::error!(
+            waiting = events.len(),
+            "broker events are piling up (none is dropped): is the engine polling?"
+        );
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,6 +192,30 @@ impl IbkrBroker {
         last_order_id: Option<i64>,
         known_exec_ids: Vec<String>,
     ) -> Result<IbkrBroker, BrokerError> {
+        Self::connect_resuming(
+            config,
+            Resume {
+                last_order_id,
+                known_exec_ids,
+                positions: None,
+            },
+        )
+        .await
+    }
+
+    /// [`Self::connect_with`], also given the positions the database last
+    /// recorded: they are the reference for expiries and assignments, so
+    /// an option that settled while the daemon was down is reported
+    /// (`Expiration` / `Assignment`) by the first reconciliation.
+    pub async fn connect_resuming(
+        config: IbkrConfig,
+        resume: Resume,
+    ) -> Result<IbkrBroker, BrokerError> {
+        let Resume {
+            last_order_id,
+            known_exec_ids,
+            positions,
+        } = resume;
         let (shutdown, _) = watch::channel(false);
         let mut joiner = FillJoiner::new();
         joiner.mark_reported(known_exec_ids);
@@ -170,7 +238,15 @@ impl IbkrBroker {
                 last_exec_time: None,
                 gateway_tz: chrono_tz::America::New_York,
                 session: 0,
-                held: None,
+                held: positions.map(|ps| {
+                    ps.into_iter()
+                        .filter(|p| p.quantity != 0)
+                        .map(|p| (contract_key(&p.contract), (p.contract, p.quantity)))
+                        .collect()
+                }),
+                delivered: HashMap::new(),
+                held_statuses: HashMap::new(),
+                ended_by_error: std::collections::HashSet::new(),
             }),
             config,
             client: Mutex::new(None),
@@ -181,6 +257,7 @@ impl IbkrBroker {
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
             updates: tokio::sync::Mutex::new(None),
             pacing_notices: std::sync::atomic::AtomicU64::new(0),
+            broken: std::sync::atomic::AtomicBool::new(false),
         });
 
         let mut backoff = Backoff::new(inner.config.reconnect_initial, inner.config.reconnect_max);
@@ -215,7 +292,7 @@ impl IbkrBroker {
             )));
         };
         inner.on_connected(client).await?;
-        tokio::spawn(Inner::supervise(Arc::clone(&inner)));
+        tokio::spawn(Inner::supervise_forever(Arc::clone(&inner)));
         Ok(IbkrBroker { inner })
     }
 
@@ -226,9 +303,7 @@ impl IbkrBroker {
 
     /// Whether a session to TWS is up right now.
     pub fn is_connected(&self) -> bool {
-        lock(&self.inner.client)
-            .as_ref()
-            .is_some_and(|c| c.is_connected())
+        self.inner.session_up()
     }
 
     /// The market-data type in use (after any fallback to delayed data).
@@ -333,14 +408,100 @@ impl Inner {
                 .or_insert_with(|| (f.contract.clone(), 0))
                 .1 += signed;
         }
-        let mut events = lock(&self.events);
-        if events.len() >= MAX_BUFFERED_EVENTS {
-            warn!(
-                "broker event buffer full: dropping the oldest event; call poll_events more often"
-            );
-            events.pop_front();
+        enqueue(&mut lock(&self.events), event);
+    }
+
+    /// Reports what the fill joiner made of an execution or commission
+    /// report: a new fill (counted for its order's held status), an
+    /// amendment of a reported fill (its exec id again, with the late
+    /// commission or the corrected figures), or a known execution
+    /// (counted).
+    fn deliver(&self, joined: Joined) {
+        let order_ref = match joined {
+            Joined::New(fill) => {
+                let order_ref = fill.order_ref.clone();
+                lock(&self.state)
+                    .delivered
+                    .entry(order_ref.clone())
+                    .or_default()
+                    .insert(
+                        crate::orders::base_id(&fill.exec_id).to_string(),
+                        fill.quantity,
+                    );
+                self.push(BrokerEvent::Fill(fill));
+                order_ref
+            }
+            Joined::Amended(fill) => {
+                info!(exec_id = %fill.exec_id, commission = %fill.commission, price = %fill.price,
+                      quantity = fill.quantity, "an execution reported before is amended");
+                self.push(BrokerEvent::Fill(fill));
+                return;
+            }
+            Joined::Known {
+                order_ref,
+                base,
+                quantity,
+            } => {
+                lock(&self.state)
+                    .delivered
+                    .entry(order_ref.clone())
+                    .or_default()
+                    .insert(base, quantity);
+                order_ref
+            }
+            Joined::Waiting | Joined::Ignored => return,
+        };
+        self.release_status(&order_ref, false);
+    }
+
+    /// The quantity of `order_ref` reported as fills (or known).
+    fn delivered_quantity(st: &State, order_ref: &str) -> i64 {
+        st.delivered
+            .get(order_ref)
+            .map_or(0, |m| m.values().sum::<i64>())
+    }
+
+    /// Reports an order status, holding a terminal one back while it
+    /// reports more filled than the fills reported so far.
+    fn report_status(&self, update: OrderUpdate) {
+        {
+            let mut st = lock(&self.state);
+            let delivered = Self::delivered_quantity(&st, &update.order_ref);
+            if update.status.is_terminal() && update.filled_quantity > delivered {
+                debug!(order_ref = %update.order_ref, filled = update.filled_quantity, delivered,
+                       "terminal status before its executions; held until they are reported");
+                st.held_statuses.insert(
+                    update.order_ref.clone(),
+                    (update, std::time::Instant::now()),
+                );
+                return;
+            }
+            if update.status.is_terminal() {
+                st.held_statuses.remove(&update.order_ref);
+            }
         }
-        events.push_back(event);
+        self.push(BrokerEvent::OrderStatus(update));
+    }
+
+    /// Releases `order_ref`'s held status once its fills are out (or,
+    /// with `force`, anyway).
+    fn release_status(&self, order_ref: &str, force: bool) {
+        let released = {
+            let mut st = lock(&self.state);
+            let delivered = Self::delivered_quantity(&st, order_ref);
+            let ready = st
+                .held_statuses
+                .get(order_ref)
+                .is_some_and(|(u, _)| force || u.filled_quantity <= delivered);
+            if ready {
+                st.held_statuses.remove(order_ref).map(|(u, _)| u)
+            } else {
+                None
+            }
+        };
+        if let Some(u) = released {
+            self.push(BrokerEvent::OrderStatus(u));
+        }
     }
 
     async fn timed<F: std::future::Future>(
@@ -385,28 +546,45 @@ impl Inner {
     /// After every (re)connect: account, order ids, market-data type,
     /// stream readers, then reconciliation.
     async fn on_connected(self: &Arc<Self>, client: Arc<Client>) -> Result<(), BrokerError> {
+        // The account first: a session whose account does not match the
+        // trading mode is refused before anything else uses it.
+        let mut managed: Vec<String> = client
+            .handshake_managed_accounts()
+            .iter()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect();
+        if managed.is_empty() {
+            managed = self
+                .timed("managed accounts", client.managed_accounts())
+                .await?
+                .map_err(|e| map_client_error(&e, "managed accounts"))?
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
+        let chosen = {
+            let st = lock(&self.state);
+            if st.account.is_empty() {
+                managed.first().cloned().unwrap_or_default()
+            } else {
+                st.account.clone()
+            }
+        };
+        if let Err(why) = check_account(self.config.live, &chosen, &managed) {
+            tracing::error!(account = %chosen, managed = ?managed, "{why}");
+            client.disconnect().await;
+            return Err(BrokerError::NotConnected(why));
+        }
         let session = {
             let mut st = lock(&self.state);
             st.session += 1;
             // Executions without a zone in their time are in the gateway's
             // zone; ibapi reports it as a `time_tz` zone, which would add a
             // dependency: the US/Eastern default holds for US gateways.
-            if st.account.is_empty()
-                && let Some(first) = client.handshake_managed_accounts().first()
-            {
-                st.account = first.clone();
-            }
+            st.account = chosen;
             st.session
         };
-        if lock(&self.state).account.is_empty() {
-            let accounts = self
-                .timed("managed accounts", client.managed_accounts())
-                .await?
-                .map_err(|e| map_client_error(&e, "managed accounts"))?;
-            if let Some(first) = accounts.into_iter().find(|a| !a.is_empty()) {
-                lock(&self.state).account = first;
-            }
-        }
 
         // Never reuse an order id: ask the server after each connect.
         self.pacer.request().await;
@@ -454,9 +632,17 @@ impl Inner {
         if self.config.lockstep {
             *self.updates.lock().await = Some(Box::pin(updates));
         } else {
-            tokio::spawn(Self::read_updates(Arc::clone(self), updates, session));
+            self.supervised(
+                "order update reader",
+                session,
+                Self::read_updates(Arc::clone(self), updates, session),
+            );
         }
-        tokio::spawn(Self::read_notices(Arc::clone(self), notices, session));
+        self.supervised(
+            "notice reader",
+            session,
+            Self::read_notices(Arc::clone(self), notices, session),
+        );
 
         info!(
             address = %self.config.address(),
@@ -477,32 +663,83 @@ impl Inner {
         let since = lock(&self.state).last_exec_time;
         let since = since.unwrap_or_else(|| self.now() - chrono::Duration::days(1));
         let (execs, commissions) = self.fetch_executions(client, since).await?;
-        let mut fills = Vec::new();
+        let mut joined = Vec::new();
         {
             let mut st = lock(&self.state);
             for e in execs {
                 st.ids.observe_used(e.order_id);
                 st.last_exec_time = st.last_exec_time.max(Some(e.time));
-                if let Some(f) = st.joiner.on_execution(e) {
-                    fills.push(f);
-                }
+                joined.push(st.joiner.on_execution(e));
             }
             for (id, c) in commissions {
-                if let Some(f) = st.joiner.on_commission(&id, c) {
-                    fills.push(f);
-                }
+                joined.push(st.joiner.on_commission(&id, c));
             }
         }
-        if !fills.is_empty() {
-            info!(fills = fills.len(), "fills found while reconciling");
+        let found = joined
+            .iter()
+            .filter(|j| matches!(j, Joined::New(_) | Joined::Amended(_)))
+            .count();
+        if found > 0 {
+            info!(fills = found, "fills found while reconciling");
         }
-        for f in fills {
-            self.push(BrokerEvent::Fill(f));
+        for j in joined {
+            self.deliver(j);
         }
 
         let positions = self.fetch_positions(client).await?;
         debug!(positions = positions.len(), "reconciled positions");
         Ok(())
+    }
+
+    /// Spawns one of a session's reader tasks under supervision: a panic
+    /// is logged and reported (`BrokerEvent::Error`), and the session is
+    /// rebuilt (the supervisor reconnects and reconciles), so fills never
+    /// silently stop while the connection looks up.
+    fn supervised<F>(self: &Arc<Self>, what: &'static str, session: u64, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        spawn_supervised(task, move |message| {
+            tracing::error!(
+                "the IBKR adapter's {what} panicked: {message}; rebuilding the connection"
+            );
+            inner.push(BrokerEvent::Error {
+                code: 0,
+                message: format!(
+                    "the IBKR adapter's {what} panicked ({message}); the connection is rebuilt and reconciled"
+                ),
+                order_ref: None,
+            });
+            if inner.is_current(session) {
+                inner
+                    .broken
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                inner.lost.notify_one();
+            }
+        });
+    }
+
+    /// Whether the session is usable: connected, and no reader died.
+    fn session_up(&self) -> bool {
+        !self.broken.load(std::sync::atomic::Ordering::SeqCst)
+            && lock(&self.client)
+                .as_ref()
+                .is_some_and(|c| c.is_connected())
+    }
+
+    /// [`Self::supervise`], restarted if it panics.
+    async fn supervise_forever(self: Arc<Self>) {
+        loop {
+            let run = tokio::spawn(Self::supervise(Arc::clone(&self)));
+            match run.await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("the IBKR connection supervisor panicked; restarting it");
+                    self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => return,
+            }
+        }
     }
 
     /// The supervisor: notices a lost session, reconnects with backoff,
@@ -517,17 +754,13 @@ impl Inner {
                 _ = self.lost.notified() => {}
                 _ = tokio::time::sleep(HEALTH_CHECK) => {
                     self.flush_stale_executions();
-                    let up = lock(&self.client).as_ref().is_some_and(|c| c.is_connected());
-                    if up { continue; }
+                    if self.session_up() { continue; }
                 }
             }
             if *shutdown.borrow() {
                 return;
             }
-            let up = lock(&self.client)
-                .as_ref()
-                .is_some_and(|c| c.is_connected());
-            if up {
+            if self.session_up() {
                 continue;
             }
             let old = lock(&self.client).take();
@@ -546,7 +779,12 @@ impl Inner {
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                match self.open_client().await {
+                let opened = self.open_client().await;
+                if opened.is_ok() {
+                    self.broken
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+                match opened {
                     Ok(client) => match self.on_connected(client).await {
                         Ok(()) => {
                             info!(
@@ -578,12 +816,30 @@ impl Inner {
     fn flush_stale_executions(&self) {
         // Waiting time on our clock: the execution's own time is the
         // gateway's, which may be far from ours (a simulated gateway).
-        let fills = lock(&self.state)
+        let joined = lock(&self.state)
             .joiner
-            .flush_waiting_longer_than(COMMISSION_WAIT);
-        for f in fills {
-            warn!(exec_id = %f.exec_id, "no commission report for the execution; reporting it with zero commission");
-            self.push(BrokerEvent::Fill(f));
+            .flush_waiting_longer_than(self.config.commission_wait);
+        for j in joined {
+            if let Joined::New(f) | Joined::Amended(f) = &j {
+                warn!(exec_id = %f.exec_id, "no commission report for the execution yet; reporting it \
+                      with zero commission (a later report amends it)");
+            }
+            self.deliver(j);
+        }
+        // Terminal statuses whose executions never came: reported anyway
+        // (the executor compares the filled quantities).
+        let overdue: Vec<String> = lock(&self.state)
+            .held_statuses
+            .iter()
+            .filter(|(_, (_, at))| {
+                at.elapsed()
+                    >= HELD_STATUS_WAIT.max(self.config.commission_wait + Duration::from_secs(10))
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for order_ref in overdue {
+            warn!(%order_ref, "a terminal order status waited for its executions in vain; reporting it");
+            self.release_status(&order_ref, true);
         }
     }
 
@@ -735,10 +991,53 @@ impl Inner {
                 self.push(BrokerEvent::Error {
                     code,
                     message: e.to_string(),
-                    order_ref,
+                    order_ref: order_ref.clone(),
                 });
+                if let (Some(order_ref), Some(id)) = (order_ref, request_id) {
+                    self.on_order_error(id, &order_ref, code, message);
+                }
             }
         }
+    }
+
+    /// An error sent with one of our orders' ids: when its code ends the
+    /// order (201, 110, 103, …; TWS may send no status, or only
+    /// `Inactive`), the order is reported `Rejected` with IB's text, so
+    /// the executor can close it instead of waiting forever.
+    fn on_order_error(&self, order_id: i32, order_ref: &str, code: i32, message: &str) {
+        if !is_order_terminal(code, message)
+            // the refusal of a second order with the same orderRef is
+            // not about the order that holds it
+            || message.to_ascii_lowercase().contains("duplicate orderref")
+        {
+            return;
+        }
+        let update = {
+            let mut st = lock(&self.state);
+            let Some(last) = st.book.remove(&order_id) else {
+                debug!(
+                    order_ref,
+                    code, "error for an order already finished; nothing to end"
+                );
+                return;
+            };
+            st.ended_by_error.insert(order_ref.to_string());
+            let filled = last
+                .filled_quantity
+                .max(Self::delivered_quantity(&st, order_ref));
+            OrderUpdate {
+                order_ref: order_ref.to_string(),
+                broker_order_id: Some(i64::from(order_id)),
+                status: OrderStatus::Rejected,
+                filled_quantity: filled,
+                remaining_quantity: 0,
+                avg_fill_price: last.avg_fill_price,
+                reason: Some(format!("IB code {code}: {message}")),
+                time: self.now(),
+            }
+        };
+        info!(order_ref, code, "order ended by IB error");
+        self.report_status(update);
     }
 
     fn on_update(&self, update: IbUpdate) {
@@ -773,9 +1072,30 @@ impl Inner {
                             .average_fill_price
                             .and_then(price)
                             .filter(|p| p.is_positive()),
-                        reason: (!s.why_held.is_empty()).then(|| s.why_held.clone()),
+                        reason: if s.status.as_str() == "Inactive" {
+                            Some(format!(
+                                "Inactive at IB (held, not rejected){}",
+                                if s.why_held.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", s.why_held)
+                                }
+                            ))
+                        } else {
+                            (!s.why_held.is_empty()).then(|| s.why_held.clone())
+                        },
                         time: self.now(),
                     };
+                    if st.ended_by_error.contains(&update.order_ref) {
+                        // Already reported Rejected (an order-ending error
+                        // code); its later Inactive / Cancelled adds nothing.
+                        debug!(
+                            order_id = s.order_id,
+                            status = s.status.as_str(),
+                            "status of an order ended by an error code; ignored"
+                        );
+                        return;
+                    }
                     if status.is_terminal() {
                         st.book.remove(&s.order_id);
                     } else {
@@ -783,7 +1103,7 @@ impl Inner {
                     }
                     update
                 };
-                self.push(BrokerEvent::OrderStatus(event));
+                self.report_status(event);
             }
             IbUpdate::OpenOrder(d) => {
                 if d.order.what_if {
@@ -795,32 +1115,36 @@ impl Inner {
             }
             IbUpdate::ExecutionData(e) => {
                 let pending = self.pending_execution(&e);
-                let fill = match pending {
-                    Some(p) => {
+                if let Some(p) = pending {
+                    let joined = {
                         let mut st = lock(&self.state);
                         st.last_exec_time = st.last_exec_time.max(Some(p.time));
                         st.joiner.on_execution(p)
-                    }
-                    None => None,
-                };
-                if let Some(f) = fill {
-                    self.push(BrokerEvent::Fill(f));
+                    };
+                    self.deliver(joined);
                 }
             }
             IbUpdate::CommissionReport(c) => {
                 let commission = money(c.commission).unwrap_or(Money::ZERO);
-                let fill = lock(&self.state)
+                let joined = lock(&self.state)
                     .joiner
                     .on_commission(&c.execution_id, commission);
-                if let Some(f) = fill {
-                    self.push(BrokerEvent::Fill(f));
-                }
+                self.deliver(joined);
             }
             IbUpdate::OrderBound(_) => {}
         }
     }
 
     fn pending_execution(&self, e: &ibapi::orders::ExecutionData) -> Option<PendingExecution> {
+        if e.execution.order_id <= 0 {
+            // Not an order of an API client: an expiry, assignment or
+            // exercise (the settlement shows in positions, see
+            // `infer_settlements`), or an order entered in TWS by hand
+            // (the engine's position reconciliation sees it).
+            debug!(exec_id = %e.execution.execution_id, order_ref = %e.execution.order_reference,
+                   "execution without an API order id; not one of our fills");
+            return None;
+        }
         let contract = match from_ib(&e.contract) {
             Ok(c) => c,
             Err(err) => {
@@ -1033,12 +1357,23 @@ impl Inner {
     }
 
     /// Expiries and assignments, which TWS reports as position changes
-    /// rather than as our executions: an option on or past its expiry
-    /// whose position moved toward zero beyond what our fills explain
-    /// settled — an `Assignment` when the underlying's stock position grew
-    /// by the shares (a short put's assignment buys them; a short call's
-    /// sells them), an `Expiration` otherwise. Then `positions` becomes
-    /// the new reference.
+    /// rather than as our executions. An option position that moved toward
+    /// zero beyond what our fills explain settled:
+    ///
+    /// * as many contracts as the underlying's stock position moved the
+    ///   assignment's way (a short put's assignment buys 100 shares a
+    ///   contract, a short call's sells them; a long option's exercise the
+    ///   reverse) were assigned — at any date: early assignment, and
+    ///   partial assignment (part of the position) are reported with their
+    ///   own quantity;
+    /// * the rest expired, when the option is on or past its expiry date;
+    ///   before it, the rest is unexplained (logged; the engine's position
+    ///   reconciliation sees it).
+    ///
+    /// Then `positions` becomes the new reference. The first reference is
+    /// the database's positions when the caller resumes with them
+    /// ([`IbkrBroker::connect_resuming`]), so what settled while the
+    /// daemon was down is found at start.
     fn infer_settlements(&self, positions: &[Position]) {
         let today = self.today_ny();
         let now = self.now();
@@ -1053,48 +1388,67 @@ impl Inner {
             return;
         };
         let qty = |m: &HashMap<String, (Contract, i64)>, k: &str| m.get(k).map_or(0, |(_, q)| *q);
+        // The stock each underlying moved, consumed as assignments explain it.
+        let mut stock_moves: HashMap<String, i64> = HashMap::new();
+        let mut settled_options: Vec<(&String, &core_domain::OptionContract, i64, i64)> =
+            Vec::new();
         for (key, (contract, before)) in &previous {
             let Contract::Option(o) = contract else {
                 continue;
             };
             let after = qty(&current, key);
-            if *before == 0 || o.expiry > today || after.signum() == -before.signum() {
+            if *before == 0 || after.signum() == -before.signum() {
                 continue;
             }
             let settled = before - after;
             if settled == 0 || settled.signum() != before.signum() {
                 continue;
             }
+            settled_options.push((key, o, *before, settled));
+        }
+        settled_options.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, o, before, settled) in settled_options {
             let stock_key = contract_key(&Contract::Stock(core_domain::StockContract::us(
                 o.underlying.clone(),
             )));
-            let stock_change = qty(&current, &stock_key) - qty(&previous, &stock_key);
-            let shares = settled.abs() * o.multiplier;
-            let assigned = match (o.right, settled < 0) {
-                (core_domain::Right::Put, true) | (core_domain::Right::Call, false) => {
-                    stock_change >= shares
-                }
-                _ => stock_change <= -shares,
+            let moved = stock_moves
+                .entry(stock_key.clone())
+                .or_insert_with(|| qty(&current, &stock_key) - qty(&previous, &stock_key));
+            // +1: the assignment buys stock (short put, long call).
+            let direction = match (o.right, before < 0) {
+                (core_domain::Right::Put, true) | (core_domain::Right::Call, false) => 1,
+                _ => -1,
             };
-            info!(
-                contract = %o.key(),
-                quantity = settled,
-                assigned,
-                "settlement inferred from positions"
-            );
-            self.push(if assigned {
-                BrokerEvent::Assignment {
+            let multiplier = o.multiplier.max(1);
+            let contracts = settled.abs();
+            let assigned = ((*moved * direction) / multiplier).clamp(0, contracts);
+            *moved -= assigned * multiplier * direction;
+            let sign = before.signum();
+            if assigned > 0 {
+                info!(contract = %o.key(), quantity = assigned * sign, early = o.expiry > today,
+                      "assignment inferred from positions");
+                self.push(BrokerEvent::Assignment {
                     contract: o.clone(),
-                    quantity: settled,
+                    quantity: assigned * sign,
                     time: now,
-                }
+                });
+            }
+            let rest = contracts - assigned;
+            if rest == 0 {
+                continue;
+            }
+            if o.expiry <= today {
+                info!(contract = %o.key(), quantity = rest * sign, "expiry inferred from positions");
+                self.push(BrokerEvent::Expiration {
+                    contract: o.clone(),
+                    quantity: rest * sign,
+                    time: now,
+                });
             } else {
-                BrokerEvent::Expiration {
-                    contract: o.clone(),
-                    quantity: settled,
-                    time: now,
-                }
-            });
+                warn!(contract = %o.key(), quantity = rest * sign,
+                      "an option position shrank before its expiry with no fill and no assignment \
+                       to explain it (a trade outside the trader?); left to the position reconciliation");
+            }
         }
     }
 
@@ -1676,16 +2030,22 @@ impl Broker for IbkrBroker {
         // A local join: these are returned whether or not they were
         // reported as events.
         let mut joiner = FillJoiner::new();
-        let mut fills = Vec::new();
+        let mut joined = Vec::new();
         for (id, c) in commissions {
             joiner.on_commission(&id, c);
         }
         for e in execs {
-            if let Some(f) = joiner.on_execution(e) {
-                fills.push(f);
+            joined.push(joiner.on_execution(e));
+        }
+        joined.extend(joiner.flush_older_than(DateTime::<Utc>::MAX_UTC));
+        // A correction replaces the execution it corrects.
+        let mut by_id: std::collections::BTreeMap<String, Fill> = std::collections::BTreeMap::new();
+        for j in joined {
+            if let Joined::New(f) | Joined::Amended(f) = j {
+                by_id.insert(f.exec_id.clone(), f);
             }
         }
-        fills.extend(joiner.flush_older_than(DateTime::<Utc>::MAX_UTC));
+        let mut fills: Vec<Fill> = by_id.into_values().collect();
         fills.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.exec_id.cmp(&b.exec_id)));
         Ok(fills)
     }
@@ -1858,6 +2218,28 @@ pub(crate) fn summary_to_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_queue_never_drops_a_fill() {
+        // Before: the oldest event was dropped at 10,000, fills included.
+        let mut q = VecDeque::new();
+        let n = EVENT_BACKLOG_WARNING + 5;
+        for i in 0..n {
+            enqueue(
+                &mut q,
+                BrokerEvent::Error {
+                    code: i as i32,
+                    message: String::new(),
+                    order_ref: None,
+                },
+            );
+        }
+        assert_eq!(q.len(), n);
+        assert!(matches!(
+            q.front(),
+            Some(BrokerEvent::Error { code: 0, .. })
+        ));
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -48,6 +48,15 @@ pub struct IbkrConfig {
     /// as the in-process exchange. Off for a real TWS, whose events arrive
     /// in real time.
     pub lockstep: bool,
+    /// Live trading (`broker.trading_mode = "live"`). After every connect
+    /// the account in use must match the mode: a paper account (its id
+    /// starts with "D": DU…, DF…) unless this is set, a live one (any
+    /// other id) when it is; otherwise the adapter refuses the session
+    /// (see [`check_account`]).
+    pub live: bool,
+    /// How long an execution waits for its commission report before it is
+    /// reported with a zero commission (a later report amends it).
+    pub commission_wait: Duration,
 }
 
 impl Default for IbkrConfig {
@@ -68,6 +77,8 @@ impl Default for IbkrConfig {
             max_market_data_lines: 100,
             market_data: MarketDataKind::Realtime,
             lockstep: false,
+            live: false,
+            commission_wait: Duration::from_secs(30),
         }
     }
 }
@@ -112,9 +123,73 @@ impl IbkrConfig {
     }
 }
 
+/// Whether an IBKR account id is a paper account (IBKR's paper accounts
+/// start with "D": DU… for individuals, DF… for advisors' paper masters).
+pub fn is_paper_account(account: &str) -> bool {
+    account.trim_start().starts_with('D')
+}
+
+/// The account check after connecting: the account the adapter will
+/// trade (`chosen`) must be one the gateway manages (`managed`) and match
+/// the trading mode. The error says which account was seen and what to
+/// change.
+pub fn check_account(live: bool, chosen: &str, managed: &[String]) -> Result<(), String> {
+    let list = if managed.is_empty() {
+        "none".to_string()
+    } else {
+        managed.join(", ")
+    };
+    if chosen.is_empty() {
+        return Err(format!(
+            "TWS / IB Gateway reported no managed account (managed accounts: {list}); log it in to \
+             an account before starting the trader"
+        ));
+    }
+    if !managed.is_empty() && !managed.iter().any(|a| a == chosen) {
+        return Err(format!(
+            "broker.ibkr.account = {chosen:?} is not an account this TWS / IB Gateway manages \
+             (it manages: {list}); set broker.ibkr.account to one of them, or empty for the first"
+        ));
+    }
+    match (live, is_paper_account(chosen)) {
+        (false, false) => Err(format!(
+            "refusing to trade: broker.trading_mode is \"paper\" but TWS / IB Gateway is logged in \
+             to account {chosen}, which is not a paper account (paper accounts start with \"D\", \
+             e.g. DU1234567). Log TWS / IB Gateway in to the paper account (the login screen's \
+             \"Paper\" toggle), or point broker.ibkr.port at the paper session; live trading needs \
+             broker.trading_mode = \"live\" and TRADER_LIVE_TRADING=enabled (docs/IBKR_SETUP.md)"
+        )),
+        (true, true) => Err(format!(
+            "refusing to trade: broker.trading_mode is \"live\" but TWS / IB Gateway is logged in \
+             to the paper account {chosen}. Log it in to the live account, or set \
+             broker.trading_mode = \"paper\""
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)] // test code: a panic is a failure
+    fn accounts_must_match_the_mode() {
+        let managed = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_account(false, "DU1234567", &managed(&["DU1234567"])).is_ok());
+        assert!(check_account(false, "DF77", &managed(&["DF77", "DU1"])).is_ok());
+        let e = check_account(false, "U1234567", &managed(&["U1234567"])).unwrap_err();
+        assert!(e.contains("U1234567") && e.contains("paper"), "{e}");
+        assert!(check_account(true, "U1234567", &managed(&["U1234567"])).is_ok());
+        let e = check_account(true, "DU1", &managed(&["DU1"])).unwrap_err();
+        assert!(e.contains("DU1") && e.contains("live"), "{e}");
+        let e = check_account(false, "DU2", &managed(&["DU1"])).unwrap_err();
+        assert!(
+            e.contains("broker.ibkr.account") && e.contains("DU1"),
+            "{e}"
+        );
+        assert!(check_account(false, "", &[]).is_err());
+    }
 
     #[test]
     fn defaults_are_the_paper_gateway() {

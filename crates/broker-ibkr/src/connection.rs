@@ -1,6 +1,32 @@
 //! Connecting: exponential backoff and the messages that say what to check.
 
+use std::future::Future;
 use std::time::Duration;
+
+/// Runs `task` on the tokio runtime under supervision: if it panics, the
+/// panic's message goes to `on_panic` (which logs it and rebuilds what the
+/// task kept alive) instead of vanishing with the task. Returns the
+/// supervisor's handle (it ends when the task does).
+pub fn spawn_supervised<F, P>(task: F, on_panic: P) -> tokio::task::JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+    P: FnOnce(String) + Send + 'static,
+{
+    let handle = tokio::spawn(task);
+    tokio::spawn(async move {
+        if let Err(e) = handle.await
+            && e.is_panic()
+        {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            on_panic(message);
+        }
+    })
+}
 
 /// Exponential backoff: `initial`, doubling, capped at `max`.
 #[derive(Debug, Clone)]
@@ -58,6 +84,32 @@ pub fn connect_hint(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_reported_not_lost() -> Result<(), Box<dyn std::error::Error>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let supervisor = spawn_supervised(
+            async {
+                let v: Vec<i32> = Vec::new();
+                if v.is_empty() {
+                    panic!("reader broke");
+                }
+            },
+            move |msg| {
+                let _ = tx.send(msg);
+            },
+        );
+        supervisor.await?;
+        assert_eq!(rx.await?, "reader broke");
+        // a task that ends normally reports nothing
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<String>();
+        spawn_supervised(async {}, move |m| {
+            let _ = tx.send(m);
+        })
+        .await?;
+        assert!(rx.try_recv().is_err());
+        Ok(())
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets() {

@@ -24,6 +24,12 @@
 //! | 162 (other text) | historical data query error | `NoData` |
 //! | 321 | invalid request | `Protocol` with IB's detail |
 //! | 2110 | TWS lost its connection to IB servers (warning) | connection lost |
+//!
+//! An error whose request id is one of our orders and whose code is in
+//! [`ORDER_TERMINAL_CODES`] (201 rejected, 110 price not on the tick, 103
+//! duplicate order id, …) also ends that order: the adapter reports it as
+//! a `Rejected` order status with IB's text as the reason, since TWS may
+//! send no status at all (or only `Inactive`) for such an order.
 
 use core_domain::BrokerError;
 
@@ -33,6 +39,50 @@ pub const DELAYED_DATA_ADVISORIES: [i32; 4] = [10089, 10167, 10168, 354];
 
 /// Notices about IB's data farms and other information that needs no action.
 const INFORMATIONAL: [i32; 10] = [2100, 2104, 2106, 2107, 2108, 2109, 2119, 2150, 2158, 2168];
+
+/// Error codes that, sent with an order's id, mean that order will not
+/// work: TWS refused it (or dropped it) and nothing more will happen to it
+/// but what the error says. Codes that only concern a cancel or a
+/// modification (161 "cancel attempted when not in a cancellable state",
+/// 10147/10148 on a cancel, 135 "cannot find order", 202 "cancelled") are
+/// not here: the order may have filled meanwhile, and its status or
+/// execution reports the outcome.
+pub const ORDER_TERMINAL_CODES: [i32; 20] = [
+    103,   // duplicate order id
+    105,   // the order being modified does not match the original
+    106,   // cannot transmit the order id
+    107,   // cannot transmit an incomplete order
+    109,   // price is out of the range defined by the percentage offset
+    110,   // the price does not conform to the minimum price variation
+    111,   // the TIF and the order type are incompatible
+    116,   // the exchange is closed
+    117,   // the security is not available or allowed for this account
+    200,   // no security definition (for an order)
+    201,   // order rejected
+    203,   // the security is not available or allowed for this account
+    312,   // account is not allowed to trade
+    382,   // the order size is too large
+    383,   // the order size exceeds the limit
+    387,   // unsupported order type for this exchange
+    388,   // order size is smaller than the minimum
+    399,   // order message error (with text; not a warning when it rejects)
+    434,   // the order size cannot be zero
+    10006, // missing or invalid account
+];
+
+/// Whether `code`, reported for an order, ends that order (see
+/// [`ORDER_TERMINAL_CODES`]). 399 is terminal only when its text says the
+/// order was rejected or cancelled (it is mostly a warning, e.g. "will
+/// not be placed at the exchange until …").
+pub fn is_order_terminal(code: i32, message: &str) -> bool {
+    if code == 399 {
+        let lower = message.to_ascii_lowercase();
+        return lower.contains("reject")
+            || lower.contains("cancel")
+            || lower.contains("not accepted");
+    }
+    ORDER_TERMINAL_CODES.contains(&code)
+}
 
 /// What a TWS error code means for the adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +165,7 @@ pub fn map_error(code: i32, message: &str, context: &str) -> Disposition {
     Disposition::Error(err)
 }
 
-fn is_margin_text(lower: &str) -> bool {
+pub(crate) fn is_margin_text(lower: &str) -> bool {
     lower.contains("margin") || lower.contains("equity with loan") || lower.contains("buying power")
 }
 
@@ -249,6 +299,22 @@ mod tests {
             ),
             BrokerError::Rejected { .. }
         ));
+    }
+
+    #[test]
+    fn order_scoped_codes_that_end_the_order() {
+        for code in [201, 110, 103, 200, 203] {
+            assert!(is_order_terminal(code, "x"), "{code}");
+        }
+        // a cancel's answers, warnings and notices do not end the order
+        for code in [202, 161, 10147, 10148, 2104, 100] {
+            assert!(!is_order_terminal(code, "x"), "{code}");
+        }
+        assert!(!is_order_terminal(
+            399,
+            "Order Message: Warning: your order will not be placed at the exchange until 09:30"
+        ));
+        assert!(is_order_terminal(399, "Order Message: order rejected"));
     }
 
     #[test]

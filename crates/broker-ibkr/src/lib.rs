@@ -28,7 +28,7 @@ pub mod market_data_type;
 pub mod orders;
 pub mod pacing;
 
-pub use broker::IbkrBroker;
+pub use broker::{IbkrBroker, Resume};
 pub use config::IbkrConfig;
 pub use errors::{Disposition, map_error};
 pub use market_data_type::MarketDataKind;

@@ -99,10 +99,14 @@ pub fn map_status(status: &str, filled: i64, remaining: i64) -> Option<OrderStat
         "Filled" => OrderStatus::Filled,
         "Cancelled" | "ApiCancelled" if filled > 0 && remaining == 0 => OrderStatus::Filled,
         "Cancelled" | "ApiCancelled" => OrderStatus::Cancelled,
-        // TWS's Inactive: rejected, or held (e.g. outside trading hours for
-        // an order type that needs them); the system treats it as rejected
-        // and the reason travels in the error event.
-        "Inactive" => OrderStatus::Rejected,
+        // TWS's Inactive is not an outcome: IB documents it as "accepted
+        // by the system or an exchange but currently inactive due to
+        // system, exchange or other issues" — the order may be held (e.g.
+        // outside trading hours) and become active again. A rejection comes
+        // with an error code (201, 110, 103, …), which the adapter applies
+        // as the terminal status (`crate::errors::is_order_terminal`).
+        "Inactive" if filled > 0 => OrderStatus::PartiallyFilled,
+        "Inactive" => OrderStatus::Accepted,
         _ => return None,
     })
 }
@@ -120,6 +124,30 @@ pub struct PendingExecution {
     pub time: DateTime<Utc>,
 }
 
+/// What [`FillJoiner`] made of an execution or a commission report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Joined {
+    /// A new fill, to report.
+    New(Fill),
+    /// A fill already reported, reported again with better figures: the
+    /// commission report that came after the fill was reported with a
+    /// zero commission, or IBKR's correction of the execution (its
+    /// `.02` id). Its `exec_id` is the one first reported, so whoever
+    /// recorded that fill replaces it (never adds a second).
+    Amended(Fill),
+    /// Waiting for its other half.
+    Waiting,
+    /// An execution reported before (in this process or, by its id, in an
+    /// earlier one): nothing to report, but its quantity is accounted for.
+    Known {
+        order_ref: String,
+        base: String,
+        quantity: i64,
+    },
+    /// Nothing to do (a duplicate commission report, …).
+    Ignored,
+}
+
 /// Joins executions and commission reports (IBKR sends them apart, in
 /// either order, and resends both on every executions request) into
 /// [`Fill`]s, each reported once.
@@ -128,18 +156,33 @@ pub struct PendingExecution {
 /// * a commission report that arrives first waits for its execution;
 /// * an execution id already reported is ignored (dedup across
 ///   reconnects and reconciliation requests);
-/// * IBKR corrects an execution by sending it again with a suffix
-///   (`0000e0d5.6553f2ec.01.01` → `.02`): a correction of a reported
-///   execution is ignored here and logged by the caller.
+/// * IBKR corrects an execution by sending it again with the last part of
+///   its id counted up (`0000e0d5.6553f2ec.01.01` → `.01.02`): both share
+///   the base `0000e0d5.6553f2ec.01`. A correction of a waiting execution
+///   replaces it; a correction of a reported one is [`Joined::Amended`]
+///   under the id first reported (it replaces, never adds);
+/// * a commission report for an execution flushed with a zero commission
+///   (it waited too long) is [`Joined::Amended`] with the commission.
 #[derive(Debug, Default)]
 pub struct FillJoiner {
     executions: HashMap<String, PendingExecution>,
     /// When each waiting execution arrived (local clock): how long it has
     /// waited for its commission, whatever the execution's own time says.
     arrived: HashMap<String, std::time::Instant>,
+    /// Waiting execution id → the id first reported for its base, when it
+    /// corrects a reported execution.
+    amends: HashMap<String, String>,
+    /// Waiting correction id → the id of the waiting execution it replaced:
+    /// the fill is reported under the first id (stable across replays).
+    renamed: HashMap<String, String>,
     commissions: HashMap<String, Money>,
     reported: HashSet<String>,
+    /// Base id → the execution id reported for it.
+    reported_base: HashMap<String, String>,
     reported_order: VecDeque<String>,
+    /// Fills reported with a zero commission because none came in time,
+    /// kept so a late commission report can amend them.
+    flushed: HashMap<String, Fill>,
     /// Bounded memory: the oldest reported ids are forgotten beyond this.
     capacity: usize,
 }
@@ -164,33 +207,68 @@ impl FillJoiner {
         self.reported.contains(exec_id)
     }
 
-    /// An execution; returns the fill when its commission is already here.
-    pub fn on_execution(&mut self, exec: PendingExecution) -> Option<Fill> {
-        if self.reported.contains(&exec.exec_id) || self.reported.contains(base_id(&exec.exec_id)) {
-            return None;
+    /// An execution.
+    pub fn on_execution(&mut self, exec: PendingExecution) -> Joined {
+        let base = base_id(&exec.exec_id).to_string();
+        if self.reported.contains(&exec.exec_id) {
+            return Joined::Known {
+                order_ref: exec.order_ref,
+                base,
+                quantity: exec.quantity,
+            };
+        }
+        // A correction of an execution still waiting: it replaces it.
+        let waiting_same_base: Vec<String> = self
+            .executions
+            .keys()
+            .filter(|id| base_id(id) == base && **id != exec.exec_id)
+            .cloned()
+            .collect();
+        let mut arrived = std::time::Instant::now();
+        for old in waiting_same_base {
+            self.executions.remove(&old);
+            if let Some(at) = self.arrived.remove(&old) {
+                arrived = arrived.min(at);
+            }
+            if let Some(first) = self.amends.remove(&old) {
+                self.amends.insert(exec.exec_id.clone(), first);
+            }
+            let first = self.renamed.remove(&old).unwrap_or(old);
+            self.renamed.insert(exec.exec_id.clone(), first);
+        }
+        if let Some(first) = self.reported_base.get(&base)
+            && *first != exec.exec_id
+        {
+            self.amends.insert(exec.exec_id.clone(), first.clone());
         }
         if let Some(commission) = self.commissions.remove(&exec.exec_id) {
-            return Some(self.complete(exec, commission));
+            return self.complete(exec, commission);
         }
-        self.arrived
-            .insert(exec.exec_id.clone(), std::time::Instant::now());
+        self.arrived.insert(exec.exec_id.clone(), arrived);
         self.executions.insert(exec.exec_id.clone(), exec);
-        None
+        Joined::Waiting
     }
 
-    /// A commission report; returns the fill when its execution is here.
-    pub fn on_commission(&mut self, exec_id: &str, commission: Money) -> Option<Fill> {
+    /// A commission report.
+    pub fn on_commission(&mut self, exec_id: &str, commission: Money) -> Joined {
         if self.reported.contains(exec_id) {
-            return None;
+            // Late: the fill went out with a zero commission.
+            return match self.flushed.remove(exec_id) {
+                Some(mut fill) if commission != Money::ZERO => {
+                    fill.commission = commission;
+                    Joined::Amended(fill)
+                }
+                _ => Joined::Ignored,
+            };
         }
         match self.executions.remove(exec_id) {
             Some(exec) => {
                 self.arrived.remove(exec_id);
-                Some(self.complete(exec, commission))
+                self.complete(exec, commission)
             }
             None => {
                 self.commissions.insert(exec_id.to_string(), commission);
-                None
+                Joined::Waiting
             }
         }
     }
@@ -200,12 +278,16 @@ impl FillJoiner {
         self.executions.len()
     }
 
+    /// Whether an execution of `order_ref` waits for its commission.
+    pub fn is_waiting(&self, order_ref: &str) -> bool {
+        self.executions.values().any(|e| e.order_ref == order_ref)
+    }
+
     /// Gives up waiting for commissions: executions older than `before`
     /// are reported with a zero commission (IBKR does not always send a
     /// report, e.g. for some executions replayed after a restart). The
-    /// caller logs them; the ledger corrects the commission from the
-    /// statement.
-    pub fn flush_older_than(&mut self, before: DateTime<Utc>) -> Vec<Fill> {
+    /// caller logs them; a late report amends them.
+    pub fn flush_older_than(&mut self, before: DateTime<Utc>) -> Vec<Joined> {
         let stale: Vec<String> = self
             .executions
             .iter()
@@ -217,7 +299,7 @@ impl FillJoiner {
 
     /// Executions that have waited at least `wait` (local clock) for their
     /// commission report, completed with a zero commission.
-    pub fn flush_waiting_longer_than(&mut self, wait: std::time::Duration) -> Vec<Fill> {
+    pub fn flush_waiting_longer_than(&mut self, wait: std::time::Duration) -> Vec<Joined> {
         let stale: Vec<String> = self
             .arrived
             .iter()
@@ -227,22 +309,46 @@ impl FillJoiner {
         self.complete_all(stale)
     }
 
-    fn complete_all(&mut self, ids: Vec<String>) -> Vec<Fill> {
-        let mut fills = Vec::new();
+    fn complete_all(&mut self, ids: Vec<String>) -> Vec<Joined> {
+        let mut out = Vec::new();
         for id in ids {
             self.arrived.remove(&id);
             if let Some(exec) = self.executions.remove(&id) {
-                fills.push(self.complete(exec, Money::ZERO));
+                let joined = self.complete(exec, Money::ZERO);
+                if let Joined::New(f) | Joined::Amended(f) = &joined {
+                    self.flushed.insert(id.clone(), f.clone());
+                    if self.flushed.len() > 10_000 {
+                        // Bounded: a report a day late is not waited for.
+                        let oldest = self
+                            .flushed
+                            .iter()
+                            .min_by_key(|(_, f)| f.time)
+                            .map(|(k, _)| k.clone());
+                        if let Some(k) = oldest {
+                            self.flushed.remove(&k);
+                        }
+                    }
+                }
+                out.push(joined);
             }
         }
-        fills.sort_by_key(|f| f.time);
-        fills
+        out.sort_by_key(|j| match j {
+            Joined::New(f) | Joined::Amended(f) => Some(f.time),
+            _ => None,
+        });
+        out
     }
 
-    fn complete(&mut self, exec: PendingExecution, commission: Money) -> Fill {
+    fn complete(&mut self, exec: PendingExecution, commission: Money) -> Joined {
+        let amends = self.amends.remove(&exec.exec_id);
+        let first = self.renamed.remove(&exec.exec_id);
+        // the first id first: it is the base's recorded id
+        if let Some(first) = &first {
+            self.remember(first.clone());
+        }
         self.remember(exec.exec_id.clone());
-        Fill {
-            exec_id: exec.exec_id,
+        let fill = Fill {
+            exec_id: amends.clone().or(first).unwrap_or(exec.exec_id),
             order_ref: exec.order_ref,
             contract: exec.contract,
             side: exec.side,
@@ -250,32 +356,49 @@ impl FillJoiner {
             price: exec.price,
             commission,
             time: exec.time,
+        };
+        if amends.is_some() {
+            Joined::Amended(fill)
+        } else {
+            Joined::New(fill)
         }
     }
 
     fn remember(&mut self, id: String) {
         if self.reported.insert(id.clone()) {
+            self.reported_base
+                .entry(base_id(&id).to_string())
+                .or_insert_with(|| id.clone());
             self.reported_order.push_back(id);
             while self.reported_order.len() > self.capacity.max(1) {
                 if let Some(old) = self.reported_order.pop_front() {
                     self.reported.remove(&old);
+                    let base = base_id(&old).to_string();
+                    if self.reported_base.get(&base) == Some(&old) {
+                        self.reported_base.remove(&base);
+                    }
                 }
             }
         }
     }
 }
 
-/// An execution id without IBKR's correction suffix: `a.b.01.02` → `a.b.01`.
-fn base_id(exec_id: &str) -> &str {
-    let parts: Vec<&str> = exec_id.split('.').collect();
-    if parts.len() >= 4 {
-        let cut = exec_id.len() - parts[parts.len() - 1].len() - 1;
-        let base = &exec_id[..cut];
-        if parts[parts.len() - 1] != "01" {
-            return base;
+/// An execution id without IBKR's correction counter: the last
+/// dot-separated part of IBKR's ids counts corrections
+/// (`0000e0d5.6553f2ec.01.01`, then `.01.02`): the base is everything
+/// before it (`0000e0d5.6553f2ec.01`) for the first report and its
+/// corrections alike. An id of three or more parts whose last part is two
+/// digits has such a counter; other ids are their own base.
+pub fn base_id(exec_id: &str) -> &str {
+    let parts = exec_id.split('.').count();
+    match exec_id.rsplit_once('.') {
+        Some((base, last))
+            if parts >= 3 && last.len() == 2 && last.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
         }
+        _ => exec_id,
     }
-    exec_id
 }
 
 /// The latest state of each order, keyed by order id, for `open_orders`.
@@ -354,7 +477,12 @@ mod tests {
             map_status("ApiCancelled", 0, 3),
             Some(OrderStatus::Cancelled)
         );
-        assert_eq!(map_status("Inactive", 0, 3), Some(OrderStatus::Rejected));
+        // Inactive is a hold, not a rejection (the error code rejects)
+        assert_eq!(map_status("Inactive", 0, 3), Some(OrderStatus::Accepted));
+        assert_eq!(
+            map_status("Inactive", 1, 2),
+            Some(OrderStatus::PartiallyFilled)
+        );
         assert_eq!(map_status("Weird", 0, 3), None);
     }
 
@@ -374,12 +502,20 @@ mod tests {
         })
     }
 
+    fn new_fill(j: Joined) -> Result<Fill, String> {
+        match j {
+            Joined::New(f) => Ok(f),
+            other => Err(format!("expected a new fill, got {other:?}")),
+        }
+    }
+
     #[test]
     fn execution_then_commission() -> Result<(), Box<dyn std::error::Error>> {
         let mut j = FillJoiner::new();
-        assert_eq!(j.on_execution(exec("e1", 0)?), None);
+        assert_eq!(j.on_execution(exec("e1", 0)?), Joined::Waiting);
         assert_eq!(j.pending(), 1);
-        let fill = j.on_commission("e1", Money::from_cents(65)).ok_or("fill")?;
+        assert!(j.is_waiting("o-1"));
+        let fill = new_fill(j.on_commission("e1", Money::from_cents(65)))?;
         assert_eq!(fill.exec_id, "e1");
         assert_eq!(fill.commission, Money::from_cents(65));
         assert_eq!(fill.order_ref, "o-1");
@@ -390,8 +526,11 @@ mod tests {
     #[test]
     fn commission_then_execution() -> Result<(), Box<dyn std::error::Error>> {
         let mut j = FillJoiner::new();
-        assert_eq!(j.on_commission("e2", Money::from_cents(100)), None);
-        let fill = j.on_execution(exec("e2", 0)?).ok_or("fill")?;
+        assert_eq!(
+            j.on_commission("e2", Money::from_cents(100)),
+            Joined::Waiting
+        );
+        let fill = new_fill(j.on_execution(exec("e2", 0)?))?;
         assert_eq!(fill.commission, Money::from_cents(100));
         Ok(())
     }
@@ -400,27 +539,90 @@ mod tests {
     fn duplicates_are_reported_once() -> Result<(), Box<dyn std::error::Error>> {
         let mut j = FillJoiner::new();
         j.on_execution(exec("e3", 0)?);
-        assert!(j.on_commission("e3", Money::from_cents(65)).is_some());
+        new_fill(j.on_commission("e3", Money::from_cents(65)))?;
         // the same execution again (reconciliation after a reconnect)
-        assert_eq!(j.on_execution(exec("e3", 0)?), None);
-        assert_eq!(j.on_commission("e3", Money::from_cents(65)), None);
+        assert!(matches!(
+            j.on_execution(exec("e3", 0)?),
+            Joined::Known { quantity: 1, .. }
+        ));
+        assert_eq!(
+            j.on_commission("e3", Money::from_cents(65)),
+            Joined::Ignored
+        );
         assert_eq!(j.pending(), 0);
         // known from the store
         j.mark_reported(["e4".to_string()]);
-        assert_eq!(j.on_execution(exec("e4", 0)?), None);
+        assert!(matches!(
+            j.on_execution(exec("e4", 0)?),
+            Joined::Known { .. }
+        ));
         assert!(j.is_reported("e4"));
         Ok(())
     }
 
     #[test]
-    fn corrections_of_reported_executions_are_ignored() -> Result<(), Box<dyn std::error::Error>> {
+    fn base_ids_drop_the_correction_counter() {
+        // The bug: ".01.01" was its own base while ".01.02" mapped to
+        // ".01", so a correction never matched the execution it corrects.
+        assert_eq!(base_id("0000e0d5.6553f2ec.01.01"), "0000e0d5.6553f2ec.01");
+        assert_eq!(base_id("0000e0d5.6553f2ec.01.02"), "0000e0d5.6553f2ec.01");
+        assert_eq!(base_id("SIM-42"), "SIM-42");
+        assert_eq!(base_id("a.b.c"), "a.b.c");
+        assert_eq!(base_id("a.b.c.x1"), "a.b.c.x1");
+        assert_eq!(base_id("SIM-00000007.01.02"), "SIM-00000007.01");
+        assert_eq!(base_id("a.b.123"), "a.b.123");
+    }
+
+    #[test]
+    fn a_correction_of_a_reported_execution_replaces_it() -> Result<(), Box<dyn std::error::Error>>
+    {
         let mut j = FillJoiner::new();
         j.on_execution(exec("0000e0d5.6553f2ec.01.01", 0)?);
+        new_fill(j.on_commission("0000e0d5.6553f2ec.01.01", Money::from_cents(65)))?;
+        let mut corrected = exec("0000e0d5.6553f2ec.01.02", 0)?;
+        corrected.price = Price::from_cents(125);
+        assert_eq!(j.on_execution(corrected), Joined::Waiting);
+        match j.on_commission("0000e0d5.6553f2ec.01.02", Money::from_cents(65)) {
+            Joined::Amended(f) => {
+                assert_eq!(f.exec_id, "0000e0d5.6553f2ec.01.01", "under the first id");
+                assert_eq!(f.price, Price::from_cents(125));
+            }
+            other => return Err(format!("expected an amendment, got {other:?}").into()),
+        }
+        // and the correction replayed later is known, not new
+        assert!(matches!(
+            j.on_execution(exec("0000e0d5.6553f2ec.01.02", 0)?),
+            Joined::Known { .. }
+        ));
+        // corrections of a fill known from the store amend it too
+        let mut k = FillJoiner::new();
+        k.mark_reported(["1.2.03.01".to_string()]);
+        k.on_commission("1.2.03.02", Money::ZERO);
         assert!(
-            j.on_commission("0000e0d5.6553f2ec.01.01", Money::ZERO)
-                .is_some()
+            matches!(k.on_execution(exec("1.2.03.02", 0)?), Joined::Amended(f) if f.exec_id == "1.2.03.01")
         );
-        assert_eq!(j.on_execution(exec("0000e0d5.6553f2ec.01.02", 0)?), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_correction_of_a_waiting_execution_replaces_it() -> Result<(), Box<dyn std::error::Error>> {
+        let mut j = FillJoiner::new();
+        j.on_execution(exec("x.y.01.01", 0)?);
+        j.on_execution(exec("x.y.01.02", 0)?);
+        assert_eq!(j.pending(), 1, "one execution, corrected");
+        assert_eq!(j.on_commission("x.y.01.01", Money::ZERO), Joined::Waiting);
+        let f = new_fill(j.on_commission("x.y.01.02", Money::from_cents(65)))?;
+        assert_eq!(f.exec_id, "x.y.01.01", "under the first id");
+        // either id replayed later is known
+        assert!(matches!(
+            j.on_execution(exec("x.y.01.01", 0)?),
+            Joined::Known { .. }
+        ));
+        assert!(matches!(
+            j.on_execution(exec("x.y.01.02", 0)?),
+            Joined::Known { .. }
+        ));
+        assert_eq!(j.pending(), 0);
         Ok(())
     }
 
@@ -432,11 +634,36 @@ mod tests {
         let cutoff = Utc.timestamp_opt(1_700_000_050, 0).single().ok_or("time")?;
         let fills = j.flush_older_than(cutoff);
         assert_eq!(fills.len(), 1);
-        assert_eq!(fills[0].exec_id, "old");
-        assert_eq!(fills[0].commission, Money::ZERO);
+        let f = new_fill(fills[0].clone())?;
+        assert_eq!(f.exec_id, "old");
+        assert_eq!(f.commission, Money::ZERO);
         assert_eq!(j.pending(), 1);
         // and once only
         assert!(j.flush_older_than(cutoff).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_commission_report_after_the_flush_amends_the_fill()
+    -> Result<(), Box<dyn std::error::Error>> {
+        // Before: a report after the 30 s flush was dropped.
+        let mut j = FillJoiner::new();
+        j.on_execution(exec("late", 0)?);
+        let flushed = j.flush_waiting_longer_than(std::time::Duration::ZERO);
+        assert_eq!(new_fill(flushed[0].clone())?.commission, Money::ZERO);
+        match j.on_commission("late", Money::from_cents(65)) {
+            Joined::Amended(f) => {
+                assert_eq!(f.exec_id, "late");
+                assert_eq!(f.commission, Money::from_cents(65));
+                assert_eq!(f.quantity, 1);
+            }
+            other => return Err(format!("expected an amendment, got {other:?}").into()),
+        }
+        // once
+        assert_eq!(
+            j.on_commission("late", Money::from_cents(65)),
+            Joined::Ignored
+        );
         Ok(())
     }
 }

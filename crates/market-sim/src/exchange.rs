@@ -948,6 +948,69 @@ impl SimExchange {
         Ok(())
     }
 
+    /// Fault injection (the simulated gateway's `early_assignment` and
+    /// `partial_assignment`): assigns `contracts` contracts of the first
+    /// short option position (of at least `min_held` contracts) now,
+    /// whatever its expiry or moneyness, as an exercise notice can. Returns
+    /// the contract and the quantity assigned (negative: short).
+    pub fn assign_now(&self, contracts: i64, min_held: i64) -> Option<(OptionContract, i64)> {
+        let mut st = self.lock();
+        let target = st.ledger.positions().find_map(|p| match &p.contract {
+            Contract::Option(o) if p.quantity <= -min_held.max(1) => Some((o.clone(), p.quantity)),
+            _ => None,
+        })?;
+        let qty = -(contracts.max(1).min(-target.1));
+        self.settle_exercise(&mut st, &target.0, qty);
+        Some((target.0, qty))
+    }
+
+    /// Fault injection (the simulated gateway's `cancel_race`): the
+    /// working order `order_ref` fills in full at its limit now, whatever
+    /// the quote, as if an execution had beaten the cancel. `false` when it
+    /// is not working.
+    pub fn fill_at_limit(&self, order_ref: &str) -> bool {
+        let mut st = self.lock();
+        let Some(id) = st.by_ref.get(order_ref).copied() else {
+            return false;
+        };
+        let Some(order) = st.orders.get(&id).cloned() else {
+            return false;
+        };
+        if !order.status.is_working() {
+            return false;
+        }
+        let price = order.intent.limit_price;
+        let qty = order.intent.quantity - order.filled;
+        let (commission, raw_commission) = self.commission(&order, price, qty);
+        let fill = Fill {
+            exec_id: format!("SIM-{:08}", st.next_exec),
+            order_ref: order.intent.order_ref.clone(),
+            contract: order.intent.contract.clone(),
+            side: order.intent.side,
+            quantity: qty,
+            price,
+            commission,
+            time: st.now,
+        };
+        st.next_exec += 1;
+        if st.ledger.post_fill(&fill).is_err() {
+            return false;
+        }
+        let now = st.now;
+        if let Some(o) = st.orders.get_mut(&id) {
+            o.filled += qty;
+            o.fill_value += i128::from(price.raw()) * i128::from(qty);
+            o.commission += commission;
+            o.raw_commission = raw_commission;
+            o.status = OrderStatus::Filled;
+            let update = o.update(now);
+            st.events.push_back(BrokerEvent::Fill(fill.clone()));
+            st.events.push_back(BrokerEvent::OrderStatus(update));
+        }
+        st.executions.push(fill);
+        true
+    }
+
     /// Every fill so far, oldest first (for tests and reports).
     pub fn all_executions(&self) -> Vec<Fill> {
         self.lock().executions.clone()

@@ -35,8 +35,88 @@ pub enum Stopped {
     Requested,
 }
 
+/// How often the wait for the next cycle looks at the stop flag.
+const STOP_POLL: StdDuration = StdDuration::from_millis(200);
+/// How often it looks for operator requests (emergency stop, resume)
+/// queued in the database.
+const REQUEST_POLL: StdDuration = StdDuration::from_secs(1);
+/// The pause after a cycle failed on a transient broker error (e.g. the
+/// connection is down) before the cycle is tried again.
+const RETRY_PAUSE: StdDuration = StdDuration::from_secs(5);
+
+/// What ended the wait for the next cycle.
+enum Wake {
+    /// The scheduled time came.
+    Due,
+    /// The stop flag was raised.
+    Stop,
+    /// An operator request waits in the database: run a cycle now.
+    Request,
+}
+
+/// Whether a cycle's error is a transient broker condition (not connected,
+/// a timeout, pacing) that a later cycle may not meet: the loop retries
+/// instead of ending (the daemon must not crash-loop while TWS restarts).
+pub fn is_transient(e: &EngineError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(b) = err.downcast_ref::<core_domain::BrokerError>() {
+            return b.is_transient();
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Waits until `next` on `clock`, waking for the stop flag (every
+/// [`STOP_POLL`]) and for operator requests (every [`REQUEST_POLL`]) —
+/// in every mode: a wall clock may sleep for hours (a night, a weekend).
+/// The clock's own wait is abandoned only when the flag or a request
+/// comes, after at least [`STOP_POLL`] (a lockstep clock's advance answers
+/// well within it).
+async fn wait_for<C, B, S, L>(
+    engine: &Engine<B, S, L>,
+    clock: &C,
+    next: DateTime<Utc>,
+    stop: &AtomicBool,
+) -> Wake
+where
+    C: Clock,
+    B: Broker + MarketData,
+    S: Strategy,
+    L: LearningHook,
+{
+    let watch = async {
+        let mut since_requests = StdDuration::ZERO;
+        loop {
+            tokio::time::sleep(STOP_POLL).await;
+            if stop.load(Ordering::SeqCst) {
+                return Wake::Stop;
+            }
+            since_requests += STOP_POLL;
+            if since_requests >= REQUEST_POLL {
+                since_requests = StdDuration::ZERO;
+                match engine.store().pending_control_requests() {
+                    Ok(r) if !r.is_empty() => return Wake::Request,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("reading operator requests: {e}"),
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = clock.sleep_until(next) => Wake::Due,
+        w = watch => w,
+    }
+}
+
 /// Runs cycles on `clock` until `until` or until `stop` is raised;
-/// `on_cycle` sees each cycle's report (progress bars, logs).
+/// `on_cycle` sees each cycle's report (progress bars, logs). The wait
+/// between cycles wakes within a second for the stop flag and operator
+/// requests (a request runs a cycle at once). A cycle that fails on a
+/// transient broker error (see [`is_transient`]) is logged and tried again
+/// after a pause; its pending operator requests stay queued and are
+/// handled once the broker answers.
 pub async fn run<C, B, S, L>(
     engine: &mut Engine<B, S, L>,
     clock: &C,
@@ -79,11 +159,56 @@ where
                 tokio::time::sleep(StdDuration::from_millis(50).min(wait)).await;
             }
         }
-        clock.sleep_until(next).await;
-        let report = engine.cycle(next).await?;
-        on_cycle(&report);
+        let at = match wait_for(engine, clock, next, stop).await {
+            Wake::Due => next,
+            Wake::Stop => {
+                engine.save_memory()?;
+                return Ok(Stopped::Requested);
+            }
+            Wake::Request => clock.now(),
+        };
+        match engine.cycle(at).await {
+            Ok(report) => on_cycle(&report),
+            Err(e) if is_transient(&e) => {
+                tracing::error!(
+                    "the cycle at {at} failed on a transient broker error: {e}; retrying in {}s",
+                    RETRY_PAUSE.as_secs()
+                );
+                let started = Instant::now();
+                while started.elapsed() < RETRY_PAUSE {
+                    if stop.load(Ordering::SeqCst) {
+                        engine.save_memory()?;
+                        return Ok(Stopped::Requested);
+                    }
+                    tokio::time::sleep(STOP_POLL).await;
+                }
+            }
+            Err(e) => return Err(e),
+        }
         // A simulated broker answers at once; yield so that other tasks
         // (the signal handler, a control API) run between cycles.
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_broker_errors_are_retried_others_end_the_run() {
+        let down = EngineError::Broker(core_domain::BrokerError::NotConnected("x".into()));
+        assert!(is_transient(&down));
+        let nested = EngineError::Execution(execution::ExecutionError::Broker {
+            what: "account summary".into(),
+            source: core_domain::BrokerError::Timeout("x".into()),
+        });
+        assert!(is_transient(&nested));
+        let rejected = EngineError::Broker(core_domain::BrokerError::Rejected {
+            order_ref: "o".into(),
+            reason: "no".into(),
+        });
+        assert!(!is_transient(&rejected));
+        assert!(!is_transient(&EngineError::Config("bad".into())));
     }
 }

@@ -1183,3 +1183,85 @@ fn test_exploration_band_records_shadows_beyond_the_range_and_never_trades_them(
             .all(|s| s.reason != orchestrator::engine::EXPLORED_REASON)
     );
 }
+
+// ------------------------------------------ the wait between cycles
+
+/// A clock whose wait for the next cycle lasts an hour of wall time, as
+/// the wall clock's does at night (the time itself is the exchange's).
+struct NightClock<'a>(&'a market_sim::ExchangeClock);
+
+impl Clock for NightClock<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+
+    async fn sleep_until(&self, _until: DateTime<Utc>) {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
+/// Issue 12, defect 9: in IBKR mode the runner slept up to an hour
+/// without looking at SIGTERM or operator requests. Now an operator
+/// request runs a cycle at once and the stop flag ends the wait within a
+/// second, whatever the clock's wait.
+#[test]
+fn test_the_wait_between_cycles_wakes_for_requests_and_the_stop_flag() {
+    let db = db();
+    let settings = loose_settings();
+    let mut sim = sim_run(
+        &settings,
+        Arc::clone(&db.store),
+        date("2020-02-03"),
+        date("2020-02-21"),
+        Some(7),
+    )
+    .unwrap();
+    let rt = runtime();
+    let stop = AtomicBool::new(false);
+    let store = Arc::clone(&db.store);
+    let queued_at = sim.clock.now();
+    let started = std::time::Instant::now();
+    let clock = NightClock(&sim.clock);
+    let (stopped, handled) = rt.block_on(async {
+        let runner = run(
+            &mut sim.engine,
+            &clock,
+            DateTime::<Utc>::MAX_UTC,
+            Pace::AsFastAsPossible,
+            &stop,
+            |_| {},
+        );
+        let operator = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let id = request(&store, queued_at, ControlAction::EmergencyStop, false);
+            // handled by a cycle run for it, not an hour later
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let handled = loop {
+                if store.pending_control_requests().unwrap().is_empty() {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            stop.store(true, Ordering::SeqCst);
+            (id, handled)
+        };
+        let (stopped, (_, handled)) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                tokio::join!(runner, operator)
+            })
+            .await
+            .expect("the runner slept through the stop flag");
+        (stopped, handled)
+    });
+    assert!(handled, "the operator request waited for the clock");
+    assert_eq!(stopped.unwrap(), Stopped::Requested);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.engine.governor().state(), TradingState::Halted);
+}

@@ -46,6 +46,11 @@ pub struct GatewayConfig {
     pub time_zone: String,
     /// The first order id handed out (NextValidId).
     pub first_order_id: i32,
+    /// Where to write the journal (JSON lines): every order placed, every
+    /// execution (settlements included) and, when the gateway stops, the
+    /// final positions — what the exchange did, to compare a client's
+    /// database with. `None`: no journal.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +66,7 @@ impl Default for GatewayConfig {
             realtime_data_available: true,
             time_zone: "US/Eastern".into(),
             first_order_id: 1,
+            journal: None,
         }
     }
 }

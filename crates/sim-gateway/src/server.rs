@@ -197,6 +197,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
+    /// The journal file (`GatewayConfig::journal`).
+    journal: Mutex<Option<std::fs::File>>,
 }
 
 /// The simulated gateway.
@@ -233,7 +235,20 @@ impl SimGateway {
         };
         let control_addr = control.as_ref().map(|l| l.local_addr()).transpose()?;
         let (shutdown, _) = watch::channel(false);
+        let journal = match &config.journal {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        GatewayError::Config(format!("journal {}: {e}", path.display()))
+                    })?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            journal: Mutex::new(journal),
             faults: Mutex::new(FaultState::from_config(&config.faults)),
             state: Mutex::new(State {
                 next_order_id: config.first_order_id.max(1),
@@ -421,6 +436,13 @@ async fn write_direct(wr: &mut OwnedWriteHalf, f: &[u8]) {
 }
 
 async fn run_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let refusing = lock(&shared.faults)
+        .refuse_until
+        .is_some_and(|t| Instant::now() < t);
+    if refusing {
+        debug!("connection refused: the gateway is restarting (fault)");
+        return;
+    }
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let version = match tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_handshake(&mut rd)).await
@@ -609,8 +631,57 @@ impl Shared {
     }
 
     pub(crate) fn stop(&self) {
-        self.shutdown.send_replace(true);
+        let first = !self.shutdown.send_replace(true);
         self.drop_all("gateway shutdown");
+        if first {
+            self.journal_positions();
+        }
+    }
+
+    /// Appends one JSON line to the journal, if there is one.
+    fn journal(&self, line: serde_json::Value) {
+        let mut j = lock(&self.journal);
+        if let Some(file) = j.as_mut() {
+            use std::io::Write;
+            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+                warn!("writing the journal: {e}");
+            }
+        }
+    }
+
+    fn journal_fill(&self, kind: &str, rec: &ExecRecord) {
+        let f = &rec.fill;
+        self.journal(serde_json::json!({
+            "kind": kind,
+            "exec_id": f.exec_id,
+            "order_ref": f.order_ref,
+            "api_order_id": rec.api_id,
+            "client_id": rec.client_id,
+            "contract": f.contract.key(),
+            "side": match f.side { Side::Buy => "BUY", Side::Sell => "SELL" },
+            "quantity": f.quantity,
+            "price": f.price.to_string(),
+            "commission": f.commission.to_string(),
+            "time": f.time.to_rfc3339(),
+        }));
+    }
+
+    /// The exchange's positions at the end, in the journal.
+    fn journal_positions(&self) {
+        if lock(&self.journal).is_none() {
+            return;
+        }
+        let positions = ready(self.exchange.positions())
+            .and_then(|r| r)
+            .unwrap_or_default();
+        for p in positions {
+            self.journal(serde_json::json!({
+                "kind": "position",
+                "contract": p.contract.key(),
+                "quantity": p.quantity,
+            }));
+        }
+        self.journal(serde_json::json!({ "kind": "end", "time": self.now().to_rfc3339() }));
     }
 
     pub(crate) fn subscribe_stop(&self) -> watch::Receiver<bool> {
@@ -648,6 +719,10 @@ impl Shared {
         info!(?fault, "fault injected");
         match &fault {
             Fault::DropNow => self.drop_all("fault injection"),
+            Fault::NightlyRestart { .. } => {
+                lock(&self.faults).apply(&fault);
+                self.drop_all("fault: the nightly restart");
+            }
             Fault::EmitError { code, message } => {
                 let st = lock(&self.state);
                 st.broadcast(&error_frame(NO_ID, *code, message.clone(), self.now()));
@@ -674,12 +749,48 @@ impl Shared {
             )));
         }
         let mut st = lock(&self.state);
+        let settled_before = self.exchange.settlements().len();
         let n = self.exchange.advance_to(t);
+        self.assignment_faults();
+        let expiry_drop = {
+            let mut faults = lock(&self.faults);
+            let settled = self.exchange.settlements().len() > settled_before;
+            if faults.expiry_disconnected && settled {
+                faults.expiry_disconnected = false;
+                true
+            } else {
+                false
+            }
+        };
+        if expiry_drop {
+            // The client hears nothing of the settlement: it must find it
+            // from positions (and executions) when it reconnects.
+            for (_, c) in std::mem::take(&mut st.clients) {
+                c.close.send_replace(true);
+            }
+            info!("fault: every connection dropped as options settle");
+        }
         self.pump(&mut st);
         if n > 0 {
             self.refresh_streams(&mut st);
         }
         Ok(self.exchange.now())
+    }
+
+    /// `early_assignment` / `partial_assignment`: an exercise notice now.
+    fn assignment_faults(&self) {
+        let (early, partial) = {
+            let f = lock(&self.faults);
+            (f.early_assignment, f.partial_assignment)
+        };
+        if early && let Some((c, q)) = self.exchange.assign_now(1, 1) {
+            lock(&self.faults).early_assignment = false;
+            info!(contract = %c.key(), quantity = q, "fault: early assignment");
+        }
+        if partial && let Some((c, q)) = self.exchange.assign_now(1, 2) {
+            lock(&self.faults).partial_assignment = false;
+            info!(contract = %c.key(), quantity = q, "fault: partial assignment");
+        }
     }
 
     /// Advances to the next checkpoint, if any.
@@ -695,13 +806,17 @@ impl Shared {
 
     /// Routes every pending exchange event to the clients.
     fn pump(&self, st: &mut State) {
-        let events = match ready(self.exchange.poll_events()).and_then(|r| r) {
+        let mut events = match ready(self.exchange.poll_events()).and_then(|r| r) {
             Ok(e) => e,
             Err(e) => {
                 warn!("polling the exchange's events: {e}");
                 return;
             }
         };
+        if lock(&self.faults).status_before_execution {
+            // TWS's habit: "Filled" before the execution it reports.
+            events.sort_by_key(|e| !matches!(e, BrokerEvent::OrderStatus(_)));
+        }
         for ev in events {
             match ev {
                 BrokerEvent::OrderStatus(u) => self.on_status(st, &u),
@@ -757,6 +872,7 @@ impl Shared {
             for f in self.exec_frames(&rec, NO_ID) {
                 st.broadcast(&f);
             }
+            self.journal_fill("settlement", &rec);
             st.executions.push(rec);
             st.settlements_seen += 1;
         }
@@ -883,7 +999,7 @@ impl Shared {
                     wire_contract(&fill.contract, con_id),
                 ),
             };
-        let rec = ExecRecord {
+        let mut rec = ExecRecord {
             fill,
             api_id,
             client_id,
@@ -892,10 +1008,68 @@ impl Shared {
             avg_price,
             contract,
         };
-        for f in self.exec_frames(&rec, NO_ID) {
-            st.send_order_msg(client_id, f);
+        let (correct, delay) = {
+            let mut faults = lock(&self.faults);
+            let correct = faults.corrections > 0;
+            if correct {
+                faults.corrections -= 1;
+            }
+            (correct, Duration::from_millis(faults.commission_delay_ms))
+        };
+        if correct {
+            // IB's execution ids: the last part counts corrections.
+            rec.fill.exec_id = format!("{}.01.01", rec.fill.exec_id);
         }
-        st.executions.push(rec);
+        self.journal_fill("execution", &rec);
+        let [exec, commission] = self.exec_frames(&rec, NO_ID);
+        st.send_order_msg(client_id, exec);
+        self.send_order_msg_after(st, client_id, commission, delay);
+        if correct {
+            // The correction: the same execution again under `.02`.
+            let mut fix = rec.clone();
+            fix.fill.exec_id = format!(
+                "{}.02",
+                rec.fill
+                    .exec_id
+                    .strip_suffix(".01")
+                    .unwrap_or(&rec.fill.exec_id)
+            );
+            info!(exec_id = %fix.fill.exec_id, "fault: execution corrected");
+            let [exec, commission] = self.exec_frames(&fix, NO_ID);
+            st.send_order_msg(client_id, exec);
+            self.send_order_msg_after(st, client_id, commission, delay);
+            st.executions.push(rec);
+            st.executions.push(fix);
+        } else {
+            st.executions.push(rec);
+        }
+    }
+
+    /// An order message, after `delay` (wall clock) when it is not zero.
+    fn send_order_msg_after(&self, st: &State, owner: i32, f: Vec<u8>, delay: Duration) {
+        if delay.is_zero() {
+            st.send_order_msg(owner, f);
+            return;
+        }
+        let mut targets = Vec::new();
+        for id in [owner, 0] {
+            if let Some(c) = st.clients.get(&id)
+                && !targets.iter().any(|(i, _)| *i == id)
+            {
+                targets.push((id, c.tx.clone()));
+            }
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    for (_, tx) in targets {
+                        let _ = tx.send(f.clone());
+                    }
+                });
+            }
+            Err(_) => st.send_order_msg(owner, f),
+        }
     }
 
     /// Fresh ticks for every streaming market-data request.
@@ -1898,7 +2072,16 @@ impl Shared {
             let mut faults = lock(&self.faults);
             if faults.reject_orders > 0 {
                 faults.reject_orders -= 1;
-                return Err(reject(faults.reject_reason.clone()));
+                let code = if faults.reject_code > 0 {
+                    faults.reject_code
+                } else {
+                    201
+                };
+                if code == 201 {
+                    return Err(reject(faults.reject_reason.clone()));
+                }
+                // Refused by the error code alone: no status follows.
+                return Err((api_id, code, faults.reject_reason.clone()));
             }
         }
         let (contract, intent) = self.intent_of(st, client, api_id, &w, &o).map_err(reject)?;
@@ -1991,7 +2174,48 @@ impl Shared {
             info!("fault: every connection dropped right after a placeOrder");
             return Ok(());
         }
+        self.journal(serde_json::json!({
+            "kind": "order",
+            "order_ref": intent.order_ref,
+            "api_order_id": api_id,
+            "client_id": client,
+            "contract": intent.contract.key(),
+            "side": match intent.side { Side::Buy => "BUY", Side::Sell => "SELL" },
+            "quantity": intent.quantity,
+            "limit": intent.limit_price.to_string(),
+            "time": self.now().to_rfc3339(),
+        }));
         st.send_order_msg(client, self.open_order_frame(&info, "Submitted"));
+        let hold = {
+            let mut faults = lock(&self.faults);
+            let hold = faults.inactive_holds > 0;
+            if hold {
+                faults.inactive_holds -= 1;
+            }
+            hold
+        };
+        if hold {
+            // IB's Inactive: held, not rejected; the order keeps working.
+            info!(api_id, "fault: order reported Inactive (held)");
+            st.send_order_msg(
+                client,
+                frame(
+                    outbound::ORDER_STATUS,
+                    &proto::OrderStatusMsg {
+                        order_id: Some(api_id),
+                        status: Some("Inactive".into()),
+                        filled: Some(decimal(0)),
+                        remaining: Some(decimal(intent.quantity)),
+                        avg_fill_price: Some(0.0),
+                        perm_id: Some(info.perm_id),
+                        parent_id: Some(0),
+                        last_fill_price: Some(0.0),
+                        client_id: Some(client),
+                        why_held: Some("locate".into()),
+                    },
+                ),
+            );
+        }
         self.pump(st);
         Ok(())
     }
@@ -2025,6 +2249,27 @@ impl Shared {
             .find(|(_, v)| **v == id)
             .map(|(k, _)| k.clone())
             .unwrap_or_default();
+        let race = {
+            let mut faults = lock(&self.faults);
+            let race = faults.cancel_races > 0;
+            if race {
+                faults.cancel_races -= 1;
+            }
+            race
+        };
+        if race && self.exchange.fill_at_limit(&order_ref) {
+            // The fill beat the cancel: the execution and "Filled" go out,
+            // and the cancel is answered "cannot be cancelled".
+            info!(api_id, "fault: a fill raced the cancel");
+            self.pump(st);
+            return Err((
+                api_id,
+                10148,
+                format!(
+                    "OrderId {api_id} that needs to be cancelled cannot be cancelled, state: Filled."
+                ),
+            ));
+        }
         match ready(self.exchange.cancel_order(&order_ref)).and_then(|r| r) {
             Ok(()) => {
                 self.pump(st);
