@@ -1043,6 +1043,14 @@ impl<B: Broker> OrderExecutor<B> {
         let (action, context, outcome) = match change {
             TradeChange::Opened(t) => ("trade.opened", to_json(t), None),
             TradeChange::Increased(t) => ("trade.increased", to_json(t), None),
+            TradeChange::PartlySettled(t) => (
+                "trade.partly_settled",
+                to_json(t),
+                Some(format!(
+                    "{} partly settled: {} contracts stay open",
+                    t.trade_id, t.contracts
+                )),
+            ),
             TradeChange::Closed(t) => (
                 "trade.closed",
                 to_json(t),

@@ -416,3 +416,108 @@ async fn reconcile_never_sends_an_old_intent_or_an_entry_written_before_a_halt()
     assert_eq!(exec.broker().places(), 0);
     assert!(ex.open_orders().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_partial_assignment_settles_only_those_contracts_and_the_trade_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let ex = exchange();
+    let exec = executor(&ex, &store);
+    let (put, limit) = resting_entry(&exec, &ex, "open-pa", "T-pa").await;
+    let now = ex.now();
+    exec.process_events(
+        vec![execution(
+            "0000e0d5.6571c9f4.01.01",
+            "open-pa",
+            &put,
+            2,
+            limit,
+            now,
+        )],
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.trade("T-pa").unwrap().unwrap().contracts, 2);
+    let marks =
+        std::collections::BTreeMap::from([(put.underlying.clone(), Price::from_cents(3_900))]);
+    let report = exec
+        .process_events_with_marks(
+            vec![BrokerEvent::Assignment {
+                contract: put.clone(),
+                quantity: -1,
+                time: now,
+            }],
+            &marks,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.trades[..], [execution::TradeChange::PartlySettled(t)] if t.contracts == 1),
+        "{report:?}"
+    );
+    let trade = store.trade("T-pa").unwrap().unwrap();
+    assert_eq!((trade.status, trade.contracts), (TradeStatus::Open, 1));
+}
+
+#[test]
+fn a_repriced_exit_limit_stays_on_the_option_tick() {
+    let manager = execution::ExitManager::new(execution::ExitParams::default()).unwrap();
+    let put = core_domain::OptionContract::us(
+        sym("XYZ"),
+        core_domain::Right::Put,
+        Price::from_cents(5_000),
+        date(2016, 3, 18),
+    );
+    let t = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let order = execution::ExitOrder {
+        intent: intent(
+            "X-T-1-profit_target-201603011500",
+            &put,
+            Side::Buy,
+            1,
+            Price::from_cents(350),
+            core_domain::OrderPurpose::Close,
+            "T-1",
+            t,
+        ),
+        reason: core_domain::ExitReason::ProfitTarget,
+        decision: core_domain::DecisionRecord::new(
+            t,
+            core_domain::DecisionKind::Exit,
+            "T-1",
+            "exit:profit_target",
+            "test",
+        ),
+    };
+    let quote = core_domain::Quote {
+        contract: core_domain::Contract::Option(put),
+        bid: Some(Price::from_cents(300)),
+        ask: Some(Price::from_cents(350)),
+        last: None,
+        bid_size: None,
+        ask_size: None,
+        time: t,
+        implied_vol: None,
+        greeks: None,
+        underlying_price: None,
+        open_interest: None,
+        volume: None,
+    };
+    let policy = execution::RepricePolicy::default();
+    // Half-way from the mid (3.25) to the ask: 3.375, 3.38 to the cent —
+    // not a price of an option on the nickel tick above $3.
+    let cents = execution::exit_limit(Side::Buy, order.reason, &quote, 0, &policy).unwrap();
+    assert_eq!(cents, Price::from_cents(338));
+    let limit = manager.repriced_limit(&order, &quote, 0, &policy).unwrap();
+    assert_eq!(limit, Price::from_cents(340));
+    // Below $3 the cent is the tick.
+    let cheap = core_domain::Quote {
+        bid: Some(Price::from_cents(120)),
+        ask: Some(Price::from_cents(131)),
+        ..quote
+    };
+    let limit = manager.repriced_limit(&order, &cheap, 0, &policy).unwrap();
+    assert_eq!(limit, Price::from_cents(129));
+}
