@@ -174,12 +174,19 @@ pub fn audit_emergency<B: Broker>(
             "halt"
         })
         .outcome(format!(
-            "halted; {} orders cancelled ({} failed); {} closing orders sent ({} failed, {} held until their cancels are confirmed)",
+            "halted; {} orders cancelled ({} failed); {} closing orders sent ({} failed){}",
             report.cancelled.len(),
             report.cancel_failed.len(),
             report.closing_orders.len(),
             report.closing_failed.len(),
-            report.closing_held.len()
+            if report.closing_held.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} positions held until their cancels are confirmed",
+                    report.closing_held.len()
+                )
+            }
         ));
     executor
         .store()

@@ -1236,6 +1236,12 @@ where
                         report.closing_orders.len(),
                         report.closing_failed.len() + report.cancel_failed.len()
                     );
+                    if !report.closing_held.is_empty() {
+                        outcome.push_str(&format!(
+                            "; {} positions close at a later cycle (cancels unconfirmed, or no position at the broker)",
+                            report.closing_held.len()
+                        ));
+                    }
                     if request.flatten {
                         self.memory.flatten = true;
                         if self.schedule.phase(now) == Phase::Closed {

@@ -34,6 +34,12 @@ struct Faulty {
     hidden: Mutex<Vec<String>>,
     /// Expirations and assignments are never reported as events.
     drop_settlements: AtomicBool,
+    /// Closing orders are "rejected" by an error code only (IB 110, the
+    /// price is off the tick): acknowledged, never placed, the error
+    /// reported at the next poll.
+    reject_closes: AtomicBool,
+    queued_events: Mutex<Vec<BrokerEvent>>,
+    next_fake_id: std::sync::atomic::AtomicI64,
 }
 
 impl Faulty {
@@ -46,6 +52,9 @@ impl Faulty {
             queued_cancels: Mutex::new(Vec::new()),
             hidden: Mutex::new(Vec::new()),
             drop_settlements: AtomicBool::new(false),
+            reject_closes: AtomicBool::new(false),
+            queued_events: Mutex::new(Vec::new()),
+            next_fake_id: std::sync::atomic::AtomicI64::new(900_000),
         })
     }
 
@@ -69,6 +78,16 @@ impl Broker for Faulty {
     }
     async fn place_order(&self, intent: &OrderIntent) -> Result<i64, BrokerError> {
         self.check()?;
+        if self.reject_closes.load(Ordering::SeqCst) && intent.purpose == OrderPurpose::Close {
+            self.queued_events.lock().unwrap().push(BrokerEvent::Error {
+                code: 110,
+                message:
+                    "The price does not conform to the minimum price variation for this contract."
+                        .into(),
+                order_ref: Some(intent.order_ref.clone()),
+            });
+            return Ok(self.next_fake_id.fetch_add(1, Ordering::SeqCst));
+        }
         self.ex.place_order(intent).await
     }
     async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
@@ -96,7 +115,8 @@ impl Broker for Faulty {
         for r in queued {
             let _ = self.ex.cancel_order(&r).await;
         }
-        let mut events = self.ex.poll_events().await?;
+        let mut events: Vec<BrokerEvent> = std::mem::take(&mut *self.queued_events.lock().unwrap());
+        events.extend(self.ex.poll_events().await?);
         if self.drop_settlements.load(Ordering::SeqCst) {
             events.retain(|e| {
                 !matches!(
@@ -491,4 +511,52 @@ fn a_settlement_while_the_daemon_was_away_is_recognised_from_the_positions() {
     }
     assert!(run.audited("position_reconciled") >= 1);
     assert!(run.engine.memory().position_mismatches.is_empty());
+}
+
+#[test]
+fn a_close_rejected_by_an_error_code_only_is_ended_and_a_new_close_follows() {
+    let mut run = start(&loose_settings(), "2020-02-03");
+    run.link.reject_closes.store(true, Ordering::SeqCst);
+    run.drive(utc("2020-02-21 21:00"));
+    let orders = run.store.all_orders().unwrap();
+    let rejected: Vec<_> = orders
+        .iter()
+        .filter(|o| {
+            o.intent.purpose == OrderPurpose::Close
+                && o.status == core_domain::OrderStatus::Rejected
+                && o.reason.as_deref().is_some_and(|r| r.contains("110"))
+        })
+        .collect();
+    assert!(
+        !rejected.is_empty(),
+        "closes rejected by code 110 end rejected: {:?}",
+        orders
+            .iter()
+            .filter(|o| o.intent.purpose == OrderPurpose::Close)
+            .map(|o| (o.intent.order_ref.clone(), o.status))
+            .collect::<Vec<_>>()
+    );
+    // The broker takes closes again: the trades close.
+    run.link.reject_closes.store(false, Ordering::SeqCst);
+    run.drive(utc("2020-03-06 21:00"));
+    // No close was left stuck: each rejected one was followed by another
+    // attempt for its trade, and the trade closed.
+    let orders = run.store.all_orders().unwrap();
+    for r in &rejected {
+        let trade = r.intent.trade_id.clone().unwrap();
+        assert!(
+            orders
+                .iter()
+                .any(|o| o.intent.trade_id.as_deref() == Some(&trade)
+                    && o.intent.purpose == OrderPurpose::Close
+                    && o.intent.created_at > r.intent.created_at),
+            "no new close of {trade} after {} was rejected",
+            r.intent.order_ref
+        );
+        assert_eq!(
+            run.store.trade(&trade).unwrap().unwrap().status,
+            TradeStatus::Closed,
+            "{trade}"
+        );
+    }
 }
