@@ -130,6 +130,8 @@ pub fn status_json(view: &EngineView, pending: &[ControlRequest]) -> Value {
             "last_actions": m.last_actions,
             "recent_actions": m.recent_actions,
             "recent_events": m.recent_events,
+            "position_mismatches": m.position_mismatches,
+            "cancels_pending": m.cancels_pending,
         })
     });
     json!({
@@ -162,6 +164,22 @@ pub fn print_status(view: &EngineView, pending: &[ControlRequest]) {
     if !m.last_actions.is_empty() {
         let names: Vec<&str> = m.last_actions.iter().map(|a| a.as_str()).collect();
         println!("              last actions: {}", names.join(", "));
+    }
+    for (i, mismatch) in m.position_mismatches.iter().enumerate() {
+        let label = if i == 0 { "MISMATCH" } else { "" };
+        println!("  {label:<12}{mismatch}");
+    }
+    if !m.position_mismatches.is_empty() {
+        println!(
+            "              trading is reduce-only: settle the position in TWS, then `trader-cli resume`"
+        );
+    }
+    if !m.cancels_pending.is_empty() {
+        println!(
+            "  cancels     {} to send at reconnect (emergency stop): {}",
+            m.cancels_pending.len(),
+            m.cancels_pending.join(", ")
+        );
     }
     println!(
         "  market      regime {}, VIX {}",

@@ -45,7 +45,9 @@ pub use learning::{
 pub use ledger::{BookPosition, Ledger, LedgerEntry, LedgerEntryKind};
 pub use market::{DailyBar, Greeks, OptionChain, OptionQuote, Quote};
 pub use money::{CENTS, Money, PRICE_SCALE, Price};
-pub use order::{Fill, Order, OrderIntent, OrderPurpose, OrderStatus, Side, Slippage, TimeInForce};
+pub use order::{
+    Fill, Order, OrderIntent, OrderPurpose, OrderStatus, Side, Slippage, TimeInForce, exec_id_base,
+};
 pub use trade::{ExitReason, MarketRegime, Trade, TradeExit, TradeStatus};
 pub use traits::{
     AccountRepository, AuditRepository, Broker, BrokerEvent, EntryProposal, ExitProposal,

@@ -450,6 +450,72 @@ impl Order {
     }
 }
 
+impl Order {
+    /// Records an execution the broker reports for an order already in a
+    /// terminal state (`cancelled`, `expired`, `rejected`): IBKR may send
+    /// an order's final status before its last execution (the execution
+    /// waits for its commission report). The status stays where it is —
+    /// "cancelled with N filled" is what the broker's order is — and the
+    /// filled quantity, average price and commission follow the fill.
+    /// Refused (order unchanged) for another order's fill, a non-positive
+    /// quantity, an overfill, or an order that is not in one of those
+    /// states.
+    pub fn apply_late_fill(&mut self, fill: &Fill) -> Result<(), DomainError> {
+        if !matches!(
+            self.status,
+            OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Rejected
+        ) {
+            return Err(DomainError::Invalid(format!(
+                "fill {} on order {}: a late fill applies to a cancelled, expired or rejected order, not to a {} one",
+                fill.exec_id, self.intent.order_ref, self.status
+            )));
+        }
+        if fill.order_ref != self.intent.order_ref {
+            return Err(DomainError::Invalid(format!(
+                "fill {} is for order {}, not {}",
+                fill.exec_id, fill.order_ref, self.intent.order_ref
+            )));
+        }
+        if fill.quantity <= 0 || fill.quantity > self.remaining() {
+            return Err(DomainError::Invalid(format!(
+                "fill {} of {} on order {} with {} remaining",
+                fill.exec_id,
+                fill.quantity,
+                self.intent.order_ref,
+                self.remaining()
+            )));
+        }
+        let filled_before = self.filled_quantity;
+        let total = filled_before + fill.quantity;
+        let prev_value =
+            i128::from(self.avg_fill_price.map_or(0, Price::raw)) * i128::from(filled_before);
+        let value = prev_value + i128::from(fill.price.raw()) * i128::from(fill.quantity);
+        let avg = value / i128::from(total);
+        self.avg_fill_price = Some(Price::from_raw(i64::try_from(avg).unwrap_or(i64::MAX)));
+        self.filled_quantity = total;
+        self.commission += fill.commission;
+        self.updated_at = fill.time;
+        Ok(())
+    }
+}
+
+/// An execution id without IBKR's correction suffix. IBKR execution ids
+/// look like `0000e0d5.6571c9f1.01.01`; a correction of that execution
+/// comes as `….01.02` (then `.03`, …), replacing it. Both have the base
+/// `0000e0d5.6571c9f1.01`. Ids of another shape (the simulated exchange's
+/// `E-00000001`) are their own base.
+pub fn exec_id_base(exec_id: &str) -> &str {
+    let parts = exec_id.split('.').count();
+    match exec_id.rsplit_once('.') {
+        Some((base, last))
+            if parts >= 4 && !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => exec_id,
+    }
+}
+
 /// How one fill compared with the market when its order was sent and with
 /// its own limit. Per-share amounts in [`Price`]; signs are chosen so that
 /// a positive `vs_mid` is a cost and a positive `vs_limit` an improvement.
@@ -544,6 +610,36 @@ mod tests {
         let before = o.clone();
         assert!(o.apply_fill(&fill(1, 0)).is_err());
         assert_eq!(o, before);
+    }
+
+    #[test]
+    fn test_exec_id_base_strips_the_correction_suffix_only() {
+        assert_eq!(
+            exec_id_base("0000e0d5.6571c9f1.01.01"),
+            "0000e0d5.6571c9f1.01"
+        );
+        assert_eq!(
+            exec_id_base("0000e0d5.6571c9f1.01.02"),
+            "0000e0d5.6571c9f1.01"
+        );
+        assert_eq!(exec_id_base("E-00000001"), "E-00000001");
+        assert_eq!(exec_id_base("a.b.c"), "a.b.c");
+        assert_eq!(exec_id_base("a.b.c.x1"), "a.b.c.x1");
+    }
+
+    #[test]
+    fn test_a_late_fill_on_a_cancelled_order_is_recorded_and_the_status_stays() {
+        let mut o = Order::new(intent(5));
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        o.transition(OrderStatus::Sent, t, None).unwrap();
+        o.transition(OrderStatus::Cancelled, t, None).unwrap();
+        o.apply_late_fill(&fill(2, 0)).unwrap();
+        assert_eq!((o.status, o.filled_quantity), (OrderStatus::Cancelled, 2));
+        assert_eq!(o.commission, Money::from_cents(100));
+        assert!(o.apply_late_fill(&fill(4, 1)).is_err(), "overfill");
+        let mut working = Order::new(intent(5));
+        working.transition(OrderStatus::Sent, t, None).unwrap();
+        assert!(working.apply_late_fill(&fill(1, 2)).is_err());
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub struct EmergencyReport {
     pub closing_orders: Vec<String>,
     /// Closing orders that could not be sent, with the reason.
     pub closing_failed: Vec<(String, String)>,
+    /// Trades not closed now, with why: an order of theirs is still open
+    /// at the broker after its cancel (a close sized now could add to a
+    /// fill racing the cancel), or the broker shows no position for them.
+    /// The engine closes them at a later cycle (a pending flatten).
+    #[serde(default)]
+    pub closing_held: Vec<(String, String)>,
 }
 
 /// Persists a trading-state change with its decision record and audit
@@ -71,13 +77,34 @@ pub fn record_state_change<B: Broker>(
 
 /// Halts trading, cancels every open order and, with `request.flatten`,
 /// sends `closing` (each with its context) through the governor and the
-/// executor. See the module docs.
+/// executor. See the module docs. A caller that can re-read the broker
+/// between the cancels and the closes (to size the closes from the
+/// position left after the cancels) uses [`halt_and_cancel`],
+/// [`send_closing`] and [`audit_emergency`] instead.
 pub async fn emergency_stop<B: Broker>(
     executor: &OrderExecutor<B>,
     governor: &mut RiskGovernor,
     request: &EmergencyStop,
     closing: Vec<(OrderIntent, OrderContext)>,
     ctx: &RiskContext,
+    time: DateTime<Utc>,
+) -> Result<EmergencyReport, ExecutionError> {
+    let mut report = halt_and_cancel(executor, governor, request, time).await?;
+    if request.flatten {
+        send_closing(executor, governor, closing, ctx, time, &mut report).await;
+    }
+    audit_emergency(executor, request, &report, time)?;
+    Ok(report)
+}
+
+/// The first half of the stop: the halt (persisted first), then a cancel
+/// of every open order. A cancel the broker cannot take now (it is not
+/// connected) is in [`EmergencyReport::cancel_failed`] for the caller to
+/// send again.
+pub async fn halt_and_cancel<B: Broker>(
+    executor: &OrderExecutor<B>,
+    governor: &mut RiskGovernor,
+    request: &EmergencyStop,
     time: DateTime<Utc>,
 ) -> Result<EmergencyReport, ExecutionError> {
     let mut report = EmergencyReport {
@@ -91,28 +118,46 @@ pub async fn emergency_stop<B: Broker>(
     let (cancelled, failed) = executor.cancel_all(time, &why).await?;
     report.cancelled = cancelled;
     report.cancel_failed = failed;
+    Ok(report)
+}
 
-    if request.flatten {
-        for (intent, context) in closing {
-            let order_ref = intent.order_ref.clone();
-            match governor.check(intent, ctx, time) {
-                Ok(approved) => match executor.submit_with_context(approved, context, time).await {
-                    Ok(_) => report.closing_orders.push(order_ref),
-                    Err(e) => report.closing_failed.push((order_ref, e.to_string())),
-                },
-                Err(refused) => {
-                    let why = refused
-                        .reasons
-                        .iter()
-                        .map(|r| format!("{r:?}"))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    report.closing_failed.push((order_ref, why));
-                }
+/// Sends the closing orders through the governor and the executor; each
+/// failure is recorded in the report and the others go on.
+pub async fn send_closing<B: Broker>(
+    executor: &OrderExecutor<B>,
+    governor: &mut RiskGovernor,
+    closing: Vec<(OrderIntent, OrderContext)>,
+    ctx: &RiskContext,
+    time: DateTime<Utc>,
+    report: &mut EmergencyReport,
+) {
+    for (intent, context) in closing {
+        let order_ref = intent.order_ref.clone();
+        match governor.check(intent, ctx, time) {
+            Ok(approved) => match executor.submit_with_context(approved, context, time).await {
+                Ok(_) => report.closing_orders.push(order_ref),
+                Err(e) => report.closing_failed.push((order_ref, e.to_string())),
+            },
+            Err(refused) => {
+                let why = refused
+                    .reasons
+                    .iter()
+                    .map(|r| format!("{r:?}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                report.closing_failed.push((order_ref, why));
             }
         }
     }
+}
 
+/// The stop's audit entry: who, why, what was cancelled and sent.
+pub fn audit_emergency<B: Broker>(
+    executor: &OrderExecutor<B>,
+    request: &EmergencyStop,
+    report: &EmergencyReport,
+    time: DateTime<Utc>,
+) -> Result<(), ExecutionError> {
     let entry = AuditEntry::new(time, request.actor.clone(), "emergency_stop")
         .context(json!({
             "reason": request.reason,
@@ -121,6 +166,7 @@ pub async fn emergency_stop<B: Broker>(
             "cancel_failed": report.cancel_failed,
             "closing_orders": report.closing_orders,
             "closing_failed": report.closing_failed,
+            "closing_held": report.closing_held,
         }))
         .decision(if request.flatten {
             "halt+flatten"
@@ -128,17 +174,24 @@ pub async fn emergency_stop<B: Broker>(
             "halt"
         })
         .outcome(format!(
-            "halted; {} orders cancelled ({} failed); {} closing orders sent ({} failed)",
+            "halted; {} orders cancelled ({} failed); {} closing orders sent ({} failed){}",
             report.cancelled.len(),
             report.cancel_failed.len(),
             report.closing_orders.len(),
-            report.closing_failed.len()
+            report.closing_failed.len(),
+            if report.closing_held.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} positions held until their cancels are confirmed",
+                    report.closing_held.len()
+                )
+            }
         ));
     executor
         .store()
         .append_audit(&entry)
         .map_err(ExecutionError::repo(
             "writing the emergency stop's audit entry",
-        ))?;
-    Ok(report)
+        ))
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AuditEntry, AuditRepository, Broker, BrokerError, BrokerEvent, Fill, Ledger,
     OptionContract, Order, OrderIntent, OrderRepository, OrderStatus, OrderUpdate, Price,
-    RepoError, Slippage, Symbol,
+    RepoError, Slippage, Symbol, exec_id_base,
 };
 use risk::RiskApproved;
 use serde_json::json;
@@ -15,6 +15,9 @@ use store::Store;
 
 use crate::trade_log::{self, TradeChange};
 use crate::{ExecutionError, OrderContext};
+
+mod resolve;
+pub use resolve::{ResolvePolicy, ResolveReport};
 
 /// The actor name of audit entries the executor writes.
 pub const EXECUTION_ACTOR: &str = "execution";
@@ -40,6 +43,18 @@ pub struct EventReport {
     pub unpriced_assignments: Vec<OptionContract>,
     /// Broker error events (codes and messages), for the API-error breaker.
     pub broker_errors: Vec<(i32, String)>,
+    /// Terminal statuses not applied because the broker reports more
+    /// filled than recorded: the order stays working until its executions
+    /// are recorded (then [`OrderExecutor::resolve_orders`] ends it).
+    pub deferred: Vec<String>,
+    /// Orders ended by an order-scoped broker error code (see
+    /// [`ORDER_REJECTION_CODES`]).
+    pub rejected_by_code: Vec<String>,
+    /// Fills recorded for an order already cancelled, expired or rejected.
+    pub late_fills: usize,
+    /// Execution corrections (same execution id base as a recorded fill):
+    /// never added as a second fill.
+    pub corrections: usize,
 }
 
 impl EventReport {
@@ -53,6 +68,11 @@ impl EventReport {
             .extend(other.unpriced_assignments.iter().cloned());
         self.broker_errors
             .extend(other.broker_errors.iter().cloned());
+        self.deferred.extend(other.deferred.iter().cloned());
+        self.rejected_by_code
+            .extend(other.rejected_by_code.iter().cloned());
+        self.late_fills += other.late_fills;
+        self.corrections += other.corrections;
     }
 }
 
@@ -66,6 +86,10 @@ pub struct ReconcileReport {
     pub still_unsent: Vec<String>,
     /// Orders stored as `created` the broker rejected when re-placed.
     pub rejected: Vec<String>,
+    /// Orders stored as `created` expired unsent: older than
+    /// [`ResolvePolicy::intent_max_age_minutes`], or entries the trading
+    /// state forbids (see [`OrderExecutor::resolve_orders`]).
+    pub expired: Vec<String>,
     /// The executions and open-order statuses applied.
     pub events: EventReport,
     /// Orders stored as working that the broker no longer lists as open
@@ -74,10 +98,25 @@ pub struct ReconcileReport {
     pub unresolved: Vec<String>,
 }
 
+/// IBKR error codes that end one order (its `orderRef` comes with the
+/// error): the order is rejected (or, when part of it filled already,
+/// cancelled) with the code and message as its reason. 103 duplicate order
+/// id, 105/106/107 modification refused, 109/110 price out of range or off
+/// the tick, 111 time in force, 113/116/117/118 order type or exchange
+/// refused, 200/203 contract unknown or not tradable, 201 rejected (margin,
+/// permissions, …), 383/387 size limits, 434 zero size.
+pub const ORDER_REJECTION_CODES: [i32; 17] = [
+    103, 105, 106, 107, 109, 110, 111, 113, 116, 117, 118, 200, 201, 203, 383, 387, 434,
+];
+
+/// IBKR's "order cancelled" code (202): the order ends cancelled.
+pub const ORDER_CANCELLED_CODE: i32 = 202;
+
 /// Outcome of one fill inside its transaction.
 enum FillOutcome {
-    Recorded(Box<TradeChange>),
+    Recorded(Box<TradeChange>, bool),
     Duplicate,
+    Correction(Box<Fill>),
     UnknownOrder,
 }
 
@@ -89,6 +128,9 @@ pub struct OrderExecutor<B: Broker> {
     broker: B,
     hours: Option<Arc<dyn TradingHours>>,
     preflight: PreFlightPolicy,
+    /// Working orders missing from the broker's open orders, since when
+    /// (see [`OrderExecutor::resolve_orders`]).
+    missing_since: std::sync::Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 /// When the market takes orders (the engine's schedule). Without one the
@@ -131,6 +173,7 @@ impl<B: Broker> OrderExecutor<B> {
             broker,
             hours: None,
             preflight: PreFlightPolicy::default(),
+            missing_since: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -459,8 +502,16 @@ impl<B: Broker> OrderExecutor<B> {
                     }
                 },
                 other => {
-                    if let BrokerEvent::Error { code, message, .. } = &other {
+                    if let BrokerEvent::Error {
+                        code,
+                        message,
+                        order_ref,
+                    } = &other
+                    {
                         report.broker_errors.push((*code, message.clone()));
+                        if let Some(order_ref) = order_ref {
+                            self.apply_order_error(order_ref, *code, message, time, &mut report)?;
+                        }
                     }
                     let action = match &other {
                         BrokerEvent::Error { .. } => "broker.error",
@@ -525,12 +576,44 @@ impl<B: Broker> OrderExecutor<B> {
             }
             return Ok(());
         }
+        let ends = matches!(
+            update.status,
+            OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Rejected
+        );
+        if ends && !order.status.is_terminal() && update.filled_quantity > order.filled_quantity {
+            // IBKR sends an order's final status before executions still
+            // waiting for their commission: ending the order now would
+            // free its trade for a second close while a fill is on its
+            // way. The order stays working until its fills are recorded.
+            self.audit(
+                time,
+                "order.terminal_deferred",
+                to_json(update),
+                Some(format!(
+                    "broker reports order {order_ref} {} with {} filled, {} recorded: kept {} until the executions are recorded",
+                    update.status, update.filled_quantity, order.filled_quantity, order.status
+                )),
+            )?;
+            report.deferred.push(order_ref.clone());
+            report.audited += 1;
+            return Ok(());
+        }
+        // A rejection after part of the order filled ends it as cancelled
+        // (the filled part stands).
+        let next = if update.status == OrderStatus::Rejected
+            && order.filled_quantity > 0
+            && !order.status.is_terminal()
+        {
+            OrderStatus::Cancelled
+        } else {
+            update.status
+        };
         let result = (|| {
             if order.status == OrderStatus::Created {
                 // Placed but not marked sent (a crash in between).
                 order.transition(OrderStatus::Sent, update.time, None)?;
             }
-            order.transition(update.status, update.time, update.reason.clone())
+            order.transition(next, update.time, update.reason.clone())
         })();
         match result {
             Ok(()) => {
@@ -577,6 +660,21 @@ impl<B: Broker> OrderExecutor<B> {
             else {
                 return Ok(FillOutcome::UnknownOrder);
             };
+            let base = exec_id_base(&fill.exec_id);
+            let recorded = tx.fills(order_ref).map_err(ExecutionError::repo(format!(
+                "reading the fills of order {order_ref}"
+            )))?;
+            if recorded.iter().any(|f| f.exec_id == fill.exec_id) {
+                return Ok(FillOutcome::Duplicate);
+            }
+            if let Some(original) = recorded
+                .into_iter()
+                .find(|f| exec_id_base(&f.exec_id) == base)
+            {
+                // An execution correction (`….01.02` for `….01.01`): it
+                // replaces the recorded execution, it never adds to it.
+                return Ok(FillOutcome::Correction(Box::new(original)));
+            }
             let new = tx.record_fill(fill).map_err(ExecutionError::repo(format!(
                 "recording fill {} of order {order_ref}",
                 fill.exec_id
@@ -590,7 +688,16 @@ impl<B: Broker> OrderExecutor<B> {
                     .transition(OrderStatus::Sent, fill.time, None)
                     .map_err(refused)?;
             }
-            order.apply_fill(fill).map_err(refused)?;
+            let late = matches!(
+                order.status,
+                OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Rejected
+            );
+            if late {
+                // The broker executed it before the order ended: recorded.
+                order.apply_late_fill(fill).map_err(refused)?;
+            } else {
+                order.apply_fill(fill).map_err(refused)?;
+            }
             tx.update_order(&order)
                 .map_err(ExecutionError::repo(format!(
                     "storing fill {} on order {order_ref}",
@@ -611,15 +718,54 @@ impl<B: Broker> OrderExecutor<B> {
                     fill.exec_id
                 )))?;
             let change = trade_log::on_fill(tx, &order, fill)?;
-            Ok(FillOutcome::Recorded(Box::new(change)))
+            Ok(FillOutcome::Recorded(Box::new(change), late))
         });
         match outcome {
-            Ok(FillOutcome::Recorded(change)) => {
+            Ok(FillOutcome::Recorded(change, late)) => {
                 report.fills_recorded += 1;
+                if late {
+                    report.late_fills += 1;
+                    self.audit(
+                        time,
+                        "fill.late",
+                        to_json(fill),
+                        Some(format!(
+                            "fill {} recorded for order {order_ref}, which had ended already",
+                            fill.exec_id
+                        )),
+                    )?;
+                }
                 self.audit_trade_change(time, &change)?;
                 report.trades.push(*change);
             }
             Ok(FillOutcome::Duplicate) => report.duplicate_fills += 1,
+            Ok(FillOutcome::Correction(original)) => {
+                let same = original.quantity == fill.quantity && original.price == fill.price;
+                let outcome = if same {
+                    format!(
+                        "execution {} corrects {} with the same quantity and price: nothing changed",
+                        fill.exec_id, original.exec_id
+                    )
+                } else {
+                    format!(
+                        "execution {} corrects {} ({} at {} → {} at {}): the recorded fill is kept, not added to; an operator must check order {order_ref}",
+                        fill.exec_id,
+                        original.exec_id,
+                        original.quantity,
+                        original.price,
+                        fill.quantity,
+                        fill.price
+                    )
+                };
+                self.audit(
+                    time,
+                    "fill.correction",
+                    json!({ "recorded": to_json(&*original), "correction": to_json(fill) }),
+                    Some(outcome),
+                )?;
+                report.corrections += 1;
+                report.audited += 1;
+            }
             Ok(FillOutcome::UnknownOrder) => {
                 self.audit(
                     time,
@@ -656,6 +802,13 @@ impl<B: Broker> OrderExecutor<B> {
 
         for order in open.iter().filter(|o| o.status == OrderStatus::Created) {
             let order_ref = order.intent.order_ref.clone();
+            // An old intent, or an entry written before a halt, is not
+            // sent with its old limit: it expires.
+            if let Some(why) = self.intent_expiry(order, time, &ResolvePolicy::default())? {
+                self.expire_intent(order.clone(), &why, time).await?;
+                report.expired.push(order_ref);
+                continue;
+            }
             match self.send(order.clone(), time).await {
                 Ok(_) => report.resent.push(order_ref),
                 Err(ExecutionError::NotSent { .. }) => report.still_unsent.push(order_ref),
@@ -728,6 +881,7 @@ impl<B: Broker> OrderExecutor<B> {
                 "resent": report.resent,
                 "still_unsent": report.still_unsent,
                 "rejected": report.rejected,
+                "expired": report.expired,
                 "fills_recorded": report.events.fills_recorded,
                 "duplicate_fills": report.events.duplicate_fills,
                 "statuses_applied": report.events.statuses_applied,
@@ -891,6 +1045,14 @@ impl<B: Broker> OrderExecutor<B> {
         let (action, context, outcome) = match change {
             TradeChange::Opened(t) => ("trade.opened", to_json(t), None),
             TradeChange::Increased(t) => ("trade.increased", to_json(t), None),
+            TradeChange::PartlySettled(t) => (
+                "trade.partly_settled",
+                to_json(t),
+                Some(format!(
+                    "{} partly settled: {} contracts stay open",
+                    t.trade_id, t.contracts
+                )),
+            ),
             TradeChange::Closed(t) => (
                 "trade.closed",
                 to_json(t),

@@ -436,6 +436,27 @@ impl ExitManager {
         price.ceil_to_tick(self.option_tick(price))
     }
 
+    /// The limit of attempt `attempt` of `order` by the cancel/replace
+    /// policy ([`crate::exit_limit`]) against `quote`, on the contract's
+    /// tick: an option buy rounded **up** to the option tick (a cent-rounded
+    /// 3.38 is not a price of a nickel-tick option; IBKR refuses it with
+    /// error 110), a stock sale down to the stock tick. `None` without the
+    /// touch the policy needs (the order keeps the manager's own limit).
+    pub fn repriced_limit(
+        &self,
+        order: &ExitOrder,
+        quote: &core_domain::Quote,
+        attempt: u32,
+        policy: &crate::RepricePolicy,
+    ) -> Option<Price> {
+        let limit = crate::exit_limit(order.intent.side, order.reason, quote, attempt, policy)?;
+        Some(match (&order.intent.contract, order.intent.side) {
+            (Contract::Option(_), Side::Buy) => self.option_buy_limit(limit),
+            (Contract::Stock(_), Side::Sell) => self.stock_sell_limit(limit),
+            _ => limit,
+        })
+    }
+
     /// A sell limit for stock: `price` rounded down to the stock tick, at
     /// least one tick.
     pub fn stock_sell_limit(&self, price: Price) -> Price {

@@ -55,10 +55,14 @@ pub mod reprice;
 pub mod trade_log;
 
 pub use context::OrderContext;
-pub use emergency::{EmergencyReport, EmergencyStop, emergency_stop, record_state_change};
+pub use emergency::{
+    EmergencyReport, EmergencyStop, audit_emergency, emergency_stop, halt_and_cancel,
+    record_state_change, send_closing,
+};
 pub use error::ExecutionError;
 pub use executor::{
-    EXECUTION_ACTOR, EventReport, OrderExecutor, PreFlightPolicy, ReconcileReport, TradingHours,
+    EXECUTION_ACTOR, EventReport, ORDER_CANCELLED_CODE, ORDER_REJECTION_CODES, OrderExecutor,
+    PreFlightPolicy, ReconcileReport, ResolvePolicy, ResolveReport, TradingHours,
 };
 pub use exits::{
     ExitManager, ExitOrder, ExitParams, ExitPlan, LiquidationRule, close_order_ref,

@@ -22,6 +22,10 @@
 //!   the stock, which the exit manager then sells; that sale's result is in
 //!   the ledger, not in the trade). The ledger gets the settlement: the
 //!   option leaves at 0 and the stock arrives at the strike.
+//! * **Partial settlement** — an assignment (or expiry) of fewer contracts
+//!   than the trade holds never closes it: the trade keeps the rest open
+//!   ([`TradeChange::PartlySettled`]), the settled contracts go to the
+//!   ledger.
 //!
 //! The P&L of a closed trade is the cash its fills moved (premium in,
 //! buy-backs out, every commission), less a settlement's cost: exactly
@@ -49,6 +53,10 @@ pub enum TradeChange {
     /// A later partial fill of the opening order.
     Increased(Trade),
     Closed(Trade),
+    /// A partial expiry or assignment: the trade keeps the contracts not
+    /// settled (its `contracts` reduced) and stays open; the settled
+    /// part is in the ledger (its cost is not in the trade's P&L).
+    PartlySettled(Trade),
     /// Nothing to do (a liquidation, a partial close, an order with no trade).
     None,
     /// The event names a trade that is not open; nothing was changed.
@@ -304,6 +312,17 @@ pub(crate) fn on_settlement(
         return Ok(TradeChange::Unmatched(key));
     };
     let date = exchange_date(time);
+    let qty = quantity.abs();
+    let partial = qty > 0 && qty < trade.contracts;
+    if partial {
+        // A partial assignment (or expiry) settles only those contracts:
+        // the trade stays open with the rest, which its exits close.
+        trade.contracts -= qty;
+        tx.update_trade(&trade)
+            .map_err(repo(format!("reducing trade {}", trade.trade_id)))?;
+        post_settlement(tx, contract, quantity, assigned, time, &format!("-P{qty}"))?;
+        return Ok(TradeChange::PartlySettled(trade));
+    }
     let (reason, exit_premium) = match assigned {
         Some(underlying) => (
             ExitReason::Assigned,
@@ -328,8 +347,22 @@ pub(crate) fn on_settlement(
     tx.update_trade(&trade)
         .map_err(repo(format!("closing trade {}", trade.trade_id)))?;
 
-    // The settlement in the ledger: the option leaves at 0; on assignment
-    // the stock arrives at the strike (a short put buys the shares).
+    post_settlement(tx, contract, quantity, assigned, time, "")?;
+    Ok(TradeChange::Closed(trade))
+}
+
+/// The settlement in the ledger: the option leaves at 0; on assignment
+/// the stock arrives at the strike (a short put buys the shares).
+fn post_settlement(
+    tx: &StoreTx<'_>,
+    contract: &OptionContract,
+    quantity: i64,
+    assigned: Option<Price>,
+    time: DateTime<Utc>,
+    suffix: &str,
+) -> Result<(), ExecutionError> {
+    let key = Contract::Option(contract.clone()).key();
+    let date = exchange_date(time);
     let qty = quantity.abs();
     let tag = if assigned.is_some() {
         "ASSIGN"
@@ -340,7 +373,7 @@ pub(crate) fn on_settlement(
     let close_side = if quantity < 0 { Side::Buy } else { Side::Sell };
     let mut ledger = Ledger::new();
     let option_fill = Fill {
-        exec_id: format!("{tag}-{stamp}-{key}"),
+        exec_id: format!("{tag}-{stamp}-{key}{suffix}"),
         order_ref: format!("{tag}-{key}"),
         contract: Contract::Option(contract.clone()),
         side: close_side,
@@ -352,7 +385,7 @@ pub(crate) fn on_settlement(
     let mut fills = vec![option_fill];
     if assigned.is_some() {
         fills.push(Fill {
-            exec_id: format!("{tag}-{stamp}-{key}-STK"),
+            exec_id: format!("{tag}-{stamp}-{key}{suffix}-STK"),
             order_ref: format!("{tag}-{key}"),
             contract: Contract::Stock(StockContract::us(contract.underlying.clone())),
             side: if quantity < 0 { Side::Buy } else { Side::Sell },
@@ -375,7 +408,7 @@ pub(crate) fn on_settlement(
     }
     tx.append_ledger(ledger.entries())
         .map_err(repo(format!("posting the settlement of {key}")))?;
-    Ok(TradeChange::Closed(trade))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,8 +48,8 @@ use core_domain::{
 };
 use execution::{
     EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
-    OrderExecutor, PositionMonitor, ReconcileReport, RepricePolicy, TradeChange, emergency_stop,
-    exit_limit, record_state_change,
+    OrderExecutor, PositionMonitor, ReconcileReport, RepricePolicy, TradeChange,
+    record_state_change,
 };
 use risk::{OrderMarket, RiskContext, RiskGovernor, ShortPutExposure, TradingState};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,8 @@ use crate::events::{self, DetectorParams, EngineEvent};
 use crate::hook::LearningHook;
 use crate::schedule::{Phase, Schedule};
 use crate::{EngineError, INDEX_SYMBOL, VIX_SYMBOL};
+
+mod live;
 
 /// The actor name of the engine's records.
 pub const ENGINE_ACTOR: &str = "engine";
@@ -227,6 +229,16 @@ pub struct Memory {
     /// with the cycle that changed it so a restart continues it exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learning: Option<serde_json::Value>,
+    /// Orders an emergency stop could not cancel (the broker unreachable):
+    /// their cancels are sent again every cycle until the broker takes
+    /// them.
+    #[serde(default)]
+    pub cancels_pending: Vec<String>,
+    /// Differences between the broker's positions and the open trades
+    /// that no rule settled (see `engine::live`): trading is reduce-only
+    /// while any is listed; an operator settles them.
+    #[serde(default)]
+    pub position_mismatches: Vec<String>,
 }
 
 impl Memory {
@@ -307,6 +319,8 @@ where
     /// The weekly analysis and the AI reasoner (`crate::agent`); off
     /// unless installed with `Engine::with_agent`.
     pub(crate) agent: crate::agent::AgentHooks,
+    /// The broker-truth checks' state (`engine::live`).
+    live: live::LiveState,
 }
 
 impl<B, S, L> Engine<B, S, L>
@@ -385,6 +399,7 @@ where
             open_cache: None,
             today: None,
             monitor_written: None,
+            live: live::LiveState::default(),
         })
     }
 
@@ -426,10 +441,23 @@ where
         // was in the run that was stopped). Reconciling here would record
         // those fills outside a cycle, where the learn step never sees
         // them.
-        let report = if self.params.commit == CommitMode::PerCycle {
-            ReconcileReport::default()
+        let reconciled = if self.params.commit == CommitMode::PerCycle {
+            Ok(ReconcileReport::default())
         } else {
-            self.executor.reconcile(now).await?
+            self.executor.reconcile(now).await
+        };
+        // A broker that cannot be asked now (disconnected at start) does
+        // not stop the engine: every cycle resolves orders against the
+        // broker once it answers.
+        let report = match reconciled {
+            Ok(r) => r,
+            Err(execution::ExecutionError::Broker { what, source }) => {
+                let what = format!("reconcile at start: {what}: {source}");
+                tracing::warn!(%what, "engine: broker unavailable at start");
+                self.audit(now, "engine.error", json!({ "what": what }), None)?;
+                ReconcileReport::default()
+            }
+            Err(e) => return Err(e.into()),
         };
         self.audit(
             now,
@@ -629,16 +657,17 @@ where
             .retain(|t| now - *t < chrono::Duration::hours(1));
         // Operator requests, against the book as it is now.
         self.handle_control_requests(now).await?;
+        // Orders not ended, against the broker (no stuck order).
+        self.resolve_orders(now, &mut report).await?;
 
-        let account = match self.broker().account_summary().await {
-            Ok(a) => a,
-            Err(e) => {
-                self.system_error(now, format!("account_summary: {e}"), &mut report)?;
-                self.finish(now, &report)?;
-                return Ok(report);
-            }
+        // Without an account summary the last one stands in: exits run,
+        // entries wait.
+        let Some((account, account_fresh)) = self.account_or_last(now, &mut report).await? else {
+            self.finish(now, &report)?;
+            return Ok(report);
         };
         report.net_liquidation_cents = account.net_liquidation.cents();
+        let mut positions_fresh = true;
         let positions = match self.broker().positions().await {
             Ok(p) => {
                 let key: Vec<(String, i64, i64)> = p
@@ -655,15 +684,17 @@ where
             }
             Err(e) => {
                 self.system_error(now, format!("positions: {e}"), &mut report)?;
+                positions_fresh = false;
                 self.store.positions()?
             }
         };
-        if phase != Phase::Closed && self.memory.session != Some(today) {
+        if account_fresh && phase != Phase::Closed && self.memory.session != Some(today) {
             self.start_session(now, today, &account, &mut report)
                 .await?;
         }
         let mut analyze_now = false;
-        if phase == Phase::Closed
+        if account_fresh
+            && phase == Phase::Closed
             && self.memory.session == Some(today)
             && self.memory.closed_session != Some(today)
         {
@@ -675,6 +706,14 @@ where
             analyze_now = true;
         }
 
+        // The broker's positions against the open trades and working
+        // orders; trades whose position is gone are not closed.
+        let position_gone = if positions_fresh {
+            self.reconcile_positions(now, today, &positions, &mut report)
+                .await?
+        } else {
+            std::collections::BTreeSet::new()
+        };
         let open_trades = self.open_trades()?;
         report.open_trades = open_trades.len();
         let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
@@ -764,7 +803,7 @@ where
                 true,
             ));
         }
-        if trading && (!open_trades.is_empty() || has_stock) {
+        if trading && (!open_trades.is_empty() || has_stock) && positions_fresh {
             actions.push(Action::ManageExits);
             why.push(Criterion::number(
                 "open_trades",
@@ -774,8 +813,20 @@ where
             ));
         }
         let state = self.governor.state();
-        let can_scan =
-            phase == Phase::Open && state == TradingState::Active && free_slots > 0 && scan_due;
+        let can_scan = phase == Phase::Open
+            && state == TradingState::Active
+            && free_slots > 0
+            && scan_due
+            && account_fresh
+            && positions_fresh;
+        if !(account_fresh && positions_fresh) {
+            why.push(Criterion::text(
+                "broker_data",
+                format!("account {account_fresh}, positions {positions_fresh}"),
+                "fresh account and positions for entries (exits need fresh positions)",
+                false,
+            ));
+        }
         if can_scan {
             actions.push(Action::ScanEntries);
         }
@@ -861,15 +912,9 @@ where
                     report.cancelled += cancelled.len();
                 }
                 Action::ManageExits => {
+                    let closable = live::closable(&open_trades, &position_gone);
                     report.exits_sent += self
-                        .manage_exits(
-                            now,
-                            &open_trades,
-                            &held_quotes,
-                            &positions,
-                            &prices,
-                            &base_ctx,
-                        )
+                        .manage_exits(now, &closable, &held_quotes, &positions, &prices, &base_ctx)
                         .await?;
                 }
                 Action::ScanEntries => {
@@ -1328,6 +1373,12 @@ where
                         report.closing_orders.len(),
                         report.closing_failed.len() + report.cancel_failed.len()
                     );
+                    if !report.closing_held.is_empty() {
+                        outcome.push_str(&format!(
+                            "; {} positions close at a later cycle (cancels unconfirmed, or no position at the broker)",
+                            report.closing_held.len()
+                        ));
+                    }
                     if request.flatten {
                         self.memory.flatten = true;
                         if self.schedule.phase(now) == Phase::Closed {
@@ -1359,54 +1410,17 @@ where
     /// urgent exit: [`execution::exit_limit`]), each close with its
     /// decision record. Outside a session nothing can be sent: the closes
     /// go out from the next session's first cycle (see [`Memory::flatten`]).
+    /// The closes are sized after the cancels, from the broker's positions
+    /// read again then; a trade with an order still open at the broker is
+    /// closed at a later cycle, once the cancel is confirmed. While the
+    /// broker is unreachable the halt is recorded and the cancels are sent
+    /// at reconnect (see `engine::live`).
     pub async fn emergency(
         &mut self,
         now: DateTime<Utc>,
         stop: &EmergencyStop,
     ) -> Result<execution::EmergencyReport, EngineError> {
-        let open_trades = self.open_trades()?;
-        let positions = self.broker().positions().await.unwrap_or_default();
-        let mut closing = Vec::new();
-        let account = self.broker().account_summary().await?;
-        let ctx = RiskContext::new(
-            self.memory
-                .session_start
-                .clone()
-                .unwrap_or_else(|| account.clone()),
-            account,
-        );
-        let mut records = Vec::new();
-        if stop.flatten && self.schedule.phase(now) != Phase::Closed {
-            let held: Vec<OptionContract> = open_trades.iter().map(put_of).collect();
-            let quotes = if held.is_empty() {
-                Vec::new()
-            } else {
-                self.broker().option_quotes(&held).await.unwrap_or_default()
-            };
-            let snapshot = self
-                .exit_snapshot(now, &open_trades, &positions, quotes)
-                .await;
-            let plan = self
-                .exits
-                .emergency_exits(&snapshot, &open_trades, &positions, &[], now);
-            for mut order in plan.exits {
-                let attempt = self.price_exit(&mut order, &snapshot)?;
-                let context = self.exit_context(&order, &snapshot, attempt);
-                records.push(order.decision);
-                closing.push((order.intent, context));
-            }
-            records.extend(plan.holds);
-            records.extend(plan.untouched);
-        }
-        let report =
-            emergency_stop(&self.executor, &mut self.governor, stop, closing, &ctx, now).await?;
-        self.store.atomically(|tx| -> Result<(), EngineError> {
-            for r in &records {
-                tx.append_decision(r)?;
-            }
-            Ok(())
-        })?;
-        Ok(report)
+        self.emergency_live(now, stop).await
     }
 
     /// Prices an exit by the reprice policy when its contract has a quote
@@ -1421,13 +1435,9 @@ where
         let attempt = self.previous_attempts(order)?;
         let quote = quote_in(snapshot, &order.intent.contract);
         if let Some(q) = &quote
-            && let Some(limit) = exit_limit(
-                order.intent.side,
-                order.reason,
-                q,
-                attempt,
-                &self.params.reprice,
-            )
+            && let Some(limit) = self
+                .exits
+                .repriced_limit(order, q, attempt, &self.params.reprice)
         {
             order.intent.limit_price = limit;
         }

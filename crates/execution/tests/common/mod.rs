@@ -49,10 +49,15 @@ pub fn open_store(dir: &tempfile::TempDir) -> Arc<Store> {
 }
 
 /// The exchange behind a connection that can be cut: while `down`,
-/// placing an order fails as if the gateway were unreachable.
+/// placing an order fails as if the gateway were unreachable. While
+/// `hide_open`, the broker lists no open order (an order that vanished
+/// from TWS's list in a disconnect). `places` counts the orders that
+/// reached the exchange.
 pub struct Link {
     pub ex: Arc<SimExchange>,
     pub down: AtomicBool,
+    pub hide_open: AtomicBool,
+    pub places: std::sync::atomic::AtomicUsize,
 }
 
 impl Link {
@@ -60,7 +65,17 @@ impl Link {
         Link {
             ex: Arc::clone(ex),
             down: AtomicBool::new(false),
+            hide_open: AtomicBool::new(false),
+            places: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    pub fn set_hide_open(&self, hide: bool) {
+        self.hide_open.store(hide, Ordering::SeqCst);
+    }
+
+    pub fn places(&self) -> usize {
+        self.places.load(Ordering::SeqCst)
     }
 
     pub fn set_down(&self, down: bool) {
@@ -79,12 +94,16 @@ impl Broker for Link {
         if self.down.load(Ordering::SeqCst) {
             return Err(BrokerError::NotConnected("gateway unreachable".into()));
         }
+        self.places.fetch_add(1, Ordering::SeqCst);
         self.ex.place_order(intent).await
     }
     async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
         self.ex.cancel_order(order_ref).await
     }
     async fn open_orders(&self) -> Result<Vec<OrderUpdate>, BrokerError> {
+        if self.hide_open.load(Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
         self.ex.open_orders().await
     }
     async fn executions_since(&self, since: DateTime<Utc>) -> Result<Vec<Fill>, BrokerError> {
