@@ -26,7 +26,7 @@ use thiserror::Error;
 pub use engine::{Action, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
 pub use events::{DetectorParams, EngineEvent};
 pub use hook::{Learner, LearningHook, NoLearning};
-pub use runner::{Pace, Stopped, run};
+pub use runner::{CycleObserver, Pace, Stopped, run, run_observed};
 pub use schedule::{Phase, Schedule, ScheduleParams};
 
 /// The index whose 200-session average sets the regime (IBKR `SPX`).

@@ -582,6 +582,8 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         || format!("must be an http(s) URL; got {:?}", a.api_base_url),
     );
 
+    crate::cockpit::check(s, env, &mut c.issues);
+
     // The risk crate's own check of the limits the binaries hand it.
     if let Err(e) = s.risk_limits().validate()
         && c.issues

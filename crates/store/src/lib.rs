@@ -30,6 +30,7 @@
 //! No feature flags.
 #![deny(unsafe_code)]
 
+mod cockpit;
 mod codec;
 mod error;
 mod ops;
@@ -38,6 +39,7 @@ mod rows;
 pub mod schema;
 mod store;
 
+pub use cockpit::NotificationAttempt;
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,

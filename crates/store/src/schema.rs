@@ -277,6 +277,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notification_attempts (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        channel -> Text,
+        event -> Text,
+        severity -> Text,
+        event_key -> Text,
+        attempt -> BigInt,
+        ok -> Bool,
+        #[sql_name = "final"]
+        is_final -> Bool,
+        detail -> Text,
+        payload -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     experiments,
     trades,
@@ -295,10 +312,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     slippage,
     control_requests,
     shadow_trades,
+    notification_attempts,
 );
 
 /// Every table of the schema, in creation order.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 18] = [
     "experiments",
     "trades",
     "learning_history",
@@ -316,4 +334,5 @@ pub const TABLES: [&str; 17] = [
     "slippage",
     "control_requests",
     "shadow_trades",
+    "notification_attempts",
 ];
