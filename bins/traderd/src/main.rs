@@ -191,9 +191,10 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
         ))
         .context("running the engine");
     drop(observer);
-    cockpit.finish();
-    let stopped = stopped?;
     let elapsed = wall.elapsed();
+    cockpit.finish();
+    runtime.block_on(cockpit.drain_notifications(NOTIFY_DRAIN));
+    let stopped = stopped?;
     let now = sim.exchange.now();
     store.append_audit(
         &AuditEntry::new(now, "traderd", "daemon.stop")
@@ -322,6 +323,7 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
         .context("running the engine");
         drop(observer);
         cockpit.finish();
+        cockpit.drain_notifications(NOTIFY_DRAIN).await;
         let stopped = stopped?;
         broker.disconnect().await;
         Ok::<_, anyhow::Error>((stopped, closed))
@@ -358,6 +360,9 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long traderd waits at exit for notifications under way.
+const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// An in-process exchange's link is always up.
 fn always_connected() -> cockpit::health::BrokerLink {

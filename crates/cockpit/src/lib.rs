@@ -144,10 +144,15 @@ pub async fn start(
         ))
     };
     if let Some(nt) = &notifier {
+        let s = Arc::clone(&store);
+        let start = tokio::task::spawn_blocking(move || notify::starting_point(&s))
+            .await
+            .unwrap_or((0, None));
         tokio::spawn(notify::follow(
             Arc::clone(&store),
             Arc::clone(nt),
             n.daily_summary,
+            start,
         ));
     }
     tokio::spawn(notify::watch_broker(
@@ -233,6 +238,19 @@ impl Cockpit {
         if let Some(a) = self.account_tx.borrow().clone() {
             write_account(&self.store, &a);
         }
+    }
+}
+
+impl Cockpit {
+    /// Before exit: lets the notifier read the audit log to its end and
+    /// finish the deliveries under way (at most `timeout`).
+    pub async fn drain_notifications(&self, timeout: Duration) {
+        let Some(n) = &self.notifier else { return };
+        let store = Arc::clone(&self.store);
+        let last = tokio::task::spawn_blocking(move || store.max_audit_id().unwrap_or(0))
+            .await
+            .unwrap_or(0);
+        n.drain(last, timeout).await;
     }
 }
 

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod events;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,10 @@ pub struct Notifier {
     metrics: Arc<Metrics>,
     status: Mutex<BTreeMap<&'static str, ChannelStatus>>,
     http: reqwest::Client,
+    /// Deliveries under way (retries included).
+    in_flight: AtomicUsize,
+    /// The audit id the follower has read up to.
+    cursor: AtomicI64,
 }
 
 impl Notifier {
@@ -110,6 +115,8 @@ impl Notifier {
             metrics,
             status: Mutex::new(status),
             http: reqwest::Client::new(),
+            in_flight: AtomicUsize::new(0),
+            cursor: AtomicI64::new(-1),
         })
     }
 
@@ -138,8 +145,30 @@ impl Notifier {
             }
             let this = Arc::clone(self);
             let event = event.clone();
-            tokio::spawn(async move { this.deliver(i, event).await });
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                Arc::clone(&this).deliver(i, event).await;
+                this.in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
         }
+    }
+
+    /// Waits (at most `timeout`) until the follower has read the audit log
+    /// up to `audit_id` and every delivery under way has ended: the daemon
+    /// calls it before it exits, so the last events are not lost.
+    pub async fn drain(&self, audit_id: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let caught_up = self.cursor.load(Ordering::SeqCst) >= audit_id;
+            if caught_up && self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(
+            in_flight = self.in_flight.load(Ordering::SeqCst),
+            "notifications still under way at exit"
+        );
     }
 
     async fn deliver(self: Arc<Self>, index: usize, event: Event) {
@@ -323,22 +352,28 @@ pub fn breaker_numbers(cause: &str) -> Map<String, Value> {
     m
 }
 
-/// Follows the audit log and the session-close snapshots from now on and
-/// dispatches their events; runs until the process ends.
-pub async fn follow(store: Arc<Store>, notifier: Arc<Notifier>, daily_summary: bool) {
-    let start = {
-        let s = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || {
-            let id = s.max_audit_id().unwrap_or(0);
-            let snap = core_domain::AccountRepository::latest_snapshot(&*s)
-                .ok()
-                .flatten()
-                .map(|x| x.time);
-            (id, snap)
-        })
-        .await
-    };
-    let (mut cursor, mut last_snapshot) = start.unwrap_or((0, None));
+/// Where the follower starts: the newest audit id and session-close
+/// snapshot now (earlier events are history, not news).
+pub fn starting_point(store: &Store) -> (i64, Option<DateTime<Utc>>) {
+    let id = store.max_audit_id().unwrap_or(0);
+    let snap = core_domain::AccountRepository::latest_snapshot(store)
+        .ok()
+        .flatten()
+        .map(|x| x.time);
+    (id, snap)
+}
+
+/// Follows the audit log and the session-close snapshots from `start`
+/// ([`starting_point`]) and dispatches their events; runs until the
+/// process ends.
+pub async fn follow(
+    store: Arc<Store>,
+    notifier: Arc<Notifier>,
+    daily_summary: bool,
+    start: (i64, Option<DateTime<Utc>>),
+) {
+    let (mut cursor, mut last_snapshot) = start;
+    notifier.cursor.store(cursor, Ordering::SeqCst);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -372,6 +407,7 @@ pub async fn follow(store: Arc<Store>, notifier: Arc<Notifier>, daily_summary: b
                 notifier.dispatch(event);
             }
         }
+        notifier.cursor.store(cursor, Ordering::SeqCst);
         if let Some((time, event)) = summary {
             last_snapshot = Some(time);
             if let Some(event) = event {
