@@ -324,14 +324,14 @@ fn assert_prometheus_text(text: &str) {
         );
         let name = series.split('{').next().unwrap();
         assert!(valid_name(name), "{line}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-                for pair in labels[1..labels.len() - 1].split(',') {
-                    let (k, v) = pair.split_once('=').unwrap();
-                    assert!(valid_name(k), "{line}");
-                    assert!(v.starts_with('"') && v.ends_with('"'), "{line}");
-                }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            for pair in labels[1..labels.len() - 1].split(',') {
+                let (k, v) = pair.split_once('=').unwrap();
+                assert!(valid_name(k), "{line}");
+                assert!(v.starts_with('"') && v.ends_with('"'), "{line}");
             }
         }
         samples += 1;

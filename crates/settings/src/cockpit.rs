@@ -184,7 +184,7 @@ impl Default for SmsSettings {
 
 /// The inbound SMS webhook (`POST /sms/inbound`): "STOP TRADING" and
 /// "STATUS" from the numbers listed here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundSmsSettings {
     pub enabled: bool,
@@ -192,16 +192,6 @@ pub struct InboundSmsSettings {
     pub allowed_numbers: String,
     /// The public URL the provider posts to (its signature covers it).
     pub public_url: String,
-}
-
-impl Default for InboundSmsSettings {
-    fn default() -> Self {
-        InboundSmsSettings {
-            enabled: false,
-            allowed_numbers: String::new(),
-            public_url: String::new(),
-        }
-    }
 }
 
 const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];

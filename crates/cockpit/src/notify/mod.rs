@@ -417,11 +417,15 @@ pub async fn follow(
     }
 }
 
+/// A new session-close snapshot's time, and its summary (none for the
+/// first snapshot seen).
+type SummaryStep = (DateTime<Utc>, Option<Event>);
+
 /// A new session-close snapshot since `last`: the day's summary.
 fn daily_summary_event(
     store: &Store,
     last: Option<DateTime<Utc>>,
-) -> Result<Option<(DateTime<Utc>, Option<Event>)>, core_domain::RepoError> {
+) -> Result<Option<SummaryStep>, core_domain::RepoError> {
     let Some(snap) = core_domain::AccountRepository::latest_snapshot(store)? else {
         return Ok(None);
     };

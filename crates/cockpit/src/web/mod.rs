@@ -228,7 +228,7 @@ async fn api_status(
     ConnectInfo(p): Peer,
     h: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    read_json(s, h, p, |store, st| status_with_extras(store, st)).await
+    read_json(s, h, p, status_with_extras).await
 }
 
 /// The overview's JSON: the database's status, the broker link and the

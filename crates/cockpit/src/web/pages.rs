@@ -155,7 +155,7 @@ fn table(id: &str, rows: &[Value], cols: &[(&str, &str)]) -> String {
         })
         .collect();
     let empty = if rows.is_empty() {
-        format!("<p class=\"empty\">none</p>")
+        "<p class=\"empty\">none</p>".to_string()
     } else {
         String::new()
     };
