@@ -54,6 +54,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         } => trades(cli, *open, *closed, symbol.as_deref(), *limit),
         Command::Decisions { limit } => decisions(cli, *limit),
         Command::Audit { limit } => audit(cli, *limit),
+        Command::Notifications { limit } => notifications(cli, *limit),
         Command::Experiments => experiments(cli),
         Command::Patterns { all } => patterns(cli, *all),
         Command::LearningHistory { limit } => learning_history(cli, *limit),
@@ -807,6 +808,32 @@ fn audit(cli: &Cli, limit: i64) -> Result<ExitCode> {
                 e.action.clone(),
                 opt(e.decision.as_deref()),
                 opt(e.outcome.as_deref()),
+            ]
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn notifications(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let attempts = cockpit::views::notifications(&store, limit)?;
+    output::list(
+        cli.json,
+        &attempts,
+        &[
+            "time", "channel", "event", "severity", "attempt", "ok", "final", "detail",
+        ],
+        |a| {
+            vec![
+                a.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                a.channel.clone(),
+                a.event.clone(),
+                a.severity.clone(),
+                a.attempt.to_string(),
+                a.ok.to_string(),
+                a.is_final.to_string(),
+                a.detail.clone(),
             ]
         },
     )?;

@@ -222,6 +222,7 @@ fn test_schema_rs_matches_the_migrated_tables() {
         declared!(slippage),
         declared!(control_requests),
         declared!(shadow_trades),
+        declared!(notification_attempts),
     ];
     assert_eq!(
         declared.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
