@@ -144,7 +144,7 @@ fn test_a_daily_loss_trip_is_notified_once_and_a_failing_webhook_is_retried_with
     assert_eq!(attempts.len(), 1);
     assert!(attempts[0].ok);
 
-    // A listener that fails slowly (1 s, then HTTP 500): three attempts,
+    // A listener that fails slowly (2 s, then HTTP 500): three attempts,
     // recorded, the failure audited — and the loop did not wait for them.
     let bad = listener(
         &rt,
@@ -153,6 +153,7 @@ fn test_a_daily_loss_trip_is_notified_once_and_a_failing_webhook_is_retried_with
     );
     let b = tempfile::tempdir().unwrap();
     let bad_secs = replay(b.path(), &bad.url);
+    eprintln!("loop: {ok_secs:.2} s with a working webhook, {bad_secs:.2} s with a failing one");
     assert_eq!(bad.hits.load(Ordering::SeqCst), 3);
     let s = store(b.path());
     let attempts = s.recent_notifications(10).unwrap();
@@ -169,10 +170,10 @@ fn test_a_daily_loss_trip_is_notified_once_and_a_failing_webhook_is_retried_with
             .any(|e| e.action == "notification.failed" && e.actor == "notifier")
     );
     assert_eq!(trades(a.path()), trades(b.path()));
-    // The deliveries took over 3.6 s (3 × 1 s + backoff); the loop's time
+    // The deliveries took over 6.6 s (3 × 2 s + backoff); the loop's time
     // is the other run's, give or take the machine's noise.
     assert!(
-        bad_secs < ok_secs + 2.5,
+        bad_secs < ok_secs + 4.5,
         "the loop took {bad_secs:.1} s with a failing webhook, {ok_secs:.1} s without"
     );
 }

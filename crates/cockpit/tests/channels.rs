@@ -244,3 +244,54 @@ async fn test_a_session_close_gives_a_daily_summary_and_routine_entries_give_not
     assert_eq!(v["numbers"]["net_liq_usd"], 100_123.45);
     assert_eq!(v["numbers"]["day_pnl_usd"], 123.45);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_dead_channel_is_reported_on_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut s) = fresh_store(&dir);
+    let (sms_url, texts) = http_listener().await;
+    // Nothing listens on this port: every webhook attempt fails.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    s.notifications.max_attempts = 2;
+    s.notifications.webhook.enabled = true;
+    s.notifications.webhook.url = dead_url;
+    let m = &mut s.notifications.sms;
+    m.enabled = true;
+    m.api_url = sms_url;
+    m.from = "+15550001111".into();
+    m.to = "+15550002222".into();
+    let secrets = cockpit::Secrets {
+        channels: cockpit::notify::ChannelSecrets {
+            sms_account: Some("AC123".into()),
+            sms_token: Some("tok".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let c = cockpit::start(&s, Arc::clone(&store), Arc::new(|| true), secrets)
+        .await
+        .unwrap();
+    cockpit::ops::emergency_stop(&store, "dashboard", "test", false).unwrap();
+    wait_for(|| texts.lock().unwrap().len() >= 2).await;
+    let bodies: Vec<String> = texts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("emergency+stop")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("notification+channel+webhook+is+not+delivering")),
+        "{bodies:?}"
+    );
+    let status = c.notifier.as_ref().unwrap().status();
+    let webhook = status.iter().find(|s| s.channel == "webhook").unwrap();
+    assert!(webhook.dead && webhook.failed_attempts == 2, "{status:?}");
+}
