@@ -96,7 +96,10 @@ pub async fn ibkr_engine(
         store,
         Arc::clone(&broker),
         wiring::schedule(settings)?,
-        wiring::engine_params_for(settings, wiring::universe_of(&history)),
+        orchestrator::EngineParams {
+            commit: wiring::commit_mode(settings, "ibkr"),
+            ..wiring::engine_params_for(settings, wiring::universe_of(&history))
+        },
         settings.risk_limits(),
     )?;
     Ok((engine, broker))

@@ -72,6 +72,16 @@ pub fn engine_params_for(
     }
 }
 
+/// When the engine commits (`database.commit`) for a broker of kind
+/// `broker_kind` ("sim" for the simulated exchange, "ibkr").
+pub fn commit_mode(settings: &Settings, broker_kind: &str) -> orchestrator::CommitMode {
+    if settings.database.commit_per_cycle(broker_kind) {
+        orchestrator::CommitMode::PerCycle
+    } else {
+        orchestrator::CommitMode::PerWrite
+    }
+}
+
 /// The learn step's parameters from `[learning]`: the pattern detector's
 /// minimum trades, significance and minimum ROI effect; the experiments'
 /// allocation, significance, minimum effect, maximum shift and the days
@@ -219,7 +229,10 @@ pub fn sim_run_on(
         Arc::clone(&store),
         Arc::clone(&exchange),
         schedule,
-        engine_params(settings, &history),
+        EngineParams {
+            commit: commit_mode(settings, "sim"),
+            ..engine_params(settings, &history)
+        },
         limits,
     )?;
     Ok(SimRun {
@@ -395,32 +408,47 @@ pub fn resume_or_start(
         Place(core_domain::OrderIntent),
         Cancel(String),
     }
-    let mut acts: Vec<(DateTime<Utc>, usize, Act)> = Vec::new();
-    for (seq, order) in store.all_orders()?.into_iter().enumerate() {
+    let mut acts: Vec<(DateTime<Utc>, i64, Act)> = Vec::new();
+    for order in store.all_orders()? {
         let events = store.order_events(&order.intent.order_ref)?;
-        let sent = events.iter().any(|e| e.status != OrderStatus::Created);
-        if !sent {
+        // The order reached the exchange when its first event after
+        // `created` was written.
+        let Some(sent) = events.iter().find(|e| e.status != OrderStatus::Created) else {
             continue;
-        }
+        };
         for e in events
             .iter()
             .filter(|e| e.status == OrderStatus::PendingCancel)
         {
-            acts.push((e.time, seq, Act::Cancel(order.intent.order_ref.clone())));
+            acts.push((e.time, e.id, Act::Cancel(order.intent.order_ref.clone())));
         }
-        acts.push((order.intent.created_at, seq, Act::Place(order.intent)));
+        acts.push((order.intent.created_at, sent.id, Act::Place(order.intent)));
     }
-    // At one instant: placements before cancels, each in write order.
-    acts.sort_by_key(|(t, seq, act)| (*t, matches!(act, Act::Cancel(_)), *seq));
+    // In the order the engine did them: by time, and at one instant in
+    // the order their events were written (a cancel, then the order that
+    // replaces it).
+    acts.sort_by_key(|(t, id, _)| (*t, *id));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let (mut placed, mut cancels) = (0, 0);
-    let mut horizon = last_cycle;
+    let horizon = acts
+        .iter()
+        .map(|(t, _, _)| *t)
+        .fold(last_cycle, DateTime::max);
+    let mut drained = false;
     for (t, _, act) in acts {
+        if t >= horizon && !drained {
+            // The last cycle on record saw (and recorded) every event up
+            // to its own start; what its orders and cancels caused after
+            // that (an order filled as it was placed) it left for the next
+            // cycle to see, and so does the rebuilt exchange.
+            run.exchange.advance_to(horizon);
+            let _ = rt.block_on(run.exchange.poll_events());
+            drained = true;
+        }
         run.exchange.advance_to(t);
-        horizon = horizon.max(t);
         match act {
             Act::Place(intent) => {
                 // A rejection now is the rejection then: nothing to redo.
@@ -433,11 +461,14 @@ pub fn resume_or_start(
             }
         }
     }
-    run.exchange.advance_to(horizon);
-    // Everything up to here was recorded before the stop; what was not
-    // (fills of orders sent in the interrupted cycle) the engine's
-    // reconcile pulls with executions_since.
-    let _ = rt.block_on(run.exchange.poll_events());
+    if !drained {
+        run.exchange.advance_to(horizon);
+        let _ = rt.block_on(run.exchange.poll_events());
+    }
+    // Anything the last cycle's writes missed (a per-write run killed
+    // between sending an order and recording its fill) the engine's
+    // reconcile pulls with executions_since; fills are unique by execution
+    // id, so what the next cycle then sees again is not recorded twice.
     Ok((
         run,
         Start::Resumed {

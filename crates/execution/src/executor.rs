@@ -316,8 +316,10 @@ impl<B: Broker> OrderExecutor<B> {
     /// Places a `created` order and stores the outcome.
     async fn send(&self, mut order: Order, time: DateTime<Utc>) -> Result<Order, ExecutionError> {
         let order_ref = order.intent.order_ref.clone();
+        store::crash_point("intent");
         match self.broker.place_order(&order.intent).await {
             Ok(id) => {
+                store::crash_point("sent");
                 order.broker_order_id = Some(id);
                 self.transition_or_audit(&mut order, OrderStatus::Sent, time, None)?;
                 self.store

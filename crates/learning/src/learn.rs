@@ -139,6 +139,17 @@ impl LearningEngine {
         &self.current
     }
 
+    /// When the patterns were last refreshed (they are refreshed at most
+    /// every `pattern_refresh_hours`); state a restart must restore.
+    pub fn last_pattern_refresh(&self) -> Option<DateTime<Utc>> {
+        self.last_pattern_refresh
+    }
+
+    /// Restores [`last_pattern_refresh`](Self::last_pattern_refresh).
+    pub fn set_last_pattern_refresh(&mut self, time: Option<DateTime<Utc>>) {
+        self.last_pattern_refresh = time;
+    }
+
     /// The settings.
     pub fn params(&self) -> &LearnParams {
         &self.params

@@ -48,8 +48,8 @@ use core_domain::{
 };
 use execution::{
     EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
-    OrderExecutor, PositionMonitor, RepricePolicy, TradeChange, emergency_stop, exit_limit,
-    record_state_change,
+    OrderExecutor, PositionMonitor, ReconcileReport, RepricePolicy, TradeChange, emergency_stop,
+    exit_limit, record_state_change,
 };
 use risk::{OrderMarket, RiskContext, RiskGovernor, ShortPutExposure, TradingState};
 use serde::{Deserialize, Serialize};
@@ -98,6 +98,25 @@ pub struct EngineParams {
     /// (see [`core_domain::Strategy::exploration_contracts`]): evidence of
     /// what widening the range would do. 0 quotes the range alone.
     pub exploration_band: f64,
+    /// When the cycle's writes are committed (see [`CommitMode`]).
+    #[serde(default)]
+    pub commit: CommitMode,
+}
+
+/// When a cycle's database writes are committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitMode {
+    /// Each write at once (a live broker: an order's intent is on disk
+    /// before the order is sent, a fill as soon as it is seen).
+    #[default]
+    PerWrite,
+    /// The whole cycle in one transaction ([`Store::begin_unit`]): its
+    /// orders, fills, decision records, audit entries and working memory
+    /// land together or not at all. For a simulated broker that is rebuilt
+    /// from the database on restart, a killed cycle then leaves no trace
+    /// and runs again exactly.
+    PerCycle,
 }
 
 impl Default for EngineParams {
@@ -114,6 +133,7 @@ impl Default for EngineParams {
             shadow_check_minutes: 60,
             shadow_rules: learning::shadow::ShadowRules::default(),
             exploration_band: 0.20,
+            commit: CommitMode::PerWrite,
         }
     }
 }
@@ -207,6 +227,10 @@ pub struct Memory {
     /// was closed is sent again).
     #[serde(default)]
     pub flatten: bool,
+    /// The learning hook's own state ([`LearningHook::save_state`]), kept
+    /// with the cycle that changed it so a restart continues it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<serde_json::Value>,
 }
 
 impl Memory {
@@ -282,6 +306,8 @@ where
     /// Skips recorded this session: (subject, failed criteria).
     skips_recorded: std::collections::HashSet<(String, String)>,
     skips_session: Option<NaiveDate>,
+    /// The store's write count when the cycle in progress began.
+    cycle_writes: u64,
 }
 
 impl<B, S, L> Engine<B, S, L>
@@ -304,7 +330,8 @@ where
         schedule: Schedule,
         params: EngineParams,
     ) -> Result<Self, EngineError> {
-        let memory = match store.recall(keys::ENGINE)? {
+        let mut learning = learning;
+        let memory: Memory = match store.recall(keys::ENGINE)? {
             Some(v) => serde_json::from_value(v).map_err(|e| {
                 EngineError::Config(format!(
                     "working memory key `{}` is unreadable ({e}); delete it with `trader-cli db reset-memory` or restore the database",
@@ -324,6 +351,13 @@ where
             },
             None => TradingState::Active,
         };
+        if let Some(v) = &memory.learning {
+            learning.restore_state(v).map_err(|e| {
+                EngineError::Config(format!(
+                    "restoring the learning state from working memory: {e}"
+                ))
+            })?;
+        }
         let governor = if state == governor.state() {
             governor
         } else {
@@ -347,6 +381,7 @@ where
             stored_memory: None,
             skips_recorded: std::collections::HashSet::new(),
             skips_session: None,
+            cycle_writes: 0,
             open_cache: None,
             today: None,
             monitor_written: None,
@@ -381,8 +416,21 @@ where
     /// Reconciles the store with the broker (after a start or restart):
     /// orders written but not sent are placed, missed executions recorded.
     pub async fn start(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        self.apply_parameter_changes(now)?;
-        let report = self.executor.reconcile(now).await?;
+        // The changes pending now were adopted (and recorded) before this
+        // start: applied again, not recorded again.
+        let restored = self.restore_parameter_changes(now)?;
+        // With per-cycle commits the database holds whole cycles and the
+        // simulated exchange was rebuilt from it: they agree by
+        // construction, and what the last cycle's orders did after its
+        // perceive step is still queued for the next cycle to see (as it
+        // was in the run that was stopped). Reconciling here would record
+        // those fills outside a cycle, where the learn step never sees
+        // them.
+        let report = if self.params.commit == CommitMode::PerCycle {
+            ReconcileReport::default()
+        } else {
+            self.executor.reconcile(now).await?
+        };
         self.audit(
             now,
             "engine.start",
@@ -392,10 +440,37 @@ where
                 "unresolved": report.unresolved,
                 "trading_state": self.governor.state().as_str(),
                 "cycles_before": self.memory.cycles,
+                "parameters_restored": restored,
             }),
             None,
         )?;
+        store::crash_point("start");
         Ok(())
+    }
+
+    /// Applies the learning hook's pending changes at start — those adopted
+    /// before, already on record — without writing their decision records
+    /// again. Returns them for the start's audit entry.
+    fn restore_parameter_changes(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let mut restored = Vec::new();
+        for (name, value) in self.learning.take_parameter_changes() {
+            match self.strategy.with_parameter(&name, value) {
+                Ok(s) => {
+                    self.strategy = s;
+                    restored.push(json!({ "parameter": name, "value": value }));
+                }
+                Err(e) => self.audit(
+                    now,
+                    "parameter_change.refused",
+                    json!({ "parameter": name, "value": value }),
+                    Some(e),
+                )?,
+            }
+        }
+        Ok(restored)
     }
 
     /// Applies the learning hook's parameter changes (adoptions and
@@ -443,8 +518,46 @@ where
         Some((e, s))
     }
 
-    /// Runs one cycle at `now` (see the module docs).
+    /// Runs one cycle at `now` (see the module docs). With
+    /// [`CommitMode::PerCycle`] the cycle's writes are one unit of work:
+    /// committed at its end, rolled back when it fails.
     pub async fn cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, EngineError> {
+        if self.params.commit != CommitMode::PerCycle {
+            self.cycle_writes = self.store.write_count();
+            return self.run_cycle(now).await;
+        }
+        self.store.begin_unit()?;
+        self.cycle_writes = self.store.write_count();
+        match self.run_cycle(now).await {
+            Ok(report) => {
+                store::crash_point("cycle");
+                self.store.commit_unit()?;
+                Ok(report)
+            }
+            Err(e) => {
+                if let Err(r) = self.store.rollback_unit() {
+                    tracing::error!(error = %r, "rolling back a failed cycle");
+                }
+                // What was read or written in the failed cycle is gone:
+                // read everything again.
+                self.forget_caches();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops every cache of database contents (after a rollback).
+    fn forget_caches(&mut self) {
+        self.stored_positions = None;
+        self.stored_memory = None;
+        self.open_cache = None;
+        self.today = None;
+        self.monitor_written = None;
+        self.skips_session = None;
+        self.skips_recorded.clear();
+    }
+
+    async fn run_cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, EngineError> {
         let mut report = CycleReport {
             time: Some(now),
             ..CycleReport::default()
@@ -809,6 +922,7 @@ where
                 )?,
             }
             self.apply_parameter_changes(now)?;
+            store::crash_point("learn");
         }
         self.remember_monitor(now, &monitor)?;
         self.finish(now, &report)?;
@@ -832,6 +946,13 @@ where
         }
         for e in &report.events {
             self.memory.push_event(e.clone());
+        }
+        self.memory.learning = self.learning.save_state();
+        // A cycle that wrote anything records itself as the last cycle run
+        // (with its writes, in a unit of work): a restart continues after
+        // it, never re-running it against its own records.
+        if self.store.write_count() != self.cycle_writes {
+            self.stored_memory = None;
         }
         self.persist_memory()
     }
@@ -1628,7 +1749,9 @@ where
         // contract, written together; a skip repeated in the same session
         // for the same failed criteria is recorded once.
         if self.skips_session != Some(today) {
-            self.skips_recorded.clear();
+            // A new session, or the first scan since a restart: the skips
+            // already on record this session (none in a new one).
+            self.skips_recorded = self.skips_on_record(today)?;
             self.skips_session = Some(today);
         }
         // The first reason each contract (or symbol) was left out, for its
@@ -1641,13 +1764,7 @@ where
         }
         let mut fresh = Vec::new();
         for r in skipped.into_iter().chain(rejected) {
-            let failed: Vec<&str> = r
-                .criteria
-                .iter()
-                .filter(|c| !c.passed)
-                .map(|c| c.name.as_str())
-                .collect();
-            let key = (r.subject.clone(), failed.join(","));
+            let key = (r.subject.clone(), skip_key(&r));
             if self.skips_recorded.insert(key) {
                 fresh.push(r);
             }
@@ -1658,6 +1775,7 @@ where
             }
             Ok(())
         })?;
+        store::crash_point("scan");
 
         let working = self.store.open_orders()?;
         let prices: BTreeMap<Symbol, Price> = snapshot
@@ -1831,6 +1949,31 @@ where
             )?;
         }
         Ok((sent, refused))
+    }
+
+    /// The (subject, failed criteria) keys of the skip records written in
+    /// the session of `today` — what a restarted engine must not record
+    /// again.
+    fn skips_on_record(
+        &self,
+        today: NaiveDate,
+    ) -> Result<std::collections::HashSet<(String, String)>, EngineError> {
+        let midnight = today
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| {
+                t.and_local_timezone(chrono_tz::America::New_York)
+                    .earliest()
+            })
+            .map(|t| t.with_timezone(&Utc));
+        let Some(since) = midnight else {
+            return Ok(std::collections::HashSet::new());
+        };
+        Ok(self
+            .store
+            .decisions_since(DecisionKind::Skip, since)?
+            .into_iter()
+            .map(|r| (r.subject.clone(), skip_key(&r)))
+            .collect())
     }
 
     /// A shadow trade for every put the strategy evaluated in this scan
@@ -2124,6 +2267,18 @@ pub fn trade_id_for(contract: &OptionContract, now: DateTime<Utc>) -> String {
         contract.underlying,
         contract.strike
     )
+}
+
+/// What makes two skips of one subject the same: the names of the
+/// criteria that failed.
+fn skip_key(r: &DecisionRecord) -> String {
+    let failed: Vec<&str> = r
+        .criteria
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    failed.join(",")
 }
 
 fn skip(now: DateTime<Utc>, symbol: &Symbol, why: String) -> DecisionRecord {

@@ -36,6 +36,20 @@ pub trait LearningHook: Send {
         None
     }
 
+    /// The hook's own state that later decisions depend on and the
+    /// database does not hold (kept in the engine's working memory with
+    /// the cycle that changed it); `None` when it has none.
+    fn save_state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores what [`save_state`](Self::save_state) returned (after a
+    /// restart).
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        let _ = state;
+        Ok(())
+    }
+
     /// The arm (`control` or `test`) of opportunity `key` in `experiment`:
     /// deterministic, so the split is reproducible and on record.
     fn arm(&self, experiment: &Experiment, key: &str) -> &'static str {
@@ -130,6 +144,24 @@ impl LearningHook for Learner {
 
     fn active_experiment(&self, store: &Store) -> Option<Experiment> {
         LearningEngine::active_experiment(store).ok().flatten()
+    }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "last_pattern_refresh": self.engine.last_pattern_refresh(),
+        }))
+    }
+
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        let last = match state.get("last_pattern_refresh") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value::<DateTime<Utc>>(v.clone())
+                    .map_err(|e| format!("last_pattern_refresh: {e}"))?,
+            ),
+        };
+        self.engine.set_last_pattern_refresh(last);
+        Ok(())
     }
 
     fn arm(&self, experiment: &Experiment, key: &str) -> &'static str {

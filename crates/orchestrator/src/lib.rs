@@ -23,7 +23,7 @@ pub mod schedule;
 
 use thiserror::Error;
 
-pub use engine::{Action, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
+pub use engine::{Action, CommitMode, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
 pub use events::{DetectorParams, EngineEvent};
 pub use hook::{Learner, LearningHook, NoLearning};
 pub use runner::{CycleObserver, Pace, Stopped, run, run_observed};

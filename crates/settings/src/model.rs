@@ -435,12 +435,31 @@ impl Default for ScheduleSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// When the engine commits its writes: "cycle" (each cycle's writes in
+    /// one transaction: a killed cycle leaves nothing and runs again
+    /// exactly — the simulated broker only), "write" (each write at once:
+    /// what a live broker needs) or "auto" (cycle for the simulated
+    /// broker, write for Interactive Brokers).
+    pub commit: String,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
             url: "sqlite://data/trader.db".into(),
+            commit: "auto".into(),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// Whether a cycle's writes are committed together for a broker of
+    /// kind `broker_kind` ("sim" or "ibkr").
+    pub fn commit_per_cycle(&self, broker_kind: &str) -> bool {
+        match self.commit.as_str() {
+            "cycle" => true,
+            "write" => false,
+            _ => broker_kind != "ibkr",
         }
     }
 }

@@ -547,6 +547,20 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
             format!("must be \"sqlite://PATH\", a file path or \":memory:\"; got {url:?}")
         }
     });
+    c.one_of(
+        "database.commit",
+        &s.database.commit,
+        &["auto", "cycle", "write"],
+    );
+    c.check(
+        !(s.database.commit == "cycle" && s.broker.kind == "ibkr"),
+        "database.commit",
+        || {
+            "\"cycle\" is for the simulated broker only: with Interactive Brokers an order's intent \
+             must be on disk before the order is sent; use \"auto\" or \"write\""
+                .into()
+        },
+    );
 
     // logging
     let lg = &s.logging;

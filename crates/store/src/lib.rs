@@ -32,6 +32,7 @@
 
 mod cockpit;
 mod codec;
+mod crash;
 mod error;
 mod ops;
 mod repos;
@@ -40,6 +41,7 @@ pub mod schema;
 mod store;
 
 pub use cockpit::NotificationAttempt;
+pub use crash::{CRASH_ENV, crash_point};
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,

@@ -198,6 +198,7 @@ pub fn order_events(c: &mut Conn, order_ref: &str) -> R<Vec<OrderEvent>> {
                 row: &row,
             };
             Ok(OrderEvent {
+                id,
                 status: at.parse("status", &r.status)?,
                 reason: r.reason,
                 time: utc(r.time),
@@ -432,6 +433,23 @@ pub fn recent_decisions(c: &mut Conn, n: i64) -> R<Vec<DecisionRecord>> {
         .select((decision_records::id, DecisionRow::as_select()))
         .load(c)
         .map_err(StoreError::query("read the decision records"))?;
+    rows.into_iter().map(|(id, r)| r.into_domain(id)).collect()
+}
+
+pub fn decisions_of_kind_since(
+    c: &mut Conn,
+    kind: &str,
+    since: chrono::NaiveDateTime,
+) -> R<Vec<DecisionRecord>> {
+    let rows: Vec<(i64, DecisionRow)> = decision_records::table
+        .filter(decision_records::kind.eq(kind))
+        .filter(decision_records::time.ge(since))
+        .order((decision_records::time.asc(), decision_records::id.asc()))
+        .select((decision_records::id, DecisionRow::as_select()))
+        .load(c)
+        .map_err(StoreError::query(format!(
+            "read the {kind} decision records"
+        )))?;
     rows.into_iter().map(|(id, r)| r.into_domain(id)).collect()
 }
 

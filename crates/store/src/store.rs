@@ -6,11 +6,12 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use core_domain::OrderStatus;
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -127,6 +128,9 @@ pub struct ConnectionSettings {
 /// recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderEvent {
+    /// The event's row id: events of all orders in the order they were
+    /// written.
+    pub id: i64,
     pub status: OrderStatus,
     pub reason: Option<String>,
     /// The order's `updated_at` at that change.
@@ -274,6 +278,12 @@ fn pragma_text(
 pub struct Store {
     conn: Mutex<SqliteConnection>,
     location: Location,
+    /// A unit of work is open ([`Store::begin_unit`]): repository calls
+    /// are savepoints inside it, committed together by
+    /// [`Store::commit_unit`].
+    unit: AtomicBool,
+    /// Writing calls made so far (see [`Store::write_count`]).
+    writes: AtomicU64,
 }
 
 impl fmt::Debug for Store {
@@ -297,7 +307,81 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             location,
+            unit: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
         })
+    }
+
+    /// Opens a unit of work: every repository call until
+    /// [`Store::commit_unit`] is a savepoint of one `BEGIN IMMEDIATE`
+    /// transaction, so they are committed together or — when the process
+    /// dies first, or [`Store::rollback_unit`] is called — not at all.
+    /// A research run commits each engine cycle this way (a cycle's
+    /// orders, fills, decision records, audit entries and working memory
+    /// land together); a live run does not use units (an order's intent
+    /// must be on disk before the order goes to the broker).
+    ///
+    /// Another process writing the database waits (busy timeout) while a
+    /// unit is open. A unit already open is an error.
+    pub fn begin_unit(&self) -> Result<(), StoreError> {
+        let mut guard = self.lock()?;
+        if self.unit.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned {
+                detail: "a unit of work was begun while another was open".into(),
+            });
+        }
+        AnsiTransactionManager::begin_transaction_sql(&mut *guard, "BEGIN IMMEDIATE").map_err(
+            |source| StoreError::Query {
+                what: "begin a unit of work".into(),
+                source,
+            },
+        )?;
+        self.unit.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Commits the open unit of work (nothing to do when none is open).
+    pub fn commit_unit(&self) -> Result<(), StoreError> {
+        let mut guard = self.lock()?;
+        if !self.unit.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(
+            &mut *guard,
+        )
+        .map_err(|source| StoreError::Query {
+            what: "commit a unit of work".into(),
+            source,
+        })
+    }
+
+    /// Undoes everything written since [`Store::begin_unit`] (nothing to
+    /// do when no unit is open).
+    pub fn rollback_unit(&self) -> Result<(), StoreError> {
+        let mut guard = self.lock()?;
+        if !self.unit.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(
+            &mut *guard,
+        )
+        .map_err(|source| StoreError::Query {
+            what: "roll back a unit of work".into(),
+            source,
+        })
+    }
+
+    /// Whether a unit of work is open.
+    pub fn in_unit(&self) -> bool {
+        self.unit.load(Ordering::SeqCst)
+    }
+
+    /// How many writing calls (repository writes and
+    /// [`Store::atomically`] groups) this `Store` has made: a caller
+    /// compares two readings to learn whether anything was written in
+    /// between.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// For research runs (backtests) only: `synchronous = NORMAL`. In WAL
@@ -571,6 +655,15 @@ impl Store {
         self.read(|c| ops::order_events(c, order_ref))
     }
 
+    /// Decision records of `kind` at or after `since`, oldest first.
+    pub fn decisions_since(
+        &self,
+        kind: core_domain::DecisionKind,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<core_domain::DecisionRecord>, StoreError> {
+        self.read(|c| ops::decisions_of_kind_since(c, kind.as_str(), since.naive_utc()))
+    }
+
     /// Ledger entries in the order they were appended; only those with the
     /// given reference (an execution id, a trade id) when one is given.
     pub fn ledger_entries(
@@ -593,14 +686,21 @@ impl Store {
         E: From<StoreError>,
     {
         let mut guard = self.lock().map_err(E::from)?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
         let conn: &mut SqliteConnection = &mut guard;
-        conn.immediate_transaction(|c| {
+        let body = |c: &mut SqliteConnection| {
             let tx = StoreTx {
                 conn: RefCell::new(c),
             };
             f(&tx).map_err(TxFail::Caller)
-        })
-        .map_err(|e| match e {
+        };
+        // Inside a unit of work: a savepoint of the unit's transaction.
+        let result = if self.unit.load(Ordering::SeqCst) {
+            conn.transaction(body)
+        } else {
+            conn.immediate_transaction(body)
+        };
+        result.map_err(|e| match e {
             TxFail::Caller(e) => e,
             TxFail::Database(source) => E::from(StoreError::Query {
                 what: "begin or commit a transaction".into(),
@@ -626,6 +726,8 @@ impl Store {
                     }),
                     Location::File(_) => {
                         *guard = connect(&self.location)?;
+                        // The old connection's open unit died with it.
+                        self.unit.store(false, Ordering::SeqCst);
                         self.conn.clear_poison();
                         tracing::warn!(database = %self.location.display(), "reconnected after a panic");
                         Ok(guard)
@@ -709,7 +811,13 @@ impl Exec for Store {
         f: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut guard = self.lock()?;
-        guard.immediate_transaction(f)
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.unit.load(Ordering::SeqCst) {
+            // Inside a unit of work: a savepoint of its transaction.
+            guard.transaction(f)
+        } else {
+            guard.immediate_transaction(f)
+        }
     }
 
     fn read<T>(

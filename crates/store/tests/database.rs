@@ -340,3 +340,90 @@ fn test_control_requests_queue_and_are_marked_handled() {
     store.mark_control_handled(id, at(2, 0), "halted").unwrap();
     assert!(store.pending_control_requests().unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------- units of work
+
+fn decision(minute: u32, subject: &str) -> core_domain::DecisionRecord {
+    core_domain::DecisionRecord::new(
+        at(i64::from(minute) * 60, 0),
+        core_domain::DecisionKind::Skip,
+        subject,
+        "skip",
+        "test",
+    )
+}
+
+#[test]
+fn test_a_unit_of_work_commits_its_writes_together_or_not_at_all() {
+    let (dir, store) = temp_store();
+    let url = format!("sqlite://{}", store.path().unwrap().display());
+    store.begin_unit().unwrap();
+    assert!(store.in_unit());
+    assert!(matches!(
+        store.begin_unit(),
+        Err(StoreError::Poisoned { .. })
+    ));
+    let before = store.write_count();
+    store.append_decision(&decision(1, "A")).unwrap();
+    // A group inside a unit is a savepoint of it.
+    store
+        .atomically(|tx| -> Result<(), StoreError> {
+            tx.append_decision(&decision(2, "B")).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.write_count(), before + 2);
+    // Another connection sees nothing before the commit.
+    let other = Store::open(&url).unwrap();
+    assert!(other.recent_decisions(10).unwrap().is_empty());
+    store.rollback_unit().unwrap();
+    assert!(!store.in_unit());
+    assert!(store.recent_decisions(10).unwrap().is_empty());
+
+    store.begin_unit().unwrap();
+    store.append_decision(&decision(3, "C")).unwrap();
+    store.append_decision(&decision(4, "D")).unwrap();
+    store.commit_unit().unwrap();
+    assert_eq!(other.recent_decisions(10).unwrap().len(), 2);
+    // Outside a unit every call commits at once, as before.
+    store.append_decision(&decision(5, "E")).unwrap();
+    assert_eq!(other.recent_decisions(10).unwrap().len(), 3);
+    // Committing or rolling back with no unit open does nothing.
+    store.commit_unit().unwrap();
+    store.rollback_unit().unwrap();
+    drop(dir);
+}
+
+#[test]
+fn test_a_unit_left_open_by_a_dropped_store_is_rolled_back() {
+    let (_dir, store) = temp_store();
+    let url = format!("sqlite://{}", store.path().unwrap().display());
+    store.begin_unit().unwrap();
+    store.append_decision(&decision(1, "A")).unwrap();
+    // The process "dies": the connection closes without a commit.
+    drop(store);
+    let reopened = Store::open(&url).unwrap();
+    assert!(reopened.recent_decisions(10).unwrap().is_empty());
+    assert_eq!(reopened.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn test_decisions_since_reads_one_kind_from_a_time() {
+    let (_dir, store) = temp_store();
+    store.append_decision(&decision(1, "A")).unwrap();
+    store.append_decision(&decision(5, "B")).unwrap();
+    store
+        .append_decision(&core_domain::DecisionRecord::new(
+            at(6 * 60, 0),
+            core_domain::DecisionKind::Action,
+            "engine",
+            "idle",
+            "nothing to do",
+        ))
+        .unwrap();
+    let got = store
+        .decisions_since(core_domain::DecisionKind::Skip, at(2 * 60, 0))
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].subject, "B");
+}
