@@ -12,7 +12,7 @@ use core_domain::{
 };
 use serde_json::json;
 use settings::{ConfigError, LoadOptions, Loaded};
-use store::{ControlAction, ControlRequest, Store};
+use store::Store;
 
 use crate::output::{self, opt, pct, table};
 use crate::{Cli, Command, ConfigCommand, DbCommand, EXIT_NOT_IMPLEMENTED};
@@ -54,6 +54,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         } => trades(cli, *open, *closed, symbol.as_deref(), *limit),
         Command::Decisions { limit } => decisions(cli, *limit),
         Command::Audit { limit } => audit(cli, *limit),
+        Command::Notifications { limit } => notifications(cli, *limit),
         Command::Experiments => experiments(cli),
         Command::Patterns { all } => patterns(cli, *all),
         Command::LearningHistory { limit } => learning_history(cli, *limit),
@@ -460,72 +461,12 @@ fn status(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records a trading-state change by an operator: the state history, an
-/// audit entry and a decision record, in one transaction.
-fn record_operator_state(
-    store: &Store,
-    state: &str,
-    action: &str,
-    decision: &str,
-    cause: &str,
-    context: serde_json::Value,
-) -> Result<()> {
-    let now = Utc::now();
-    let who = actor();
-    store.atomically(|tx| -> Result<()> {
-        tx.set_trading_state(state, cause, &who)
-            .with_context(|| format!("recording the {action}"))?;
-        tx.append_audit(
-            &AuditEntry::new(now, who.clone(), action)
-                .context(context.clone())
-                .decision(decision)
-                .outcome("recorded"),
-        )?;
-        tx.append_decision(
-            &core_domain::DecisionRecord::new(
-                now,
-                core_domain::DecisionKind::TradingState,
-                "account",
-                decision,
-                cause,
-            )
-            .with_context(json!({"actor": who, "details": context})),
-        )?;
-        Ok(())
-    })
-}
-
-/// Queues `action` for the engine (`control_requests`): a running daemon
-/// carries it out at its next cycle, a stopped one when it starts.
-fn queue_control(
-    store: &Store,
-    action: ControlAction,
-    flatten: bool,
-    reason: &str,
-) -> Result<ControlRequest> {
-    let mut request = ControlRequest {
-        id: None,
-        time: Utc::now(),
-        actor: actor(),
-        action,
-        flatten,
-        reason: reason.to_string(),
-    };
-    let id = store.request_control(&request).with_context(|| {
-        format!(
-            "queueing the {} request for the engine (nothing was recorded; run the command again)",
-            action.as_str()
-        )
-    })?;
-    request.id = Some(id);
-    Ok(request)
-}
-
-/// The halt (and a flatten request): queued for the engine, which halts,
-/// cancels every working order and, with `flatten`, closes every position
-/// at its next cycle; and recorded at once in the trading-state history,
-/// the audit log and the decision records. Works with or without a
-/// running daemon.
+/// The halt (and a flatten request), through the operation the dashboard
+/// and the SMS webhook use too (`cockpit::ops::emergency_stop`): queued for
+/// the engine, which halts, cancels every working order and, with
+/// `flatten`, closes every position at its next cycle; and recorded at
+/// once in the trading-state history, the audit log and the decision
+/// records. Works with or without a running daemon.
 fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
     if reason.trim().is_empty() {
         bail!("--reason must say why trading is halted");
@@ -533,31 +474,9 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let who = actor();
-    // The request first: it is what makes the engine act, and the engine
-    // records the halt itself when it carries the request out.
-    let request = queue_control(&store, ControlAction::EmergencyStop, flatten, reason)?;
-    let cause = format!(
-        "emergency stop by {who}: {reason}{}",
-        if flatten { "; flatten requested" } else { "" }
-    );
-    record_operator_state(
-        &store,
-        "halted",
-        "emergency_stop",
-        if flatten { "halt+flatten" } else { "halt" },
-        &cause,
-        json!({"reason": reason, "flatten": flatten, "control_request": request.id}),
-    )
-    .context("the engine's request is queued, but recording the halt failed; run `trader-cli status` to check")?;
+    let outcome = cockpit::ops::emergency_stop(&store, &who, reason, flatten)?;
     if cli.json {
-        output::json(&json!({
-            "state": "halted",
-            "flatten": flatten,
-            "reason": reason,
-            "actor": who,
-            "request_id": request.id,
-            "control_request": request,
-        }))?;
+        output::json(&outcome)?;
     } else {
         let state = if flatten {
             "halted (flatten requested)"
@@ -568,7 +487,7 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
         println!(
             "recorded in {} (trading state, audit log, decision record) and queued as control request #{}.",
             settings::redact_url(&loaded.settings.database.url),
-            opt(request.id)
+            opt(outcome.request_id)
         );
         println!(
             "the engine cancels every working order{} at its next cycle (or when `traderd` starts, if it is not running).",
@@ -584,7 +503,7 @@ fn emergency_stop(cli: &Cli, reason: &str, flatten: bool) -> Result<ExitCode> {
 }
 
 /// Back to active trading: queued for the engine and recorded like the
-/// halt.
+/// halt (`cockpit::ops::resume`, shared with the dashboard).
 fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
     if reason.trim().is_empty() {
         bail!("--reason must say why it is safe to trade again");
@@ -592,35 +511,18 @@ fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
     let loaded = load_settings(cli)?;
     let store = open_existing(&loaded)?;
     let who = actor();
-    let before = store.trading_state()?.map(|(s, _, _)| s);
-    let request = queue_control(&store, ControlAction::Resume, false, reason)?;
-    record_operator_state(
-        &store,
-        "active",
-        "resume",
-        "resume",
-        &format!("resumed by {who}: {reason}"),
-        json!({"reason": reason, "previous_state": before, "control_request": request.id}),
-    )
-    .context("the engine's request is queued, but recording the resume failed; run `trader-cli status` to check")?;
+    let outcome = cockpit::ops::resume(&store, &who, reason)?;
     if cli.json {
-        output::json(&json!({
-            "state": "active",
-            "previous_state": before,
-            "reason": reason,
-            "actor": who,
-            "request_id": request.id,
-            "control_request": request,
-        }))?;
+        output::json(&outcome)?;
     } else {
         println!(
             "trading active again (was {}): {reason}",
-            before.as_deref().unwrap_or("active")
+            outcome.previous_state.as_deref().unwrap_or("active")
         );
         println!(
             "recorded in {} and queued as control request #{}; the engine resumes at its next cycle (or when `traderd` starts).",
             settings::redact_url(&loaded.settings.database.url),
-            opt(request.id)
+            opt(outcome.request_id)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -916,6 +818,32 @@ fn audit(cli: &Cli, limit: i64) -> Result<ExitCode> {
                 e.action.clone(),
                 opt(e.decision.as_deref()),
                 opt(e.outcome.as_deref()),
+            ]
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn notifications(cli: &Cli, limit: i64) -> Result<ExitCode> {
+    let loaded = load_settings(cli)?;
+    let store = open_existing(&loaded)?;
+    let attempts = cockpit::views::notifications(&store, limit)?;
+    output::list(
+        cli.json,
+        &attempts,
+        &[
+            "time", "channel", "event", "severity", "attempt", "ok", "final", "detail",
+        ],
+        |a| {
+            vec![
+                a.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                a.channel.clone(),
+                a.event.clone(),
+                a.severity.clone(),
+                a.attempt.to_string(),
+                a.ok.to_string(),
+                a.is_final.to_string(),
+                a.detail.clone(),
             ]
         },
     )?;

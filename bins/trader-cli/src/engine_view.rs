@@ -5,89 +5,22 @@
 //! it; the engine (`traderd`, `trader-cli backtest`) writes it.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
-use core_domain::WorkingMemory;
 use execution::{Alert, MonitorReport, PositionView};
-use orchestrator::engine::keys;
 use orchestrator::report::fmt_money;
-use orchestrator::{EngineEvent, Memory};
-use serde_json::{Value, json};
-use store::{ControlAction, ControlRequest, Store};
+use serde_json::Value;
+use store::{ControlRequest, Store};
 
 use crate::output::{opt, table};
 
 /// How many recent actions and events `status` prints.
 const SHOWN: usize = 5;
 
-/// The engine's working memory as stored.
-#[derive(Debug, Default)]
-pub struct EngineView {
-    /// The engine's memory (`engine`); `None` if the engine never ran on
-    /// this database.
-    pub memory: Option<Memory>,
-    /// The goals (`goals`, else those in the memory).
-    pub goals: Vec<String>,
-    /// The position monitor's last report (`last_monitor`).
-    pub monitor: Option<MonitorReport>,
-    /// Keys that could not be read, each with the reason and what to do.
-    pub problems: Vec<String>,
-}
+pub use cockpit::ops::{EngineView, alert_kind, describe_request, event_time};
 
-/// Reads one key and decodes it; a value that does not decode is a
-/// problem to show, not a failure of the command.
-fn recall_as<T: serde::de::DeserializeOwned>(
-    store: &Store,
-    key: &str,
-    problems: &mut Vec<String>,
-) -> Result<Option<T>> {
-    let Some(value) = store.recall(key)? else {
-        return Ok(None);
-    };
-    match serde_json::from_value(value) {
-        Ok(v) => Ok(Some(v)),
-        Err(e) => {
-            problems.push(format!(
-                "working memory key `{key}` is unreadable ({e}); it was written by another \
-                 version of the engine: run this version's `traderd` to rewrite it"
-            ));
-            Ok(None)
-        }
-    }
-}
-
-/// Reads the engine's working memory from `store`.
+/// Reads the engine's working memory from `store` (the read the dashboard
+/// shares: `cockpit::ops::engine_view`).
 pub fn load(store: &Store) -> Result<EngineView> {
-    let mut problems = Vec::new();
-    let memory: Option<Memory> = recall_as(store, keys::ENGINE, &mut problems)?;
-    let goals: Option<Vec<String>> = recall_as(store, keys::GOALS, &mut problems)?;
-    let monitor: Option<MonitorReport> = recall_as(store, keys::LAST_MONITOR, &mut problems)?;
-    let goals = goals
-        .or_else(|| memory.as_ref().map(|m| m.goals.clone()))
-        .unwrap_or_default();
-    Ok(EngineView {
-        memory,
-        goals,
-        monitor,
-        problems,
-    })
-}
-
-/// When an engine event happened.
-fn event_time(e: &EngineEvent) -> DateTime<Utc> {
-    match e {
-        EngineEvent::VixSpike { time, .. }
-        | EngineEvent::RegimeShift { time, .. }
-        | EngineEvent::TradeClosed { time, .. }
-        | EngineEvent::SystemError { time, .. } => *time,
-    }
-}
-
-/// An alert's short name (`in_the_money`, `at_stop`, ...).
-pub fn alert_kind(a: &Alert) -> String {
-    serde_json::to_value(a)
-        .ok()
-        .and_then(|v| v.get("alert").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "alert".to_string())
+    Ok(cockpit::ops::engine_view(store)?)
 }
 
 fn alert_kinds(p: &PositionView) -> String {
@@ -102,45 +35,9 @@ fn alert_kinds(p: &PositionView) -> String {
     }
 }
 
-/// A pending control request as one line.
-pub fn describe_request(r: &ControlRequest) -> String {
-    let what = match (r.action, r.flatten) {
-        (ControlAction::EmergencyStop, true) => "emergency stop + flatten",
-        (ControlAction::EmergencyStop, false) => "emergency stop",
-        (ControlAction::Resume, _) => "resume",
-    };
-    format!(
-        "#{} {what} by {} at {}: {}",
-        r.id.map_or_else(|| "?".to_string(), |i| i.to_string()),
-        r.actor,
-        r.time.format("%Y-%m-%d %H:%M:%S UTC"),
-        r.reason
-    )
-}
-
 /// The `engine` object of `status --json`: `null` if the engine never ran.
 pub fn status_json(view: &EngineView, pending: &[ControlRequest]) -> Value {
-    let engine = view.memory.as_ref().map(|m| {
-        json!({
-            "cycles": m.cycles,
-            "last_cycle": m.last_cycle,
-            "session": m.session,
-            "regime": m.regime,
-            "vix": m.vix,
-            "last_actions": m.last_actions,
-            "recent_actions": m.recent_actions,
-            "recent_events": m.recent_events,
-            "position_mismatches": m.position_mismatches,
-            "cancels_pending": m.cancels_pending,
-        })
-    });
-    json!({
-        "engine": engine,
-        "goals": view.goals,
-        "monitor": view.monitor,
-        "pending_control_requests": pending,
-        "working_memory_problems": view.problems,
-    })
+    cockpit::ops::engine_status_json(view, pending)
 }
 
 /// The engine lines of `status`.

@@ -98,6 +98,12 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Notification delivery attempts (webhook, e-mail, SMS), newest
+    /// first: what the dashboard's Notifications page shows.
+    Notifications {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Experiments of the learning engine.
     Experiments,
     /// Patterns found in closed trades.

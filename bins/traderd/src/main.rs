@@ -35,7 +35,7 @@ use core_domain::{AuditEntry, AuditRepository, Money};
 use orchestrator::backtest::{check_rules, results};
 use orchestrator::metrics::MetricsParams;
 use orchestrator::report::{ReportMeta, fmt_money, summary_lines, write_report};
-use orchestrator::{Pace, Stopped, run};
+use orchestrator::{Pace, Stopped, run_observed};
 use serde_json::json;
 use traderd::wiring::{ReplayIdentity, Start, resume_or_start};
 
@@ -166,30 +166,43 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
     )?;
 
     let (runtime, stop) = runtime_and_stop_flag()?;
+    let cockpit = runtime.block_on(start_cockpit(settings, &store, always_connected()))?;
     let wall = Instant::now();
     let first_time = sim.exchange.now();
     let mut month = first_time.format("%Y-%m").to_string();
     let mut closed = 0usize;
     let quiet = args.quiet;
     let until = sim.until;
-    let stopped = runtime
-        .block_on(run(&mut sim.engine, &sim.clock, until, pace, &stop, |r| {
-            closed += r.trades_closed;
-            if let Some(t) = r.time {
-                let m = t.format("%Y-%m").to_string();
-                if m != month && !quiet {
-                    month = m;
-                    eprintln!(
-                        "  {} · {closed} trades closed · net liq {} · {} open",
-                        t.format("%Y-%m-%d"),
-                        fmt_money(Money::from_cents(r.net_liquidation_cents)),
-                        r.open_trades
-                    );
-                }
+    let mut observer = cockpit.observer(|r: &orchestrator::CycleReport| {
+        closed += r.trades_closed;
+        if let Some(t) = r.time {
+            let m = t.format("%Y-%m").to_string();
+            if m != month && !quiet {
+                month = m;
+                eprintln!(
+                    "  {} · {closed} trades closed · net liq {} · {} open",
+                    t.format("%Y-%m-%d"),
+                    fmt_money(Money::from_cents(r.net_liquidation_cents)),
+                    r.open_trades
+                );
             }
-        }))
-        .context("running the engine")?;
+        }
+    });
+    let stopped = runtime
+        .block_on(run_observed(
+            &mut sim.engine,
+            &sim.clock,
+            until,
+            pace,
+            &stop,
+            &mut observer,
+        ))
+        .context("running the engine");
+    drop(observer);
     let elapsed = wall.elapsed();
+    cockpit.finish();
+    runtime.block_on(cockpit.drain_notifications(NOTIFY_DRAIN));
+    let stopped = stopped?;
     let now = sim.exchange.now();
     store.append_audit(
         &AuditEntry::new(now, "traderd", "daemon.stop")
@@ -269,6 +282,11 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
     let outcome = runtime.block_on(async {
         let (mut engine, broker) = traderd::ibkr::ibkr_engine(settings, Arc::clone(&store)).await?;
         traderd::agent::install(&mut engine, loaded, false)?;
+        let link = {
+            let broker = Arc::clone(&broker);
+            Arc::new(move || broker.is_connected()) as cockpit::health::BrokerLink
+        };
+        let cockpit = start_cockpit(settings, &store, link).await?;
         let until = match to {
             Some(day) => engine
                 .schedule()
@@ -279,7 +297,7 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
         };
         let mode = if settings.broker.trading_mode == "live" { "LIVE" } else { "paper" };
         let mut closed = 0usize;
-        let mut on_cycle = |r: &orchestrator::CycleReport| {
+        let on_cycle = |r: &orchestrator::CycleReport| {
             closed += r.trades_closed;
             if !quiet && (r.trades_opened > 0 || r.trades_closed > 0) {
                 eprintln!(
@@ -290,13 +308,14 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
                 );
             }
         };
+        let mut observer = cockpit.observer(on_cycle);
         let address = format!("{}:{}", b.host, b.port);
         let stopped = if b.sim_control.trim().is_empty() {
             println!(
                 "traderd: {mode}-trading Interactive Brokers at {address}, account {}; database {db}",
                 broker.account()
             );
-            run(&mut engine, &traderd::clocks::WallClock, until, Pace::AsFastAsPossible, &stop, &mut on_cycle).await
+            run_observed(&mut engine, &traderd::clocks::WallClock, until, Pace::AsFastAsPossible, &stop, &mut observer).await
         } else {
             let control: std::net::SocketAddr = b
                 .sim_control
@@ -308,9 +327,13 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
                 "traderd: paper-trading the simulated gateway at {address} (clock {control}), account {}; database {db}",
                 broker.account()
             );
-            run(&mut engine, &clock, until, Pace::AsFastAsPossible, &stop, &mut on_cycle).await
+            run_observed(&mut engine, &clock, until, Pace::AsFastAsPossible, &stop, &mut observer).await
         }
-        .context("running the engine")?;
+        .context("running the engine");
+        drop(observer);
+        cockpit.finish();
+        cockpit.drain_notifications(NOTIFY_DRAIN).await;
+        let stopped = stopped?;
         broker.disconnect().await;
         Ok::<_, anyhow::Error>((stopped, closed))
     });
@@ -345,6 +368,59 @@ fn run_ibkr(args: &Args, loaded: &settings::Loaded, store: Arc<store::Store>) ->
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long traderd waits at exit for notifications under way.
+const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// An in-process exchange's link is always up.
+fn always_connected() -> cockpit::health::BrokerLink {
+    Arc::new(|| true)
+}
+
+/// Starts the cockpit (dashboard, notifications, health, metrics) on its
+/// own database connection, and prints the dashboard's address. A port
+/// that cannot be bound is reported and the daemon trades on without the
+/// dashboard (trader-cli still works); an unsafe bind (off loopback
+/// without a token) stops it.
+async fn start_cockpit(
+    settings: &settings::Settings,
+    store: &Arc<store::Store>,
+    link: cockpit::health::BrokerLink,
+) -> Result<cockpit::Cockpit> {
+    let own = if settings.database.url.trim() == ":memory:" {
+        Arc::clone(store)
+    } else {
+        Arc::new(store::Store::open(&settings.database.url).with_context(|| {
+            format!(
+                "opening the database {} for the dashboard",
+                settings.database.url
+            )
+        })?)
+    };
+    let secrets = cockpit::Secrets::from_env();
+    let result = cockpit::start(
+        settings,
+        Arc::clone(&own),
+        Arc::clone(&link),
+        secrets.clone(),
+    )
+    .await;
+    let cockpit = match result {
+        Ok(c) => c,
+        Err(e @ cockpit::CockpitError::Bind { .. }) => {
+            eprintln!("traderd: warning: {e}; trading continues without the dashboard");
+            tracing::error!("{e}");
+            let mut off = settings.clone();
+            off.dashboard.enabled = false;
+            cockpit::start(&off, own, link, secrets).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(addr) = cockpit.addr {
+        println!("traderd: dashboard at http://{addr}/");
+    }
+    Ok(cockpit)
 }
 
 /// The daemon's runtime, and the flag SIGINT/SIGTERM raise (the loop

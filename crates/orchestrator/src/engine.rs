@@ -184,6 +184,10 @@ pub struct CycleReport {
     pub events: Vec<EngineEvent>,
     pub open_trades: usize,
     pub net_liquidation_cents: i64,
+    /// The account as the broker reported it this cycle (observers:
+    /// the dashboard, metrics).
+    #[serde(default)]
+    pub account: Option<AccountSnapshot>,
 }
 
 /// The working memory, persisted every cycle.
@@ -668,6 +672,7 @@ where
         };
         report.net_liquidation_cents = account.net_liquidation.cents();
         let mut positions_fresh = true;
+        report.account = Some(account.clone());
         let positions = match self.broker().positions().await {
             Ok(p) => {
                 let key: Vec<(String, i64, i64)> = p

@@ -28,7 +28,7 @@ pub use agent::AgentHooks;
 pub use engine::{Action, CommitMode, CycleReport, ENGINE_ACTOR, Engine, EngineParams, Memory};
 pub use events::{DetectorParams, EngineEvent};
 pub use hook::{Learner, LearningHook, NoLearning};
-pub use runner::{Pace, Stopped, run};
+pub use runner::{CycleObserver, Pace, Stopped, run, run_observed};
 pub use schedule::{Phase, Schedule, ScheduleParams};
 
 /// The index whose 200-session average sets the regime (IBKR `SPX`).

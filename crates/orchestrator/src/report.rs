@@ -625,7 +625,7 @@ fn axis_date(d: &NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn equity_chart(equity: &[EquityPoint], starting_equity: Money) -> Result<String, String> {
+pub fn equity_chart(equity: &[EquityPoint], starting_equity: Money) -> Result<String, String> {
     svg_chart(|root| {
         let (Some(first), Some(last)) = (equity.first(), equity.last()) else {
             return no_data(root, "Equity");
@@ -674,7 +674,7 @@ fn equity_chart(equity: &[EquityPoint], starting_equity: Money) -> Result<String
     })
 }
 
-fn drawdown_chart(curve: &[(NaiveDate, f64)]) -> Result<String, String> {
+pub fn drawdown_chart(curve: &[(NaiveDate, f64)]) -> Result<String, String> {
     svg_chart(|root| {
         let (Some(first), Some(last)) = (curve.first(), curve.last()) else {
             return no_data(root, "Drawdown");

@@ -110,6 +110,27 @@ where
     }
 }
 
+/// Watches the loop from outside the engine (the dashboard's health,
+/// metrics, the systemd watchdog): when the next cycle is due and how
+/// long it will be waited for, and each cycle's report with its duration.
+/// Called on the loop's task: implementations must return at once.
+pub trait CycleObserver {
+    /// The loop waits for the cycle at `next` (engine time); on the wall
+    /// clock that is about `wall_wait` away.
+    fn waiting(&mut self, _next: DateTime<Utc>, _wall_wait: StdDuration) {}
+    /// A cycle ran and took `took` (wall clock).
+    fn cycle_done(&mut self, _report: &CycleReport, _took: StdDuration) {}
+}
+
+/// An observer that only sees reports (progress lines).
+struct ReportsOnly<F>(F);
+
+impl<F: FnMut(&CycleReport)> CycleObserver for ReportsOnly<F> {
+    fn cycle_done(&mut self, report: &CycleReport, _took: StdDuration) {
+        (self.0)(report)
+    }
+}
+
 /// Runs cycles on `clock` until `until` or until `stop` is raised;
 /// `on_cycle` sees each cycle's report (progress bars, logs). The wait
 /// between cycles wakes within a second for the stop flag and operator
@@ -123,7 +144,26 @@ pub async fn run<C, B, S, L>(
     until: DateTime<Utc>,
     pace: Pace,
     stop: &AtomicBool,
-    mut on_cycle: impl FnMut(&CycleReport),
+    on_cycle: impl FnMut(&CycleReport),
+) -> Result<Stopped, EngineError>
+where
+    C: Clock,
+    B: Broker + MarketData,
+    S: Strategy,
+    L: LearningHook,
+{
+    run_observed(engine, clock, until, pace, stop, &mut ReportsOnly(on_cycle)).await
+}
+
+/// [`run`] with an observer that also sees the waits and each cycle's
+/// duration.
+pub async fn run_observed<C, B, S, L>(
+    engine: &mut Engine<B, S, L>,
+    clock: &C,
+    until: DateTime<Utc>,
+    pace: Pace,
+    stop: &AtomicBool,
+    observer: &mut dyn CycleObserver,
 ) -> Result<Stopped, EngineError>
 where
     C: Clock,
@@ -143,12 +183,19 @@ where
             engine.save_memory()?;
             return Ok(Stopped::Reached);
         }
+        let ahead = StdDuration::from_secs(u64::try_from((next - now).num_seconds()).unwrap_or(0));
+        let wall_wait = match pace {
+            Pace::SimMinutesPerSecond(rate) if rate.is_finite() && rate > 0.0 => {
+                StdDuration::from_secs_f64((ahead.as_secs_f64() / 60.0 / rate).min(3600.0))
+            }
+            _ => ahead,
+        };
+        observer.waiting(next, wall_wait);
         if let Pace::SimMinutesPerSecond(rate) = pace
             && rate.is_finite()
             && rate > 0.0
         {
-            let minutes = (next - now).num_seconds() as f64 / 60.0;
-            let wait = StdDuration::from_secs_f64((minutes / rate).min(3600.0));
+            let wait = wall_wait;
             let started = Instant::now();
             // Sleep in slices so a stop request is seen promptly.
             while started.elapsed() < wait {
@@ -167,8 +214,9 @@ where
             }
             Wake::Request => clock.now(),
         };
+        let started = Instant::now();
         match engine.cycle(at).await {
-            Ok(report) => on_cycle(&report),
+            Ok(report) => observer.cycle_done(&report, started.elapsed()),
             Err(e) if is_transient(&e) => {
                 tracing::error!(
                     "the cycle at {at} failed on a transient broker error: {e}; retrying in {}s",

@@ -15,12 +15,14 @@
 //! No feature flags.
 #![deny(unsafe_code)]
 
+mod cockpit;
 mod load;
 pub mod logging;
 mod model;
 mod show;
 mod validate;
 
+pub use cockpit::*;
 pub use load::{
     API_KEY_ENV, ConfigError, ConfigIssue, ENV_PREFIX, LIVE_TRADING_ENV, LoadOptions, Loaded,
     config_path, env_var_for, load, process_env_with_dotenv,

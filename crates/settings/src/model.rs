@@ -98,6 +98,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub logging: LoggingSettings,
     pub agent: AgentSettings,
+    pub dashboard: crate::cockpit::DashboardSettings,
+    pub notifications: crate::cockpit::NotificationSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -648,6 +648,8 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
         || format!("must be HH:MM (24-hour, New York); got {:?}", a.weekly_time),
     );
 
+    crate::cockpit::check(s, env, &mut c.issues);
+
     // The risk crate's own check of the limits the binaries hand it.
     if let Err(e) = s.risk_limits().validate()
         && c.issues

@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 
 mod analyst;
+mod cockpit;
 mod codec;
 mod crash;
 mod error;
@@ -40,6 +41,7 @@ mod rows;
 pub mod schema;
 mod store;
 
+pub use cockpit::NotificationAttempt;
 pub use crash::{CRASH_ENV, crash_point};
 pub use analyst::{AgentCall, NewAnalystReport, StoredAnalystReport};
 pub use error::StoreError;

@@ -308,6 +308,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notification_attempts (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        channel -> Text,
+        event -> Text,
+        severity -> Text,
+        event_key -> Text,
+        attempt -> BigInt,
+        ok -> Bool,
+        #[sql_name = "final"]
+        is_final -> Bool,
+        detail -> Text,
+        payload -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     experiments,
     trades,
@@ -328,10 +345,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     shadow_trades,
     analyst_reports,
     agent_calls,
+    notification_attempts,
 );
 
 /// Every table of the schema, in creation order.
-pub const TABLES: [&str; 19] = [
+pub const TABLES: [&str; 20] = [
     "experiments",
     "trades",
     "learning_history",
@@ -351,4 +369,5 @@ pub const TABLES: [&str; 19] = [
     "shadow_trades",
     "analyst_reports",
     "agent_calls",
+    "notification_attempts",
 ];

@@ -224,6 +224,7 @@ fn test_schema_rs_matches_the_migrated_tables() {
         declared!(shadow_trades),
         declared!(analyst_reports),
         declared!(agent_calls),
+        declared!(notification_attempts),
     ];
     assert_eq!(
         declared.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
