@@ -41,9 +41,9 @@ mod rows;
 pub mod schema;
 mod store;
 
+pub use analyst::{AgentCall, NewAnalystReport, StoredAnalystReport};
 pub use cockpit::NotificationAttempt;
 pub use crash::{CRASH_ENV, crash_point};
-pub use analyst::{AgentCall, NewAnalystReport, StoredAnalystReport};
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,
