@@ -714,7 +714,7 @@ where
         // The broker's positions against the open trades and working
         // orders; trades whose position is gone are not closed.
         let position_gone = if positions_fresh {
-            self.reconcile_positions(now, today, &positions, &mut report)
+            self.reconcile_positions(now, today, &positions, &mut closed_now, &mut report)
                 .await?
         } else {
             std::collections::BTreeSet::new()

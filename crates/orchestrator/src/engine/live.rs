@@ -282,12 +282,14 @@ where
 
     /// The position reconciliation (see the module docs). Returns the
     /// trades that must not be closed this cycle: their position is gone
-    /// at the broker.
+    /// at the broker. Trades it closes by rule join `closed_now` (the
+    /// learning hook sees them).
     pub(super) async fn reconcile_positions(
         &mut self,
         now: DateTime<Utc>,
         today: NaiveDate,
         positions: &[Position],
+        closed_now: &mut Vec<Trade>,
         report: &mut CycleReport,
     ) -> Result<BTreeSet<String>, EngineError> {
         let open_trades = self.open_trades()?;
@@ -432,6 +434,8 @@ where
                         if let Some(e) = crate::events::trade_closed(now, t) {
                             report.events.push(e);
                         }
+                        self.note_trade_change(today, t);
+                        closed_now.push(t.clone());
                     }
                     TradeChange::PartlySettled(t) => {
                         hold.remove(&t.trade_id);
