@@ -372,3 +372,13 @@ pub fn notifications(
         .recent_notifications(limit)
         .map_err(stq("reading the notification attempts"))
 }
+
+/// The analyst's stored reports (weekly and on demand), newest first.
+pub fn analyst_reports(
+    store: &Store,
+    limit: i64,
+) -> Result<Vec<store::StoredAnalystReport>, OpsError> {
+    store
+        .analyst_reports(limit)
+        .map_err(stq("reading the analyst's reports"))
+}

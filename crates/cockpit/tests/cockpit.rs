@@ -521,3 +521,70 @@ async fn test_off_loopback_without_a_token_is_refused() {
         .unwrap();
     assert!(e.to_string().contains("TRADER_DASHBOARD_TOKEN"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_analyst_reports_are_a_page_and_an_api() {
+    let f = fixture(|_| {}).await;
+    // Before any report: the page says how to get one.
+    let page = f
+        .http
+        .get(format!("{}/analyst", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("No report yet"), "{page}");
+    let report = json!({
+        "summary": "Energy puts lost money in March",
+        "insights": [{"text": "stops cluster in high VIX", "evidence": [{"stat": "vix.30+.mean_roi", "value": -0.05}]}],
+        "recommendations": [{"parameter": "otm_min", "from": 0.15, "to": 0.17, "status": "rejected", "reason": "not supported by the local statistics", "rationale": "deeper OTM"}],
+    });
+    let id = f
+        .store
+        .record_analyst_report(
+            &store::NewAnalystReport {
+                created_at: "2020-03-14T14:00:00Z".parse().unwrap(),
+                source: "claude".into(),
+                trigger: "weekly".into(),
+                model: Some("claude-sonnet-5-5".into()),
+                summary: "Energy puts lost money in March".into(),
+                accepted: 0,
+                rejected: 1,
+                cost_micros: 1234,
+                fallback_reason: None,
+                report,
+            },
+            &[],
+        )
+        .unwrap();
+    let api: Value = f
+        .http
+        .get(format!("{}/api/analyst-reports", f.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["reports"][0]["id"], json!(id));
+    assert_eq!(api["reports"][0]["trigger"], json!("weekly"));
+    let page = f
+        .http
+        .get(format!("{}/analyst", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "Energy puts lost money in March",
+        "stops cluster in high VIX",
+        "not supported by the local statistics",
+        "otm_min",
+    ] {
+        assert!(page.contains(want), "the page lacks {want:?}");
+    }
+}

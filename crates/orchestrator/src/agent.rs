@@ -175,6 +175,21 @@ impl AgentHooks {
                     report.recommendations.len()
                 );
                 tracing::info!("{line}");
+                // On record for the operator: the notifications (an
+                // `analyst_report` event) and the audit log.
+                let entry = core_domain::AuditEntry::new(now, "analyst", "analyst.report")
+                    .context(json!({
+                        "report_id": id,
+                        "trigger": "weekly",
+                        "source": report.source.as_str(),
+                        "summary": report.summary,
+                        "accepted": report.accepted().count(),
+                        "recommendations": report.recommendations.len(),
+                    }))
+                    .outcome(line.clone());
+                if let Err(e) = core_domain::AuditRepository::append_audit(store, &entry) {
+                    tracing::error!("weekly analysis: auditing the report: {e}");
+                }
                 Some(line)
             }
             Err(e) => {

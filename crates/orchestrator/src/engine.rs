@@ -487,46 +487,45 @@ where
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<serde_json::Value>, EngineError> {
-        let mut restored = Vec::new();
-        for (name, value) in self.learning.take_parameter_changes() {
-            match self.strategy.with_parameter(&name, value) {
-                Ok(s) => {
-                    self.strategy = s;
-                    restored.push(json!({ "parameter": name, "value": value }));
-                }
-                Err(e) => self.audit(
-                    now,
-                    "parameter_change.refused",
-                    json!({ "parameter": name, "value": value }),
-                    Some(e),
-                )?,
-            }
-        }
-        Ok(restored)
+        self.take_parameter_changes(now, false)
     }
 
     /// Applies the learning hook's parameter changes (adoptions and
-    /// rollbacks; at start, those adopted before) to the live strategy,
-    /// each a `parameter_change` decision record. A change the strategy
-    /// refuses is audited and skipped.
+    /// rollbacks) to the live strategy, each a `parameter_change` decision
+    /// record.
     fn apply_parameter_changes(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        self.take_parameter_changes(now, true).map(|_| ())
+    }
+
+    /// Applies the hook's pending changes to the strategy, with a decision
+    /// record each when `record`; a change the strategy refuses is audited
+    /// and skipped. Returns the changes applied.
+    fn take_parameter_changes(
+        &mut self,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let mut applied = Vec::new();
         for (name, value) in self.learning.take_parameter_changes() {
             let before = self.strategy.parameters().get(&name).copied();
             match self.strategy.with_parameter(&name, value) {
                 Ok(s) => {
                     self.strategy = s;
-                    let record = DecisionRecord::new(
-                        now,
-                        DecisionKind::ParameterChange,
-                        name.clone(),
-                        "parameter_change",
-                        format!(
-                            "{name}: {} -> {value} (through an experiment of the learning engine)",
-                            before.map_or("?".into(), |b| b.to_string())
-                        ),
-                    )
-                    .with_context(json!({ "parameter": name, "from": before, "to": value }));
-                    self.store.append_decision(&record)?;
+                    applied.push(json!({ "parameter": name, "value": value }));
+                    if record {
+                        let record = DecisionRecord::new(
+                            now,
+                            DecisionKind::ParameterChange,
+                            name.clone(),
+                            "parameter_change",
+                            format!(
+                                "{name}: {} -> {value} (through an experiment of the learning engine)",
+                                before.map_or("?".into(), |b| b.to_string())
+                            ),
+                        )
+                        .with_context(json!({ "parameter": name, "from": before, "to": value }));
+                        self.store.append_decision(&record)?;
+                    }
                 }
                 Err(e) => self.audit(
                     now,
@@ -536,7 +535,7 @@ where
                 )?,
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// The running experiment and the strategy of its test arm.

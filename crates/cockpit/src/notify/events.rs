@@ -58,6 +58,8 @@ pub enum EventKind {
     DailySummary,
     /// A notification channel failed every attempt of a delivery.
     ChannelDead,
+    /// The analyst's weekly report was stored (`trader-cli reports`).
+    AnalystReport,
 }
 
 impl EventKind {
@@ -73,6 +75,7 @@ impl EventKind {
             EventKind::RejectedOrder => "rejected_order",
             EventKind::DailySummary => "daily_summary",
             EventKind::ChannelDead => "channel_dead",
+            EventKind::AnalystReport => "analyst_report",
         }
     }
 }
@@ -213,6 +216,26 @@ pub fn from_audit(id: i64, a: &AuditEntry) -> Option<Event> {
             ),
             text_of(&a.context, "reason").unwrap_or_default(),
         )),
+        "analyst.report" => {
+            let mut e = make(
+                EventKind::AnalystReport,
+                Severity::Info,
+                format!(
+                    "analyst report #{} ({})",
+                    a.context
+                        .get("report_id")
+                        .map_or(String::new(), Value::to_string),
+                    text_of(&a.context, "source").unwrap_or_default()
+                ),
+                text_of(&a.context, "summary").unwrap_or_default(),
+            );
+            for k in ["report_id", "accepted", "recommendations"] {
+                if let Some(v) = a.context.get(k) {
+                    e.numbers.insert(k.to_string(), v.clone());
+                }
+            }
+            Some(e)
+        }
         _ if action.contains("mismatch") => Some(make(
             EventKind::PositionMismatch,
             Severity::Critical,
@@ -233,6 +256,19 @@ mod tests {
 
     fn at() -> DateTime<Utc> {
         "2020-03-09T15:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn test_a_stored_analyst_report_is_an_info_event_with_its_summary() {
+        let a = AuditEntry::new(at(), "analyst", "analyst.report")
+            .context(json!({"report_id": 7, "source": "model", "summary": "ROI held up", "accepted": 1, "recommendations": 2}))
+            .outcome("weekly analysis #7");
+        let e = from_audit(3, &a).unwrap();
+        assert_eq!(e.kind, EventKind::AnalystReport);
+        assert_eq!(e.severity, Severity::Info);
+        assert_eq!(e.reason, "ROI held up");
+        assert!(e.title.contains("#7"), "{}", e.title);
+        assert_eq!(e.numbers["accepted"], json!(1));
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/learning-history", get(api_learning))
         .route("/api/audit", get(api_audit))
         .route("/api/notifications", get(api_notifications))
+        .route("/api/analyst-reports", get(api_analyst_reports))
         .route("/api/health", get(api_health))
         .route("/api/events", get(api_events))
         .route("/api/emergency-stop", post(api_emergency_stop))
@@ -358,6 +359,18 @@ async fn api_audit(
 ) -> Result<Json<Value>, ApiError> {
     read_json(s, h, p, move |store, _| {
         views::audit(store, q.limit_or(200))
+    })
+    .await
+}
+
+async fn api_analyst_reports(
+    State(s): State<Shared>,
+    ConnectInfo(p): Peer,
+    h: HeaderMap,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<Value>, ApiError> {
+    read_json(s, h, p, move |store, _| {
+        Ok(json!({ "reports": views::analyst_reports(store, q.limit_or(50))? }))
     })
     .await
 }

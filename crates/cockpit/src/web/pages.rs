@@ -64,6 +64,10 @@ pub const PAGES: &[Page] = &[
         title: "Learning",
     },
     Page {
+        path: "/analyst",
+        title: "Analyst",
+    },
+    Page {
         path: "/audit",
         title: "Audit",
     },
@@ -416,6 +420,62 @@ async fn render(s: &Shared, path: &str, q: PageQuery) -> Result<String, ApiError
                     ("new_value", "new"),
                     ("reasoning", "reasoning"),
                 ],
+            )
+        }
+        "/analyst" => {
+            let limit = q.limit.unwrap_or(50).clamp(1, 1_000);
+            let v = blocking(s, move |store| views::analyst_reports(store, limit)).await?;
+            let v = serde_json::to_value(v).unwrap_or_default();
+            let reports = v.as_array().map_or(&[][..], Vec::as_slice);
+            // The newest report in full: its insights and recommendations
+            // with the grounding's verdict on each.
+            let latest = reports.first().map_or_else(
+                || "<p>No report yet: <code>trader-cli analyze --ai</code> writes one, and traderd every week (docs/ANALYST.md).</p>".to_string(),
+                |r| {
+                    let report = &r["report"];
+                    let empty = Vec::new();
+                    let insights = report["insights"].as_array().unwrap_or(&empty);
+                    let recs = report["recommendations"].as_array().unwrap_or(&empty);
+                    format!(
+                        "<h2>Latest report</h2><p>{}</p><h3>Insights</h3>{}<h3>Recommendations</h3>{}",
+                        esc(report["summary"].as_str().unwrap_or_default()),
+                        table(
+                            "insights",
+                            insights,
+                            &[("text", "insight"), ("evidence", "evidence")]
+                        ),
+                        table(
+                            "recommendations",
+                            recs,
+                            &[
+                                ("parameter", "parameter"),
+                                ("from", "from"),
+                                ("to", "to"),
+                                ("status", "status"),
+                                ("reason", "reason"),
+                                ("rationale", "rationale")
+                            ]
+                        )
+                    )
+                },
+            );
+            format!(
+                "{latest}<h2>Reports</h2>{}",
+                table(
+                    "reports",
+                    reports,
+                    &[
+                        ("id", "id"),
+                        ("created_at", "time"),
+                        ("trigger", "trigger"),
+                        ("source", "source"),
+                        ("model", "model"),
+                        ("summary", "summary"),
+                        ("accepted", "accepted"),
+                        ("rejected", "rejected"),
+                        ("fallback_reason", "fallback reason")
+                    ]
+                )
             )
         }
         "/audit" => {
