@@ -282,6 +282,9 @@ pub struct Store {
     /// are savepoints inside it, committed together by
     /// [`Store::commit_unit`].
     unit: AtomicBool,
+    /// The unit's transaction was begun (at its first write: a unit that
+    /// writes nothing costs nothing).
+    unit_begun: AtomicBool,
     /// Writing calls made so far (see [`Store::write_count`]).
     writes: AtomicU64,
 }
@@ -308,6 +311,7 @@ impl Store {
             conn: Mutex::new(conn),
             location,
             unit: AtomicBool::new(false),
+            unit_begun: AtomicBool::new(false),
             writes: AtomicU64::new(0),
         })
     }
@@ -321,29 +325,48 @@ impl Store {
     /// land together); a live run does not use units (an order's intent
     /// must be on disk before the order goes to the broker).
     ///
-    /// Another process writing the database waits (busy timeout) while a
-    /// unit is open. A unit already open is an error.
+    /// The transaction begins at the unit's first write, so a unit that
+    /// writes nothing (an idle cycle) costs nothing; reads before it see
+    /// the last commit. Another process writing the database waits (busy
+    /// timeout) while a begun unit is open. A unit already open is an
+    /// error.
     pub fn begin_unit(&self) -> Result<(), StoreError> {
-        let mut guard = self.lock()?;
-        if self.unit.load(Ordering::SeqCst) {
+        let _guard = self.lock()?;
+        if self.unit.swap(true, Ordering::SeqCst) {
             return Err(StoreError::Poisoned {
                 detail: "a unit of work was begun while another was open".into(),
             });
         }
-        AnsiTransactionManager::begin_transaction_sql(&mut *guard, "BEGIN IMMEDIATE").map_err(
-            |source| StoreError::Query {
-                what: "begin a unit of work".into(),
-                source,
-            },
-        )?;
-        self.unit.store(true, Ordering::SeqCst);
+        self.unit_begun.store(false, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Commits the open unit of work (nothing to do when none is open).
+    /// Inside a unit of work, makes sure its transaction has begun (the
+    /// first write begins it) and returns true: the caller's write is then
+    /// a savepoint of it. Outside a unit, false.
+    fn enter_unit(&self, conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+        if !self.unit.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        if !self.unit_begun.load(Ordering::SeqCst) {
+            AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE").map_err(
+                |source| StoreError::Query {
+                    what: "begin a unit of work".into(),
+                    source,
+                },
+            )?;
+            self.unit_begun.store(true, Ordering::SeqCst);
+        }
+        Ok(true)
+    }
+
+    /// Commits the open unit of work (nothing to do when none is open, or
+    /// when it wrote nothing).
     pub fn commit_unit(&self) -> Result<(), StoreError> {
         let mut guard = self.lock()?;
-        if !self.unit.swap(false, Ordering::SeqCst) {
+        if !self.unit.swap(false, Ordering::SeqCst)
+            || !self.unit_begun.swap(false, Ordering::SeqCst)
+        {
             return Ok(());
         }
         <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(
@@ -359,7 +382,9 @@ impl Store {
     /// do when no unit is open).
     pub fn rollback_unit(&self) -> Result<(), StoreError> {
         let mut guard = self.lock()?;
-        if !self.unit.swap(false, Ordering::SeqCst) {
+        if !self.unit.swap(false, Ordering::SeqCst)
+            || !self.unit_begun.swap(false, Ordering::SeqCst)
+        {
             return Ok(());
         }
         <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(
@@ -695,7 +720,7 @@ impl Store {
             f(&tx).map_err(TxFail::Caller)
         };
         // Inside a unit of work: a savepoint of the unit's transaction.
-        let result = if self.unit.load(Ordering::SeqCst) {
+        let result = if self.enter_unit(conn).map_err(E::from)? {
             conn.transaction(body)
         } else {
             conn.immediate_transaction(body)
@@ -728,6 +753,7 @@ impl Store {
                         *guard = connect(&self.location)?;
                         // The old connection's open unit died with it.
                         self.unit.store(false, Ordering::SeqCst);
+                        self.unit_begun.store(false, Ordering::SeqCst);
                         self.conn.clear_poison();
                         tracing::warn!(database = %self.location.display(), "reconnected after a panic");
                         Ok(guard)
@@ -812,7 +838,7 @@ impl Exec for Store {
     ) -> Result<T, StoreError> {
         let mut guard = self.lock()?;
         self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.unit.load(Ordering::SeqCst) {
+        if self.enter_unit(&mut guard)? {
             // Inside a unit of work: a savepoint of its transaction.
             guard.transaction(f)
         } else {
