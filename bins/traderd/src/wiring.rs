@@ -437,17 +437,13 @@ pub fn resume_or_start(
         .iter()
         .map(|(t, _, _)| *t)
         .fold(last_cycle, DateTime::max);
-    let mut drained = false;
-    for (t, _, act) in acts {
-        if t >= horizon && !drained {
-            // The last cycle on record saw (and recorded) every event up
-            // to its own start; what its orders and cancels caused after
-            // that (an order filled as it was placed) it left for the next
-            // cycle to see, and so does the rebuilt exchange.
-            run.exchange.advance_to(horizon);
-            let _ = rt.block_on(run.exchange.poll_events());
-            drained = true;
-        }
+    // The last cycle on record saw (and recorded) every event up to its
+    // own start; what its orders and cancels caused after that (an order
+    // filled as it was placed) it left for the next cycle to see, and so
+    // does the rebuilt exchange: the events before the horizon are
+    // drained, then the last cycle's acts are replayed.
+    let (earlier, last): (Vec<_>, Vec<_>) = acts.into_iter().partition(|(t, _, _)| *t < horizon);
+    let mut replay = |t: DateTime<Utc>, act: Act| {
         run.exchange.advance_to(t);
         match act {
             Act::Place(intent) => {
@@ -460,10 +456,14 @@ pub fn resume_or_start(
                 cancels += 1;
             }
         }
+    };
+    for (t, _, act) in earlier {
+        replay(t, act);
     }
-    if !drained {
-        run.exchange.advance_to(horizon);
-        let _ = rt.block_on(run.exchange.poll_events());
+    run.exchange.advance_to(horizon);
+    let _ = rt.block_on(run.exchange.poll_events());
+    for (t, _, act) in last {
+        replay(t, act);
     }
     // Anything the last cycle's writes missed (a per-write run killed
     // between sending an order and recording its fill) the engine's

@@ -363,35 +363,36 @@ impl Store {
     /// Commits the open unit of work (nothing to do when none is open, or
     /// when it wrote nothing).
     pub fn commit_unit(&self) -> Result<(), StoreError> {
-        let mut guard = self.lock()?;
-        if !self.unit.swap(false, Ordering::SeqCst)
-            || !self.unit_begun.swap(false, Ordering::SeqCst)
-        {
-            return Ok(());
-        }
-        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(
-            &mut *guard,
-        )
-        .map_err(|source| StoreError::Query {
-            what: "commit a unit of work".into(),
-            source,
-        })
+        self.end_unit(true)
     }
 
     /// Undoes everything written since [`Store::begin_unit`] (nothing to
     /// do when no unit is open).
     pub fn rollback_unit(&self) -> Result<(), StoreError> {
+        self.end_unit(false)
+    }
+
+    fn end_unit(&self, commit: bool) -> Result<(), StoreError> {
         let mut guard = self.lock()?;
         if !self.unit.swap(false, Ordering::SeqCst)
             || !self.unit_begun.swap(false, Ordering::SeqCst)
         {
             return Ok(());
         }
-        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(
-            &mut *guard,
-        )
-        .map_err(|source| StoreError::Query {
-            what: "roll back a unit of work".into(),
+        let conn: &mut SqliteConnection = &mut guard;
+        let (result, what) = if commit {
+            (
+                <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(conn),
+                "commit a unit of work",
+            )
+        } else {
+            (
+                <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(conn),
+                "roll back a unit of work",
+            )
+        };
+        result.map_err(|source| StoreError::Query {
+            what: what.into(),
             source,
         })
     }
