@@ -300,6 +300,9 @@ async fn early_and_partial_assignments_are_reported_with_their_quantity() {
     let mut order = intent("hab-assign-1", &put, Side::Sell, bid, gw.now());
     order.quantity = 2;
     within(broker.place_order(&order)).await.expect("place");
+    // The order must reach the gateway before time moves on (a DAY order
+    // stepped past the close before it arrived never fills).
+    fill_now(&gw, "hab-assign-1").await;
     while gw
         .exchange()
         .all_executions()
