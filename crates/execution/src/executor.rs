@@ -58,6 +58,12 @@ pub struct EventReport {
     /// Recorded fills restated by a late commission report or by a
     /// correction with other figures (order, ledger and trade follow).
     pub amended: usize,
+    /// The part of each trade settled by assignment, as a trade closed by
+    /// assignment (`contracts` = the contracts assigned, `exit_reason`
+    /// [`ExitReason::Assigned`](core_domain::ExitReason::Assigned)): whole
+    /// and partial assignments alike. Their shares are the system's to
+    /// sell (see [`crate::ExitManager::evaluate`]'s `assigned`).
+    pub assignments: Vec<core_domain::Trade>,
 }
 
 impl EventReport {
@@ -77,6 +83,7 @@ impl EventReport {
         self.late_fills += other.late_fills;
         self.corrections += other.corrections;
         self.amended += other.amended;
+        self.assignments.extend(other.assignments.iter().cloned());
     }
 }
 
@@ -1106,6 +1113,18 @@ impl<B: Broker> OrderExecutor<B> {
             None,
         )?;
         self.audit_trade_change(time, &change)?;
+        if underlying.is_some() {
+            match &change {
+                TradeChange::Closed(t) => report.assignments.push(t.clone()),
+                TradeChange::PartlySettled(t) => {
+                    let mut part = t.clone();
+                    part.contracts = quantity.abs();
+                    part.exit_reason = Some(core_domain::ExitReason::Assigned);
+                    report.assignments.push(part);
+                }
+                _ => {}
+            }
+        }
         report.trades.push(change);
         Ok(())
     }

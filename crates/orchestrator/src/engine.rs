@@ -41,10 +41,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use core_domain::{
     AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, Broker, Contract, Criterion,
-    DecisionKind, DecisionRecord, EntryProposal, ExitReason, LearningRepository, MarketData,
-    MarketRegime, MarketSnapshot, OptionContract, OptionQuote, Order, OrderIntent, OrderPurpose,
-    OrderRepository, OrderStatus, Position, Price, Right, Side, Strategy, Symbol, TimeInForce,
-    Trade, TradeFilter, TradeRepository, TradeStatus, UnderlyingSnapshot, WorkingMemory,
+    DecisionKind, DecisionRecord, EntryProposal, LearningRepository, MarketData, MarketRegime,
+    MarketSnapshot, OptionContract, OptionQuote, Order, OrderIntent, OrderPurpose, OrderRepository,
+    OrderStatus, Position, Price, Right, Side, Strategy, Symbol, TimeInForce, Trade, TradeFilter,
+    TradeRepository, TradeStatus, UnderlyingSnapshot, WorkingMemory,
 };
 use execution::{
     EmergencyStop, ExitManager, ExitOrder, MonitorInput, MonitorReport, OrderContext,
@@ -635,9 +635,6 @@ where
                 TradeChange::Opened(_) => report.trades_opened += 1,
                 TradeChange::Closed(t) => {
                     report.trades_closed += 1;
-                    if t.exit_reason == Some(ExitReason::Assigned) {
-                        self.memory.assigned.push(t.clone());
-                    }
                     if let Some(e) = events::trade_closed(now, t) {
                         report.events.push(e);
                     }
@@ -646,6 +643,10 @@ where
                 _ => {}
             }
         }
+        // Whole and partial assignments: their shares are ours to sell.
+        self.memory
+            .assigned
+            .extend(processed.assignments.iter().cloned());
         for (code, message) in &processed.broker_errors {
             if !INFORMATIONAL_CODES.contains(code) {
                 self.memory.api_errors.push(now);
