@@ -1238,10 +1238,12 @@ fn amend_recorded(
         exec_id: restated.exec_id.clone(),
         reason: e.to_string(),
     };
-    if restated.quantity <= 0 {
+    if restated.quantity < original.quantity {
+        // The store never lowers an order's filled quantity (a stale copy
+        // must not undo a fill): an operator checks it with the broker.
         return Err(refused(core_domain::DomainError::Invalid(format!(
-            "a restated quantity must be positive, got {}",
-            restated.quantity
+            "the broker restates execution {} from {} to {} contracts: a recorded fill is never lowered; check order {order_ref} in TWS",
+            original.exec_id, original.quantity, restated.quantity
         ))));
     }
     tx.amend_fill(&restated)
