@@ -12,7 +12,8 @@
 //!   filled beyond its quantity, no short turned long).
 //!
 //! About 75 s on 2 cores (debug build), so it is `#[ignore]`d in the
-//! default suite: `cargo test -p e2e --test gateway_drill -- --ignored`.
+//! default suite and run by CI as a step of its own (`.ci/run`):
+//! `cargo test -p e2e --test gateway_drill -- --ignored`.
 //! `DRILL_KILLS` (default 6) and `DRILL_SEED` (default 12) vary it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
