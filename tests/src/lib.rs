@@ -12,3 +12,5 @@ pub fn binary(name: &str) -> Option<PathBuf> {
     let path = profile_dir.join(name);
     path.exists().then_some(path)
 }
+
+pub mod digest;
