@@ -107,7 +107,7 @@ impl std::fmt::Display for Shard {
     }
 }
 
-fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+pub(crate) fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
     let bad = || format!("--shard {s:?}: expected I/N with 1 <= I <= N, e.g. 2/8");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let index: usize = i.trim().parse().map_err(|_| bad())?;
