@@ -230,7 +230,7 @@ where
     /// What was last written, to skip identical writes: positions
     /// (contract key, quantity, average cost) and working memory.
     stored_positions: Option<Vec<(String, i64, i64)>>,
-    stored_memory: Option<serde_json::Value>,
+    stored_memory: Option<memory::Memory>,
     /// Open trades as last read; `None` after anything that may change
     /// them (a fill, a settlement), so the store is read again.
     open_cache: Option<Vec<Trade>>,
