@@ -18,6 +18,7 @@
 //! The strategy is deliberately loose so that it trades often (see
 //! [`loose_settings`]); the learning settings are the defaults.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use core_domain::{
     LearningEventType, LearningRepository, TradeFilter, TradeRepository, TradeStatus,
 };
 use market_sim::synthetic::{EdgeScope, PlantedEdge, SyntheticConfig, generate, null_chain_params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use settings::{Range, Settings};
 use store::Store;
@@ -82,6 +83,43 @@ pub struct LearningProofArgs {
     /// Worker threads (runs are independent) [default: available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run only shard I of N (1-based) of the runs (seed × part), as one
+    /// of N processes, on this machine or others; its runs are written to
+    /// --outcomes (default `learning-proof-shard-I-of-N.json`) for
+    /// --merge.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Write the runs' outcomes (JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub outcomes: Option<PathBuf>,
+    /// Run nothing: merge the outcome files of shards (the same --seeds,
+    /// --years and other options) into one report.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+}
+
+/// `--shard I/N`: (I - 1, N) with 1 <= I <= N.
+pub fn parse_shard(spec: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard {spec:?}: expected I/N with 1 <= I <= N (e.g. 2/8)");
+    let (i, n) = spec.split_once('/').ok_or_else(bad)?;
+    let i: usize = i.trim().parse().map_err(|_| bad())?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i - 1, n))
+}
+
+/// What a shard writes: its runs and how long they took.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShardOutcomes {
+    pub shard: Option<String>,
+    pub seeds: u64,
+    pub years: usize,
+    pub first_seed: u64,
+    pub threads: usize,
+    pub elapsed_seconds: f64,
+    pub outcomes: Vec<RunOutcome>,
 }
 
 /// The parts of the benchmark.
@@ -126,7 +164,7 @@ pub fn loose_settings(otm: (f64, f64)) -> Settings {
 }
 
 /// One experiment of a run, as its row ends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentSummary {
     pub id: String,
     pub status: String,
@@ -138,7 +176,7 @@ pub struct ExperimentSummary {
 }
 
 /// One run: a seed, with or without the planted edge.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunOutcome {
     pub seed: u64,
     pub planted: bool,
@@ -190,6 +228,12 @@ fn median(mut v: Vec<usize>) -> Option<f64> {
 /// Whether an OTM fraction lies in `[lo, hi)`.
 fn in_bucket(otm: f64, lo: f64, hi: f64) -> bool {
     otm >= lo - 1e-9 && otm < hi - 1e-9
+}
+
+/// One simulated year of the null market with the default benchmark
+/// strategy (`trader-cli bench` times it).
+pub fn run_null_year(seed: u64, scratch: &std::path::Path) -> Result<RunOutcome> {
+    run_one(seed, 1, None, (0.08, 0.10), (0.10, 0.25), scratch)
 }
 
 /// Runs the engine over one synthetic market and reads the outcome back
@@ -455,6 +499,28 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             jobs.push((seed, true));
         }
     }
+    if !args.merge.is_empty() {
+        let (threads, elapsed, outcomes) =
+            merge_shards(&args.merge, seeds, years, args.first_seed)?;
+        if outcomes.len() != jobs.len() {
+            bail!(
+                "the shard files hold {} runs; --seeds {seeds} --part {:?} makes {}: a shard is missing",
+                outcomes.len(),
+                args.part,
+                jobs.len()
+            );
+        }
+        return report(args, as_json, seeds, years, threads, elapsed, outcomes);
+    }
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some((i, n)) = shard {
+        jobs = jobs
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, j)| j)
+            .collect();
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -504,6 +570,87 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
     {
         outcomes.push(r?);
     }
+    let out_file = args.outcomes.clone().or_else(|| {
+        shard.map(|(i, n)| PathBuf::from(format!("learning-proof-shard-{}-of-{n}.json", i + 1)))
+    });
+    if let Some(path) = out_file {
+        let file = ShardOutcomes {
+            shard: args.shard.clone(),
+            seeds,
+            years,
+            first_seed: args.first_seed,
+            threads,
+            elapsed_seconds: elapsed,
+            outcomes: outcomes.clone(),
+        };
+        let text = serde_json::to_string_pretty(&file).context("serializing the outcomes")?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        if !as_json {
+            eprintln!(
+                "  outcomes of {} runs written to {}",
+                outcomes.len(),
+                path.display()
+            );
+        }
+    }
+    report(args, as_json, seeds, years, threads, elapsed, outcomes)
+}
+
+/// Reads shard outcome files written with the same options: (threads
+/// summed, the longest shard's time, every run once).
+fn merge_shards(
+    files: &[PathBuf],
+    seeds: u64,
+    years: usize,
+    first_seed: u64,
+) -> Result<(usize, f64, Vec<RunOutcome>)> {
+    let mut threads = 0;
+    let mut elapsed = 0.0f64;
+    let mut outcomes: Vec<RunOutcome> = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let shard: ShardOutcomes = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a learning-proof outcomes file", f.display()))?;
+        if (shard.seeds, shard.years, shard.first_seed) != (seeds, years, first_seed) {
+            bail!(
+                "{}: ran --seeds {} --years {} --first-seed {}, this merge asks for --seeds {seeds} --years {years} --first-seed {first_seed}",
+                f.display(),
+                shard.seeds,
+                shard.years,
+                shard.first_seed
+            );
+        }
+        threads += shard.threads;
+        elapsed = elapsed.max(shard.elapsed_seconds);
+        for o in shard.outcomes {
+            if outcomes
+                .iter()
+                .any(|x| (x.seed, x.planted) == (o.seed, o.planted))
+            {
+                bail!(
+                    "{}: the run of seed {} ({}) is in two shard files",
+                    f.display(),
+                    o.seed,
+                    if o.planted { "edge" } else { "null" }
+                );
+            }
+            outcomes.push(o);
+        }
+    }
+    Ok((threads, elapsed, outcomes))
+}
+
+/// The report over the runs' outcomes (printed, or JSON).
+fn report(
+    args: &LearningProofArgs,
+    as_json: bool,
+    seeds: u64,
+    years: usize,
+    threads: usize,
+    elapsed: f64,
+    mut outcomes: Vec<RunOutcome>,
+) -> Result<ExitCode> {
     outcomes.sort_by_key(|o| (o.planted, o.seed));
     let null_runs: Vec<&RunOutcome> = outcomes.iter().filter(|o| !o.planted).collect();
     let planted: Vec<&RunOutcome> = outcomes.iter().filter(|o| o.planted).collect();
@@ -695,4 +842,72 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_one_based_and_bounded() {
+        assert_eq!(parse_shard("1/4").unwrap(), (0, 4));
+        assert_eq!(parse_shard(" 4 / 4 ").unwrap(), (3, 4));
+        for bad in ["0/4", "5/4", "1/0", "1", "a/b", "-1/4"] {
+            assert!(parse_shard(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    fn outcome(seed: u64) -> RunOutcome {
+        let d = NaiveDate::from_ymd_opt(2001, 1, 2).unwrap();
+        RunOutcome {
+            seed,
+            planted: false,
+            first_session: d,
+            last_session: d,
+            closed_trades: 1,
+            adoptions_by_year: vec![0],
+            experiments_started: 0,
+            experiments_rejected: 0,
+            experiments_adopted: 0,
+            experiments_rolled_back: 0,
+            adoptions: Vec::new(),
+            experiments: Vec::new(),
+            bucket_trades: 0,
+            bucket_mean_roi: None,
+            rest_trades: 1,
+            rest_mean_roi: Some(0.01),
+            detected_after: None,
+            adopted_after: None,
+            seconds: 1.0,
+        }
+    }
+
+    fn shard_file(dir: &std::path::Path, name: &str, seeds: &[u64]) -> PathBuf {
+        let path = dir.join(name);
+        let file = ShardOutcomes {
+            shard: None,
+            seeds: 3,
+            years: 1,
+            first_seed: 1,
+            threads: 1,
+            elapsed_seconds: 2.0,
+            outcomes: seeds.iter().map(|s| outcome(*s)).collect(),
+        };
+        std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn shard_files_merge_into_every_run_once() {
+        let dir = std::env::temp_dir().join(format!("lp-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = shard_file(&dir, "a.json", &[1, 3]);
+        let b = shard_file(&dir, "b.json", &[2]);
+        let (threads, elapsed, runs) = merge_shards(&[a.clone(), b], 3, 1, 1).unwrap();
+        assert_eq!((threads, elapsed, runs.len()), (2, 2.0, 3));
+        let dup = shard_file(&dir, "dup.json", &[3]);
+        assert!(merge_shards(&[a.clone(), dup], 3, 1, 1).is_err());
+        assert!(merge_shards(&[a], 4, 1, 1).is_err(), "other options");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -196,7 +196,7 @@ where
         // (with its writes, in a unit of work): a restart continues after
         // it, never re-running it against its own records.
         if self.store.write_count() != self.cycle_writes {
-            self.stored_memory = None;
+            self.memory_due = true;
         }
         self.persist_memory()
     }
@@ -206,7 +206,7 @@ where
     /// skips these writes, and a restart must continue from the last
     /// cycle run, not from the last one that changed something.
     pub fn save_memory(&mut self) -> Result<(), EngineError> {
-        self.stored_memory = None;
+        self.memory_due = true;
         self.persist_memory()
     }
 
@@ -216,24 +216,39 @@ where
     fn persist_memory(&mut self) -> Result<(), EngineError> {
         // Compared as values (no serialization unless it changed): most
         // cycles change nothing but the counter and the time.
-        if let Some(stored) = &self.stored_memory
+        if !self.memory_due
+            && let Some(stored) = &self.stored_memory
             && stored.same_apart_from_the_clock(&self.memory)
         {
             return Ok(());
         }
         let memory = serde_json::to_value(&self.memory)
             .map_err(|e| EngineError::Config(format!("serializing working memory: {e}")))?;
-        let goals = json!(self.memory.goals);
-        let actions = json!(self.memory.recent_actions);
-        let events = serde_json::to_value(&self.memory.recent_events).unwrap_or_else(|_| json!([]));
+        // The other keys only when they changed since the last write.
+        let last = self.stored_memory.as_ref();
+        let goals =
+            (last.is_none_or(|m| m.goals != self.memory.goals)).then(|| json!(self.memory.goals));
+        let actions = (last.is_none_or(|m| m.recent_actions != self.memory.recent_actions))
+            .then(|| json!(self.memory.recent_actions));
+        let events =
+            (last.is_none_or(|m| m.recent_events != self.memory.recent_events)).then(|| {
+                serde_json::to_value(&self.memory.recent_events).unwrap_or_else(|_| json!([]))
+            });
         self.store.atomically(|tx| -> Result<(), EngineError> {
             tx.remember(keys::ENGINE, &memory)?;
-            tx.remember(keys::GOALS, &goals)?;
-            tx.remember(keys::RECENT_ACTIONS, &actions)?;
-            tx.remember(keys::RECENT_EVENTS, &events)?;
+            if let Some(v) = &goals {
+                tx.remember(keys::GOALS, v)?;
+            }
+            if let Some(v) = &actions {
+                tx.remember(keys::RECENT_ACTIONS, v)?;
+            }
+            if let Some(v) = &events {
+                tx.remember(keys::RECENT_EVENTS, v)?;
+            }
             Ok(())
         })?;
         self.stored_memory = Some(self.memory.clone());
+        self.memory_due = false;
         Ok(())
     }
 
