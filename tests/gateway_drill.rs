@@ -12,7 +12,8 @@
 //!   filled beyond its quantity, no short turned long).
 //!
 //! About 75 s on 2 cores (debug build), so it is `#[ignore]`d in the
-//! default suite: `cargo test -p e2e --test gateway_drill -- --ignored`.
+//! default suite and run by CI as a step of its own (`.ci/run`):
+//! `cargo test -p e2e --test gateway_drill -- --ignored`.
 //! `DRILL_KILLS` (default 6) and `DRILL_SEED` (default 12) vary it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -129,7 +130,7 @@ fn test_drill_sigkills_over_the_gateway_with_ib_habits() {
     );
     let config = format!(
         "[broker]\nkind = \"ibkr\"\n[broker.ibkr]\nport = {}\nsim_control = \"{}\"\n\
-         connect_attempts = 10\nmessages_per_second = 5000\n{LOOSE}",
+         connect_attempts = 10\nmessages_per_second = 5000\ncommission_wait_secs = 1\n{LOOSE}",
         handle.addr().port(),
         handle.control_addr().unwrap()
     );
@@ -210,22 +211,29 @@ fn test_drill_sigkills_over_the_gateway_with_ib_habits() {
     let db = store::Store::open(dir.path().join("data/trader.db").to_str().unwrap()).unwrap();
     let orders = db.all_orders().unwrap();
 
-    // Every execution once.
-    let mut recorded: BTreeMap<String, i64> = BTreeMap::new();
+    // Every execution once, with the exchange's quantity, price and
+    // commission (a commission report later than `commission_wait_secs`
+    // restates the fill recorded without it).
+    let mut recorded: BTreeMap<String, (i64, String, String)> = BTreeMap::new();
     for o in &orders {
         for f in db.fills(&o.intent.order_ref).unwrap() {
+            let figures = (f.quantity, f.price.to_string(), f.commission.to_string());
             assert!(
-                recorded.insert(f.exec_id.clone(), f.quantity).is_none(),
+                recorded.insert(f.exec_id.clone(), figures).is_none(),
                 "{} recorded twice",
                 f.exec_id
             );
         }
     }
-    let executed: BTreeMap<String, i64> = kind("execution")
+    let executed: BTreeMap<String, (i64, String, String)> = kind("execution")
         .map(|l| {
             (
                 l["exec_id"].as_str().unwrap().to_string(),
-                l["quantity"].as_i64().unwrap(),
+                (
+                    l["quantity"].as_i64().unwrap(),
+                    l["price"].as_str().unwrap().to_string(),
+                    l["commission"].as_str().unwrap().to_string(),
+                ),
             )
         })
         .collect();

@@ -18,6 +18,7 @@
 //! The strategy is deliberately loose so that it trades often (see
 //! [`loose_settings`]); the learning settings are the defaults.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use core_domain::{
     LearningEventType, LearningRepository, TradeFilter, TradeRepository, TradeStatus,
 };
 use market_sim::synthetic::{EdgeScope, PlantedEdge, SyntheticConfig, generate, null_chain_params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use settings::{Range, Settings};
 use store::Store;
@@ -82,10 +83,117 @@ pub struct LearningProofArgs {
     /// Worker threads (runs are independent) [default: available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run only shard I of N (1-based, e.g. `2/8`): the runs whose index
+    /// in the job list is I−1 modulo N. Run every shard (on one machine or
+    /// many) with `--json > shard-I.json`, then `--merge shard-*.json`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Merge shard reports (written with `--json`) into one report instead
+    /// of running: the same settings in each, every run once.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+}
+
+/// One shard of the job list: `index` of `count`, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+pub(crate) fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("--shard {s:?}: expected I/N with 1 <= I <= N, e.g. 2/8");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: usize = i.trim().parse().map_err(|_| bad())?;
+    let count: usize = n.trim().parse().map_err(|_| bad())?;
+    if index == 0 || index > count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+/// What defines a benchmark (everything but how it is spread over threads
+/// and shards): shard reports merge only when these are equal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofParams {
+    pub seeds: u64,
+    pub years: usize,
+    pub first_seed: u64,
+    pub part: Part,
+    pub edge_min: f64,
+    pub edge_max: f64,
+    pub extra_vol: f64,
+    pub otm_min: f64,
+    pub otm_max: f64,
+    pub within_trades: usize,
+}
+
+impl ProofParams {
+    fn of(args: &LearningProofArgs) -> Self {
+        let (seeds, years) = if args.quick {
+            (4, 2)
+        } else {
+            (args.seeds, args.years)
+        };
+        ProofParams {
+            seeds,
+            years,
+            first_seed: args.first_seed,
+            part: args.part,
+            edge_min: args.edge_min,
+            edge_max: args.edge_max,
+            extra_vol: args.extra_vol,
+            otm_min: args.otm_min,
+            otm_max: args.otm_max,
+            within_trades: args.within_trades,
+        }
+    }
+
+    /// Every run of the benchmark: (seed, planted edge?), in a fixed order.
+    fn jobs(&self) -> Vec<(u64, bool)> {
+        let mut jobs = Vec::new();
+        for s in 0..self.seeds {
+            let seed = self.first_seed + s;
+            if matches!(self.part, Part::Null | Part::Both) {
+                jobs.push((seed, false));
+            }
+            if matches!(self.part, Part::Edge | Part::Both) {
+                jobs.push((seed, true));
+            }
+        }
+        jobs
+    }
+
+    /// The command that reproduces the whole benchmark.
+    fn command(&self) -> String {
+        format!(
+            "trader-cli learning-proof --seeds {} --years {} --first-seed {} --part {} --otm-min {} --otm-max {} --edge-min {} --edge-max {} --extra-vol {} --within-trades {}",
+            self.seeds,
+            self.years,
+            self.first_seed,
+            match self.part {
+                Part::Null => "null",
+                Part::Edge => "edge",
+                Part::Both => "both",
+            },
+            self.otm_min,
+            self.otm_max,
+            self.edge_min,
+            self.edge_max,
+            self.extra_vol,
+            self.within_trades
+        )
+    }
 }
 
 /// The parts of the benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
     Null,
@@ -126,7 +234,7 @@ pub fn loose_settings(otm: (f64, f64)) -> Settings {
 }
 
 /// One experiment of a run, as its row ends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentSummary {
     pub id: String,
     pub status: String,
@@ -138,7 +246,7 @@ pub struct ExperimentSummary {
 }
 
 /// One run: a seed, with or without the planted edge.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunOutcome {
     pub seed: u64,
     pub planted: bool,
@@ -400,60 +508,32 @@ fn run_one(
     Ok(outcome)
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark (or one shard of it), or merges shard reports.
 pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
-    let (seeds, years) = if args.quick {
-        (4, 2)
-    } else {
-        (args.seeds, args.years)
-    };
-    if seeds == 0 || years == 0 {
+    if !args.merge.is_empty() {
+        return merge(&args.merge, as_json);
+    }
+    let params = ProofParams::of(args);
+    if params.seeds == 0 || params.years == 0 {
         bail!("--seeds and --years must be at least 1");
     }
-    let edge = PlantedEdge {
-        scope: EdgeScope::OtmBucket {
-            min: args.edge_min,
-            // The edge's bucket is inclusive, the pattern buckets half-open.
-            max: args.edge_max - 1e-6,
-        },
-        extra_vol: args.extra_vol,
-    };
-    let problems = edge.problems();
-    if !problems.is_empty() || args.edge_max <= args.edge_min {
+    let edge = planted_edge(&params)?;
+    let bucket = (params.edge_min, params.edge_max);
+    let otm = (params.otm_min, params.otm_max);
+    let years = params.years;
+    let jobs: Vec<(u64, bool)> = params
+        .jobs()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|s| i % s.count == s.index - 1))
+        .map(|(_, j)| j)
+        .collect();
+    if jobs.is_empty() {
         bail!(
-            "the planted edge: {}",
-            problems
-                .iter()
-                .map(|(k, m)| format!("{k}: {m}"))
-                .chain(
-                    (args.edge_max <= args.edge_min)
-                        .then(|| "--edge-max must exceed --edge-min".to_string())
-                )
-                .collect::<Vec<_>>()
-                .join("; ")
+            "shard {} holds no run: the benchmark has only {} runs; use fewer shards",
+            args.shard.map_or_else(String::new, |s| s.to_string()),
+            params.jobs().len()
         );
-    }
-    let bucket = (args.edge_min, args.edge_max);
-    let otm = (args.otm_min, args.otm_max);
-    if !(0.0..1.0).contains(&otm.0) || !(0.0..1.0).contains(&otm.1) || otm.0 >= otm.1 {
-        bail!(
-            "--otm-min {} and --otm-max {} must be fractions in [0, 1) with min < max",
-            otm.0,
-            otm.1
-        );
-    }
-    if args.extra_vol == 0.0 {
-        bail!("--extra-vol 0 plants no edge; use --part null for the null market");
-    }
-    let mut jobs: Vec<(u64, bool)> = Vec::new();
-    for s in 0..seeds {
-        let seed = args.first_seed + s;
-        if matches!(args.part, Part::Null | Part::Both) {
-            jobs.push((seed, false));
-        }
-        if matches!(args.part, Part::Edge | Part::Both) {
-            jobs.push((seed, true));
-        }
     }
     let threads = args
         .threads
@@ -504,7 +584,170 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
     {
         outcomes.push(r?);
     }
+    let spread = Spread {
+        threads,
+        elapsed,
+        shard: args.shard,
+        merged_from: 0,
+    };
+    report(&params, outcomes, &spread, as_json)
+}
+
+/// The planted edge of `params`, checked.
+fn planted_edge(params: &ProofParams) -> Result<PlantedEdge> {
+    let edge = PlantedEdge {
+        scope: EdgeScope::OtmBucket {
+            min: params.edge_min,
+            // The edge's bucket is inclusive, the pattern buckets half-open.
+            max: params.edge_max - 1e-6,
+        },
+        extra_vol: params.extra_vol,
+    };
+    let problems = edge.problems();
+    if !problems.is_empty() || params.edge_max <= params.edge_min {
+        bail!(
+            "the planted edge: {}",
+            problems
+                .iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .chain(
+                    (params.edge_max <= params.edge_min)
+                        .then(|| "--edge-max must exceed --edge-min".to_string())
+                )
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let otm = (params.otm_min, params.otm_max);
+    if !(0.0..1.0).contains(&otm.0) || !(0.0..1.0).contains(&otm.1) || otm.0 >= otm.1 {
+        bail!(
+            "--otm-min {} and --otm-max {} must be fractions in [0, 1) with min < max",
+            otm.0,
+            otm.1
+        );
+    }
+    if params.extra_vol == 0.0 {
+        bail!("--extra-vol 0 plants no edge; use --part null for the null market");
+    }
+    Ok(edge)
+}
+
+/// How a report's runs were spread: threads, wall-clock time, the shard
+/// it is, or how many shard reports it merges.
+struct Spread {
+    threads: usize,
+    elapsed: f64,
+    shard: Option<Shard>,
+    merged_from: usize,
+}
+
+/// Merges shard reports written with `--json`: the same benchmark in each
+/// (its `params`), every run at most once; runs missing from every shard
+/// are listed and make the report partial.
+fn merge(files: &[PathBuf], as_json: bool) -> Result<ExitCode> {
+    let mut params: Option<ProofParams> = None;
+    let mut outcomes: Vec<RunOutcome> = Vec::new();
+    let (mut threads, mut elapsed) = (0usize, 0.0f64);
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a JSON report (write shard reports with `learning-proof --json --shard I/N > FILE`)",
+                f.display()
+            )
+        })?;
+        let p: ProofParams = serde_json::from_value(v["params"].clone()).with_context(|| {
+            format!(
+                "{}: no benchmark settings (`params`); was it written by this version of learning-proof --json?",
+                f.display()
+            )
+        })?;
+        match &params {
+            None => params = Some(p),
+            Some(q) if *q == p => {}
+            Some(q) => bail!(
+                "{} is another benchmark than the first report: `{}` against `{}`; merge only shards of one command",
+                f.display(),
+                p.command(),
+                q.command()
+            ),
+        }
+        let runs: Vec<RunOutcome> = serde_json::from_value(v["runs"].clone())
+            .with_context(|| format!("{}: reading its runs", f.display()))?;
+        for r in runs {
+            if outcomes
+                .iter()
+                .any(|o| o.seed == r.seed && o.planted == r.planted)
+            {
+                bail!(
+                    "{}: the {} run of seed {} is in another report too; merge each shard once",
+                    f.display(),
+                    if r.planted { "edge" } else { "null" },
+                    r.seed
+                );
+            }
+            outcomes.push(r);
+        }
+        threads += v["threads"].as_u64().unwrap_or(0) as usize;
+        elapsed = elapsed.max(v["elapsed_seconds"].as_f64().unwrap_or(0.0));
+    }
+    let Some(params) = params else {
+        bail!("--merge needs at least one report");
+    };
+    let spread = Spread {
+        threads,
+        elapsed,
+        shard: None,
+        merged_from: files.len(),
+    };
+    report(&params, outcomes, &spread, as_json)
+}
+
+/// `k` of `n` with its exact 95% interval, as JSON.
+fn rate_json(k: usize, n: usize) -> serde_json::Value {
+    let ci = learning::stats::binomial_ci(k as u64, n as u64, 0.95).ok();
+    json!({
+        "count": k,
+        "of": n,
+        "share": (n > 0).then(|| k as f64 / n as f64),
+        "ci95": ci.map(|(lo, hi)| [lo, hi]),
+    })
+}
+
+/// `k of n (x%, 95% CI a–b%)`.
+fn rate_text(k: usize, n: usize) -> String {
+    match learning::stats::binomial_ci(k as u64, n as u64, 0.95) {
+        Ok((lo, hi)) => format!(
+            "{k} of {n} ({:.1}%, 95% CI {:.1}–{:.1}%)",
+            100.0 * k as f64 / n as f64,
+            100.0 * lo,
+            100.0 * hi
+        ),
+        Err(_) => format!("{k} of {n}"),
+    }
+}
+
+/// Summarizes the runs (all of them, or a shard's) and prints the report.
+fn report(
+    params: &ProofParams,
+    mut outcomes: Vec<RunOutcome>,
+    spread: &Spread,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let years = params.years;
+    let (threads, elapsed) = (spread.threads, spread.elapsed);
     outcomes.sort_by_key(|o| (o.planted, o.seed));
+    let missing: Vec<String> = params
+        .jobs()
+        .into_iter()
+        .filter(|(seed, planted)| {
+            !outcomes
+                .iter()
+                .any(|o| o.seed == *seed && o.planted == *planted)
+        })
+        .map(|(seed, planted)| format!("{} {seed}", if planted { "edge" } else { "null" }))
+        .collect();
     let null_runs: Vec<&RunOutcome> = outcomes.iter().filter(|o| !o.planted).collect();
     let planted: Vec<&RunOutcome> = outcomes.iter().filter(|o| o.planted).collect();
 
@@ -515,12 +758,23 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         .sum();
     let sum =
         |v: &[&RunOutcome], f: fn(&RunOutcome) -> usize| v.iter().map(|o| f(o)).sum::<usize>();
+    // Per experiment: of the null experiments that ended (adopted,
+    // rejected or rolled back after adoption), how many were adopted.
+    let null_ended = sum(&null_runs, |o| {
+        o.experiments_adopted + o.experiments_rejected + o.experiments_rolled_back
+    });
+    let null_adopted_experiments = sum(&null_runs, |o| {
+        o.experiments_adopted + o.experiments_rolled_back
+    });
     let null_summary = (!null_runs.is_empty()).then(|| {
         json!({
             "runs": null_runs.len(),
             "simulated_years": null_years,
             "years_with_an_adoption": null_years_with,
             "share_of_years_with_an_adoption": null_years_with as f64 / null_years.max(1) as f64,
+            "years_with_an_adoption_rate": rate_json(null_years_with, null_years),
+            "experiments_ended": null_ended,
+            "false_adoptions_per_ended_experiment": rate_json(null_adopted_experiments, null_ended),
             "adoptions": sum(&null_runs, |o| o.adoptions.len()),
             "closed_trades": sum(&null_runs, |o| o.closed_trades),
             "trades_per_year": sum(&null_runs, |o| o.closed_trades) as f64 / null_years.max(1) as f64,
@@ -528,47 +782,31 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             "experiments_rejected": sum(&null_runs, |o| o.experiments_rejected),
             "experiments_adopted": sum(&null_runs, |o| o.experiments_adopted),
             "experiments_rolled_back": sum(&null_runs, |o| o.experiments_rolled_back),
-            "target": "share of years with an adoption <= 5%",
+            "target": "share of years with an adoption <= 5%, the upper end of its 95% interval <= 7%; false adoptions per experiment <= alpha",
         })
     });
-    let within = args.within_trades;
+    let within = params.within_trades;
     let detected: Vec<usize> = planted.iter().filter_map(|o| o.detected_after).collect();
     let adopted: Vec<usize> = planted.iter().filter_map(|o| o.adopted_after).collect();
     let adopted_within = adopted.iter().filter(|n| **n <= within).count();
     let detected_within = detected.iter().filter(|n| **n <= within).count();
-    let pooled = |f: fn(&RunOutcome) -> (usize, Option<f64>)| {
-        let (n, s) = planted.iter().fold((0usize, 0.0f64), |(n, s), o| {
+    let pooled = |runs: &[&RunOutcome], f: fn(&RunOutcome) -> (usize, Option<f64>)| {
+        let (n, s) = runs.iter().fold((0usize, 0.0f64), |(n, s), o| {
             let (k, m) = f(o);
             (n + k, s + m.unwrap_or(0.0) * k as f64)
         });
         (n > 0).then(|| s / n as f64)
     };
-    let bucket_roi = pooled(|o| (o.bucket_trades, o.bucket_mean_roi));
-    let rest_roi = pooled(|o| (o.rest_trades, o.rest_mean_roi));
-    let null_bucket_roi = {
-        let (n, s) = null_runs.iter().fold((0usize, 0.0f64), |(n, s), o| {
-            (
-                n + o.bucket_trades,
-                s + o.bucket_mean_roi.unwrap_or(0.0) * o.bucket_trades as f64,
-            )
-        });
-        (n > 0).then(|| s / n as f64)
-    };
-    let null_rest_roi = {
-        let (n, s) = null_runs.iter().fold((0usize, 0.0f64), |(n, s), o| {
-            (
-                n + o.rest_trades,
-                s + o.rest_mean_roi.unwrap_or(0.0) * o.rest_trades as f64,
-            )
-        });
-        (n > 0).then(|| s / n as f64)
-    };
+    let bucket_roi = pooled(&planted, |o| (o.bucket_trades, o.bucket_mean_roi));
+    let rest_roi = pooled(&planted, |o| (o.rest_trades, o.rest_mean_roi));
+    let null_bucket_roi = pooled(&null_runs, |o| (o.bucket_trades, o.bucket_mean_roi));
+    let null_rest_roi = pooled(&null_runs, |o| (o.rest_trades, o.rest_mean_roi));
     let edge_summary = (!planted.is_empty()).then(|| {
         json!({
             "runs": planted.len(),
-            "bucket": [args.edge_min, args.edge_max],
-            "strategy_otm_range": [args.otm_min, args.otm_max],
-            "extra_vol": args.extra_vol,
+            "bucket": [params.edge_min, params.edge_max],
+            "strategy_otm_range": [params.otm_min, params.otm_max],
+            "extra_vol": params.extra_vol,
             "within_trades": within,
             "bucket_trades": sum(&planted, |o| o.bucket_trades),
             "bucket_mean_roi": bucket_roi,
@@ -580,6 +818,14 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             "seeds_adopted": adopted.len(),
             "seeds_adopted_within": adopted_within,
             "share_adopted_within": adopted_within as f64 / planted.len().max(1) as f64,
+            "adopted_within_rate": rate_json(adopted_within, planted.len()),
+            "power_curve": ([100usize, 200, 300]
+                .iter()
+                .map(|n| json!({
+                    "within_trades": n,
+                    "adopted": rate_json(adopted.iter().filter(|a| **a <= *n).count(), planted.len()),
+                }))
+                .collect::<Vec<_>>()),
             "median_trades_to_detection": median(detected.clone()),
             "median_trades_to_adoption": median(adopted.clone()),
             "closed_trades": sum(&planted, |o| o.closed_trades),
@@ -589,16 +835,18 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             "target": format!("share adopted within {within} trades >= 80%"),
         })
     });
-    let command = format!(
-        "trader-cli learning-proof --seeds {seeds} --years {years} --first-seed {} --otm-min {} --otm-max {} --edge-min {} --edge-max {} --extra-vol {} --within-trades {within}",
-        args.first_seed, args.otm_min, args.otm_max, args.edge_min, args.edge_max, args.extra_vol
-    );
+    let command = params.command();
     let report = json!({
         "command": command,
+        "params": params,
+        "shard": spread.shard.map(|s| s.to_string()),
+        "merged_from": spread.merged_from,
+        "missing_runs": missing,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "threads": threads,
         "elapsed_seconds": elapsed,
-        "seeds": seeds,
+        "run_seconds": outcomes.iter().map(|o| o.seconds).sum::<f64>(),
+        "seeds": params.seeds,
         "years": years,
         "null": null_summary,
         "null_bucket_mean_roi": null_bucket_roi,
@@ -616,6 +864,27 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         report["build"].as_str().unwrap_or("")
     );
     println!("  command   {command}");
+    match (spread.shard, spread.merged_from) {
+        (Some(s), _) => println!(
+            "  shard     {s}: {} of the benchmark's {} runs (merge the shards' --json reports with --merge)",
+            outcomes.len(),
+            params.jobs().len()
+        ),
+        (None, n) if n > 0 => println!(
+            "  merged    {n} shard reports, {} runs{}",
+            outcomes.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; INCOMPLETE, {} runs missing: {}",
+                    missing.len(),
+                    missing.join(", ")
+                )
+            }
+        ),
+        _ => {}
+    }
     println!(
         "  elapsed   {elapsed:.0} s on {threads} thread(s), {} runs",
         outcomes.len()
@@ -626,8 +895,12 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             null_runs.len()
         );
         println!(
-            "      years with an adoption   {null_years_with} of {null_years} ({:.1}%; target <= 5%)",
-            100.0 * null_years_with as f64 / null_years.max(1) as f64
+            "      years with an adoption   {} (target <= 5%, upper end <= 7%)",
+            rate_text(null_years_with, null_years)
+        );
+        println!(
+            "      adopted per experiment   {} of the experiments that ended (target <= alpha)",
+            rate_text(null_adopted_experiments, null_ended)
         );
         println!(
             "      closed trades            {} ({:.0} a year)",
@@ -643,8 +916,8 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         );
         println!(
             "      mean ROI in {:.0}-{:.0}% OTM     {} vs {} elsewhere",
-            100.0 * args.edge_min,
-            100.0 * args.edge_max,
+            100.0 * params.edge_min,
+            100.0 * params.edge_max,
             pct(null_bucket_roi),
             pct(null_rest_roi)
         );
@@ -652,9 +925,9 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
     if !planted.is_empty() {
         println!(
             "  (b) planted edge: {:+.0} vol points in {:.0}-{:.0}% OTM, {} seeds × {years} years",
-            100.0 * args.extra_vol,
-            100.0 * args.edge_min,
-            100.0 * args.edge_max,
+            100.0 * params.extra_vol,
+            100.0 * params.edge_min,
+            100.0 * params.edge_max,
             planted.len()
         );
         println!(
@@ -672,11 +945,17 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
             median(detected.clone()).map_or("-".into(), |m| format!("{m:.0}"))
         );
         println!(
-            "      adopted (otm bound)      {} of {} seeds, {adopted_within} within {within} trades ({:.0}%; target >= 80%), median after {} trades",
+            "      adopted (otm bound)      {} seeds in all; within {within} trades {} (target >= 80%), median after {} trades",
             adopted.len(),
-            planted.len(),
-            100.0 * adopted_within as f64 / planted.len().max(1) as f64,
+            rate_text(adopted_within, planted.len()),
             median(adopted.clone()).map_or("-".into(), |m| format!("{m:.0}"))
+        );
+        println!(
+            "      adopted within 100/200/300 trades   {} / {} / {} of {} seeds",
+            adopted.iter().filter(|a| **a <= 100).count(),
+            adopted.iter().filter(|a| **a <= 200).count(),
+            adopted.iter().filter(|a| **a <= 300).count(),
+            planted.len()
         );
         println!(
             "      experiments              {} started, {} rejected, {} adoptions of any parameter",
@@ -695,4 +974,107 @@ pub fn run(args: &LearningProofArgs, as_json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn params() -> ProofParams {
+        ProofParams {
+            seeds: 5,
+            years: 2,
+            first_seed: 101,
+            part: Part::Both,
+            edge_min: 0.08,
+            edge_max: 0.10,
+            extra_vol: 0.05,
+            otm_min: 0.10,
+            otm_max: 0.25,
+            within_trades: 300,
+        }
+    }
+
+    #[test]
+    fn shards_parse_and_cover_every_run_once() {
+        assert_eq!(parse_shard("2/8"), Ok(Shard { index: 2, count: 8 }));
+        for bad in ["0/4", "5/4", "1", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        let jobs = params().jobs();
+        assert_eq!(jobs.len(), 10);
+        let mut seen = Vec::new();
+        for index in 1..=3 {
+            let shard = Shard { index, count: 3 };
+            seen.extend(
+                jobs.iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % shard.count == shard.index - 1)
+                    .map(|(_, j)| *j),
+            );
+        }
+        seen.sort();
+        let mut all = jobs.clone();
+        all.sort();
+        assert_eq!(
+            seen, all,
+            "the shards together are the benchmark, each run once"
+        );
+    }
+
+    fn outcome(seed: u64, planted: bool, adopted_year: Option<usize>) -> RunOutcome {
+        RunOutcome {
+            seed,
+            planted,
+            first_session: NaiveDate::from_ymd_opt(2001, 5, 1).unwrap(),
+            last_session: NaiveDate::from_ymd_opt(2003, 5, 1).unwrap(),
+            closed_trades: 500,
+            adoptions_by_year: (0..2)
+                .map(|y| usize::from(adopted_year == Some(y)))
+                .collect(),
+            experiments_started: 2,
+            experiments_rejected: 1 + usize::from(adopted_year.is_none()),
+            experiments_adopted: usize::from(adopted_year.is_some()),
+            experiments_rolled_back: 0,
+            adoptions: Vec::new(),
+            experiments: Vec::new(),
+            bucket_trades: 50,
+            bucket_mean_roi: Some(0.01),
+            rest_trades: 450,
+            rest_mean_roi: Some(0.0),
+            detected_after: planted.then_some(60),
+            adopted_after: planted.then_some(200),
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn merged_shards_report_like_one_run_and_refuse_mixed_benchmarks() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, p: &ProofParams, runs: Vec<RunOutcome>| {
+            let path = dir.path().join(name);
+            let v = json!({ "params": p, "runs": runs, "threads": 2, "elapsed_seconds": 10.0 });
+            std::fs::write(&path, v.to_string()).unwrap();
+            path
+        };
+        let p = params();
+        let a = write(
+            "a.json",
+            &p,
+            vec![outcome(101, false, Some(1)), outcome(101, true, None)],
+        );
+        let b = write("b.json", &p, vec![outcome(102, false, None)]);
+        assert!(merge(&[a.clone(), b.clone()], true).is_ok());
+        // the same run twice
+        let again = write("c.json", &p, vec![outcome(102, false, None)]);
+        let err = merge(&[a.clone(), b.clone(), again], true).unwrap_err();
+        assert!(format!("{err:#}").contains("seed 102"), "{err:#}");
+        // another benchmark
+        let mut other = params();
+        other.extra_vol = 0.10;
+        let d = write("d.json", &other, vec![outcome(103, false, None)]);
+        let err = merge(&[a, d], true).unwrap_err();
+        assert!(format!("{err:#}").contains("another benchmark"), "{err:#}");
+    }
 }

@@ -14,7 +14,8 @@ use chrono::{Duration, NaiveDate, Utc};
 use clap::Args;
 use core_domain::{LearningEvent, LearningEventType, LearningRepository, Money};
 use learning::optimizer::{
-    Evaluation, Optimizer, ParameterSet, ParameterSpace, ProposalGuard, SearchConfig, Window, names,
+    Evaluation, FoldRun, Optimizer, ParameterSet, ParameterSpace, ProposalGuard, SearchConfig,
+    Window, names,
 };
 use orchestrator::backtest::results;
 use orchestrator::metrics::MetricsParams;
@@ -50,6 +51,31 @@ pub struct OptimizeArgs {
     /// temporary directory, removed at the end].
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+    /// Run only the walk-forward folds I−1, I−1+N, … of N shards (1-based,
+    /// e.g. `2/3`) and print their runs as JSON, for `--merge`. Folds are
+    /// independent (each search is seeded by its fold), so shards can run
+    /// on other machines.
+    #[arg(long, value_name = "I/N", value_parser = crate::learning_proof_cmd::parse_shard)]
+    pub shard: Option<crate::learning_proof_cmd::Shard>,
+    /// Conclude a walk-forward from shard outputs (`--shard I/N`) instead
+    /// of searching: the same settings in each, every fold once; the
+    /// proposal, if any, is recorded as usual.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+}
+
+/// What defines a walk-forward search (not how it is spread): shard
+/// outputs merge only when these are equal.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimizeParams {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub folds: usize,
+    pub budget: usize,
+    pub starts: usize,
+    pub seed: u64,
+    /// The parameters in force when the shard ran.
+    pub current: ParameterSet,
 }
 
 /// The strategy settings with an optimizer parameter set applied.
@@ -159,6 +185,41 @@ fn backtest(
     out
 }
 
+/// Reads shard outputs of `optimize --shard I/N`: the same settings in
+/// each, their fold runs together (`Optimizer::conclude` checks that every
+/// fold is there once).
+fn read_shards(files: &[PathBuf]) -> Result<(OptimizeParams, Vec<FoldRun>)> {
+    let mut params: Option<OptimizeParams> = None;
+    let mut runs = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a shard output (write it with `trader-cli optimize --shard I/N > FILE`)",
+                f.display()
+            )
+        })?;
+        let p: OptimizeParams = serde_json::from_value(v["params"].clone())
+            .with_context(|| format!("{}: no search settings (`params`)", f.display()))?;
+        match &params {
+            None => params = Some(p),
+            Some(q) if *q == p => {}
+            Some(q) => bail!(
+                "{} is another search than the first shard ({:?} against {:?}); merge only shards of one command with the same settings",
+                f.display(),
+                p,
+                q
+            ),
+        }
+        let fold_runs: Vec<FoldRun> = serde_json::from_value(v["fold_runs"].clone())
+            .with_context(|| format!("{}: reading its fold runs", f.display()))?;
+        runs.extend(fold_runs);
+    }
+    let params = params.context("--merge needs at least one shard output")?;
+    Ok((params, runs))
+}
+
 /// Runs the optimizer; exit code 0 (with or without a proposal).
 pub fn run(
     args: &OptimizeArgs,
@@ -184,26 +245,74 @@ pub fn run(
     let scratch = scratch_owned.clone();
     let objective =
         |set: &ParameterSet, window: Window| backtest(settings, set, window, &scratch, &counter);
-    let config = SearchConfig {
+    let mut params = OptimizeParams {
+        from: args.from,
+        to: args.to,
+        folds: args.folds,
         budget: args.budget,
         starts: args.starts,
         seed: args.seed,
+        current: current(settings),
+    };
+    let shard_runs = if args.merge.is_empty() {
+        None
+    } else {
+        let (p, runs) = read_shards(&args.merge)?;
+        params = p;
+        Some(runs)
+    };
+    let config = SearchConfig {
+        budget: params.budget,
+        starts: params.starts,
+        seed: params.seed,
         threads: args.threads,
         ..SearchConfig::default()
     };
     let optimizer = Optimizer::new(ParameterSpace::naked_put(), objective, config)
         .context("setting up the optimizer")?;
-    let history =
-        Window::new(args.from, args.to + Duration::days(1)).context("the --from/--to window")?;
-    let current = current(settings);
+    let history = Window::new(params.from, params.to + Duration::days(1))
+        .context("the --from/--to window")?;
+    let current = params.current.clone();
+    let guard = ProposalGuard::default();
     let started = std::time::Instant::now();
-    let report = optimizer
-        .walk_forward(history, args.folds, &current, &ProposalGuard::default())
-        .context("the walk-forward search")?;
+    let outcome = match (&shard_runs, args.shard) {
+        (Some(runs), _) => optimizer
+            .conclude(history, params.folds, runs.clone(), &current, &guard)
+            .context("concluding the walk-forward from the shards"),
+        (None, Some(shard)) => {
+            let mut runs = Vec::new();
+            for fold in learning::optimizer::walk_forward_folds(history, params.folds)
+                .context("the walk-forward folds")?
+                .into_iter()
+                .filter(|f| f.index % shard.count == shard.index - 1)
+            {
+                runs.push(
+                    optimizer
+                        .walk_forward_fold(fold, &current)
+                        .with_context(|| format!("fold {}", fold.index))?,
+                );
+            }
+            if args.scratch.is_none() {
+                let _ = std::fs::remove_dir_all(&scratch_owned);
+            }
+            crate::output::json(&json!({
+                "params": params,
+                "shard": shard.to_string(),
+                "elapsed_seconds": started.elapsed().as_secs_f64(),
+                "backtests": optimizer.backtests(),
+                "fold_runs": runs,
+            }))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        (None, None) => optimizer
+            .walk_forward(history, params.folds, &current, &guard)
+            .context("the walk-forward search"),
+    };
     let elapsed = started.elapsed().as_secs_f64();
     if args.scratch.is_none() {
         let _ = std::fs::remove_dir_all(&scratch_owned);
     }
+    let report = outcome?;
     let now = Utc::now();
     if let Some(p) = &report.proposal {
         let changed: Vec<String> = p
@@ -243,12 +352,17 @@ pub fn run(
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "optimizer: {} folds over {} to {}, {} backtests ({} answered from the cache) in {elapsed:.1} s",
+        "optimizer: {} folds over {} to {}, {} backtests ({} answered from the cache) in {elapsed:.1} s{}",
         report.folds.len(),
-        args.from,
-        args.to,
+        params.from,
+        params.to,
         optimizer.backtests(),
-        optimizer.cached()
+        optimizer.cached(),
+        if args.merge.is_empty() {
+            String::new()
+        } else {
+            format!(" (concluded from {} shard outputs)", args.merge.len())
+        }
     );
     println!(
         "  out of sample   score {:.3} (current parameters {:.3})",

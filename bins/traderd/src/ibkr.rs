@@ -47,6 +47,10 @@ pub fn ibkr_config(settings: &Settings) -> Result<IbkrConfig> {
         b.request_timeout_secs,
     )?));
     config.messages_per_second = positive("messages_per_second", b.messages_per_second)?;
+    config.commission_wait = std::time::Duration::from_secs(u64::from(positive(
+        "commission_wait_secs",
+        b.commission_wait_secs,
+    )?));
     if !b.sim_control.trim().is_empty() {
         // The simulated gateway has no snapshot pacing of its own, and its
         // clock moves in steps: events are collected at each poll.

@@ -449,6 +449,19 @@ impl Inner {
                     .insert(base, quantity);
                 order_ref
             }
+            Joined::Commission {
+                exec_id,
+                commission,
+            } => {
+                info!(%exec_id, %commission, "a late commission report for an execution reported before");
+                let time = self.now();
+                self.push(BrokerEvent::Commission {
+                    exec_id,
+                    commission,
+                    time,
+                });
+                return;
+            }
             Joined::Waiting | Joined::Ignored => return,
         };
         self.release_status(&order_ref, false);

@@ -144,6 +144,11 @@ pub enum Joined {
         base: String,
         quantity: i64,
     },
+    /// A commission report for an execution reported before without its
+    /// commission and no longer held here (reported by an earlier process,
+    /// or flushed long ago): reported under the execution id recorded for
+    /// its base, for the recorded fill to take.
+    Commission { exec_id: String, commission: Money },
     /// Nothing to do (a duplicate commission report, …).
     Ignored,
 }
@@ -183,6 +188,9 @@ pub struct FillJoiner {
     /// Fills reported with a zero commission because none came in time,
     /// kept so a late commission report can amend them.
     flushed: HashMap<String, Fill>,
+    /// Reported execution ids whose (non-zero) commission was reported
+    /// too: a commission report for one of them again is a resend.
+    commissioned: HashSet<String>,
     /// Bounded memory: the oldest reported ids are forgotten beyond this.
     capacity: usize,
 }
@@ -253,12 +261,25 @@ impl FillJoiner {
     pub fn on_commission(&mut self, exec_id: &str, commission: Money) -> Joined {
         if self.reported.contains(exec_id) {
             // Late: the fill went out with a zero commission.
+            if commission == Money::ZERO || !self.commissioned.insert(exec_id.to_string()) {
+                return Joined::Ignored;
+            }
             return match self.flushed.remove(exec_id) {
-                Some(mut fill) if commission != Money::ZERO => {
+                Some(mut fill) => {
                     fill.commission = commission;
                     Joined::Amended(fill)
                 }
-                _ => Joined::Ignored,
+                // Reported by an earlier process (or flushed and
+                // forgotten): the store holds the fill, under the id first
+                // reported for its base.
+                None => Joined::Commission {
+                    exec_id: self
+                        .reported_base
+                        .get(base_id(exec_id))
+                        .cloned()
+                        .unwrap_or_else(|| exec_id.to_string()),
+                    commission,
+                },
             };
         }
         match self.executions.remove(exec_id) {
@@ -347,6 +368,9 @@ impl FillJoiner {
             self.remember(first.clone());
         }
         self.remember(exec.exec_id.clone());
+        if commission != Money::ZERO {
+            self.commissioned.insert(exec.exec_id.clone());
+        }
         let fill = Fill {
             exec_id: amends.clone().or(first).unwrap_or(exec.exec_id),
             order_ref: exec.order_ref,
@@ -373,6 +397,7 @@ impl FillJoiner {
             while self.reported_order.len() > self.capacity.max(1) {
                 if let Some(old) = self.reported_order.pop_front() {
                     self.reported.remove(&old);
+                    self.commissioned.remove(&old);
                     let base = base_id(&old).to_string();
                     if self.reported_base.get(&base) == Some(&old) {
                         self.reported_base.remove(&base);
@@ -662,6 +687,44 @@ mod tests {
         // once
         assert_eq!(
             j.on_commission("late", Money::from_cents(65)),
+            Joined::Ignored
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_late_commission_for_an_execution_of_an_earlier_process_is_reported()
+    -> Result<(), Box<dyn std::error::Error>> {
+        // Before: after a restart the joiner knew the id (from the store)
+        // but not the fill, and dropped the report.
+        let mut j = FillJoiner::new();
+        j.mark_reported(["0000e0d5.6553f2ec.01.01".to_string()]);
+        let expect = Joined::Commission {
+            exec_id: "0000e0d5.6553f2ec.01.01".into(),
+            commission: Money::from_cents(65),
+        };
+        assert_eq!(
+            j.on_commission("0000e0d5.6553f2ec.01.01", Money::from_cents(65)),
+            expect
+        );
+        // a resend, and a zero report, change nothing
+        assert_eq!(
+            j.on_commission("0000e0d5.6553f2ec.01.01", Money::from_cents(65)),
+            Joined::Ignored
+        );
+        assert_eq!(
+            j.on_commission("0000e0d5.6553f2ec.01.01", Money::ZERO),
+            Joined::Ignored
+        );
+        // an execution joined with its commission in this process: its
+        // commission report resent on every executions request is ignored
+        j.on_execution(exec("fresh", 0)?);
+        assert!(matches!(
+            j.on_commission("fresh", Money::from_cents(65)),
+            Joined::New(_)
+        ));
+        assert_eq!(
+            j.on_commission("fresh", Money::from_cents(65)),
             Joined::Ignored
         );
         Ok(())

@@ -497,6 +497,42 @@ impl Order {
         self.updated_at = fill.time;
         Ok(())
     }
+
+    /// Restates the filled quantity, average price and commission from
+    /// the order's recorded fills, after one of them was amended (a late
+    /// commission report, an execution correction). The status stays: an
+    /// amendment never moves the order through its state machine. Refused
+    /// (order unchanged) when the fills belong to another order or add up
+    /// to more than the order's quantity.
+    pub fn restate_fills(
+        &mut self,
+        fills: &[Fill],
+        time: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        if let Some(f) = fills.iter().find(|f| f.order_ref != self.intent.order_ref) {
+            return Err(DomainError::Invalid(format!(
+                "fill {} is for order {}, not {}",
+                f.exec_id, f.order_ref, self.intent.order_ref
+            )));
+        }
+        let total: i64 = fills.iter().map(|f| f.quantity).sum();
+        if total < 0 || total > self.intent.quantity {
+            return Err(DomainError::Invalid(format!(
+                "the fills of order {} add up to {total}, outside 0..={}",
+                self.intent.order_ref, self.intent.quantity
+            )));
+        }
+        let value: i128 = fills
+            .iter()
+            .map(|f| i128::from(f.price.raw()) * i128::from(f.quantity))
+            .sum();
+        self.avg_fill_price = (total > 0)
+            .then(|| Price::from_raw(i64::try_from(value / i128::from(total)).unwrap_or(i64::MAX)));
+        self.filled_quantity = total;
+        self.commission = fills.iter().map(|f| f.commission).sum();
+        self.updated_at = time;
+        Ok(())
+    }
 }
 
 /// An execution id without IBKR's correction suffix. IBKR execution ids

@@ -74,6 +74,15 @@ pub enum BrokerEvent {
     /// An execution, with its commission (IBKR sends them apart; adapters
     /// join them by execution id before reporting).
     Fill(Fill),
+    /// A commission report for an execution reported before without it
+    /// (IBKR sends the two apart; a report that comes after the execution
+    /// was reported with a zero commission, e.g. across a restart). The
+    /// recorded fill with this execution id takes the commission.
+    Commission {
+        exec_id: String,
+        commission: Money,
+        time: DateTime<Utc>,
+    },
     /// A short option was assigned: stock received at the strike.
     Assignment {
         contract: OptionContract,
@@ -306,6 +315,12 @@ pub trait OrderRepository {
     /// Records a fill once: returns `false` if its `exec_id` was known.
     fn record_fill(&self, fill: &Fill) -> Result<bool, RepoError>;
     fn fills(&self, order_ref: &str) -> Result<Vec<Fill>, RepoError>;
+    /// Restates a recorded fill (found by its `exec_id`) with the given
+    /// quantity, price and commission: a late commission report or an
+    /// execution correction. Returns `false` if no fill has that id.
+    fn amend_fill(&self, fill: &Fill) -> Result<bool, RepoError>;
+    /// The recorded fill with this execution id.
+    fn fill(&self, exec_id: &str) -> Result<Option<Fill>, RepoError>;
     /// The newest fill time, for reconciliation.
     fn last_fill_time(&self) -> Result<Option<DateTime<Utc>>, RepoError>;
     /// Every order that opens or closes `trade_id`, oldest first.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AuditEntry, AuditRepository, Broker, BrokerError, BrokerEvent, Fill, Ledger,
-    OptionContract, Order, OrderIntent, OrderRepository, OrderStatus, OrderUpdate, Price,
-    RepoError, Slippage, Symbol, exec_id_base,
+    LedgerEntry, LedgerEntryKind, Money, OptionContract, Order, OrderIntent, OrderRepository,
+    OrderStatus, OrderUpdate, Price, RepoError, Side, Slippage, Symbol, exec_id_base,
 };
 use risk::RiskApproved;
 use serde_json::json;
@@ -52,9 +52,18 @@ pub struct EventReport {
     pub rejected_by_code: Vec<String>,
     /// Fills recorded for an order already cancelled, expired or rejected.
     pub late_fills: usize,
-    /// Execution corrections (same execution id base as a recorded fill):
-    /// never added as a second fill.
+    /// Execution corrections (same execution id base as a recorded fill)
+    /// with the recorded figures: never added as a second fill.
     pub corrections: usize,
+    /// Recorded fills restated by a late commission report or by a
+    /// correction with other figures (order, ledger and trade follow).
+    pub amended: usize,
+    /// The part of each trade settled by assignment, as a trade closed by
+    /// assignment (`contracts` = the contracts assigned, `exit_reason`
+    /// [`ExitReason::Assigned`](core_domain::ExitReason::Assigned)): whole
+    /// and partial assignments alike. Their shares are the system's to
+    /// sell (see [`crate::ExitManager::evaluate`]'s `assigned`).
+    pub assignments: Vec<core_domain::Trade>,
 }
 
 impl EventReport {
@@ -73,6 +82,8 @@ impl EventReport {
             .extend(other.rejected_by_code.iter().cloned());
         self.late_fills += other.late_fills;
         self.corrections += other.corrections;
+        self.amended += other.amended;
+        self.assignments.extend(other.assignments.iter().cloned());
     }
 }
 
@@ -117,6 +128,9 @@ enum FillOutcome {
     Recorded(Box<TradeChange>, bool),
     Duplicate,
     Correction(Box<Fill>),
+    /// A recorded fill restated (the original, the restated one, what its
+    /// trade did).
+    Amended(Box<(Fill, Fill, TradeChange)>),
     UnknownOrder,
 }
 
@@ -471,6 +485,11 @@ impl<B: Broker> OrderExecutor<B> {
                     self.apply_update(&update, time, &mut report)?;
                 }
                 BrokerEvent::Fill(fill) => self.apply_fill(&fill, time, &mut report)?,
+                BrokerEvent::Commission {
+                    exec_id,
+                    commission,
+                    ..
+                } => self.apply_commission(&exec_id, commission, time, &mut report)?,
                 BrokerEvent::Expiration {
                     contract,
                     quantity,
@@ -519,6 +538,7 @@ impl<B: Broker> OrderExecutor<B> {
                         BrokerEvent::ConnectionRestored { .. } => "broker.connection_restored",
                         BrokerEvent::OrderStatus(_)
                         | BrokerEvent::Fill(_)
+                        | BrokerEvent::Commission { .. }
                         | BrokerEvent::Assignment { .. }
                         | BrokerEvent::Expiration { .. } => "broker.event",
                     };
@@ -641,6 +661,37 @@ impl<B: Broker> OrderExecutor<B> {
         Ok(())
     }
 
+    /// A late commission report: the recorded fill takes the commission
+    /// (through [`Self::apply_fill`]'s restatement, so order, ledger and
+    /// trade follow). An unknown execution id is audited.
+    fn apply_commission(
+        &self,
+        exec_id: &str,
+        commission: Money,
+        time: DateTime<Utc>,
+        report: &mut EventReport,
+    ) -> Result<(), ExecutionError> {
+        let recorded = self
+            .store
+            .fill(exec_id)
+            .map_err(ExecutionError::repo(format!("reading fill {exec_id}")))?;
+        match recorded {
+            Some(fill) => self.apply_fill(&Fill { commission, ..fill }, time, report),
+            None => {
+                self.audit(
+                    time,
+                    "fill.commission_unknown",
+                    json!({ "exec_id": exec_id, "commission": commission.to_string() }),
+                    Some(format!(
+                        "a commission report of {commission} for execution {exec_id}, which is not recorded: nothing changed"
+                    )),
+                )?;
+                report.audited += 1;
+                Ok(())
+            }
+        }
+    }
+
     fn apply_fill(
         &self,
         fill: &Fill,
@@ -664,16 +715,21 @@ impl<B: Broker> OrderExecutor<B> {
             let recorded = tx.fills(order_ref).map_err(ExecutionError::repo(format!(
                 "reading the fills of order {order_ref}"
             )))?;
-            if recorded.iter().any(|f| f.exec_id == fill.exec_id) {
-                return Ok(FillOutcome::Duplicate);
-            }
-            if let Some(original) = recorded
-                .into_iter()
-                .find(|f| exec_id_base(&f.exec_id) == base)
-            {
-                // An execution correction (`….01.02` for `….01.01`): it
-                // replaces the recorded execution, it never adds to it.
-                return Ok(FillOutcome::Correction(Box::new(original)));
+            // The same execution again (a re-sent report, a late
+            // commission report re-reported under its id), or IBKR's
+            // correction of it (`….01.02` for `….01.01`): it restates the
+            // recorded fill when its figures differ, it never adds to it.
+            let same_id = recorded.iter().find(|f| f.exec_id == fill.exec_id);
+            let same_base = || recorded.iter().find(|f| exec_id_base(&f.exec_id) == base);
+            if let Some(original) = same_id.or_else(same_base) {
+                let Some(restated) = restated_fill(original, fill) else {
+                    return Ok(if original.exec_id == fill.exec_id {
+                        FillOutcome::Duplicate
+                    } else {
+                        FillOutcome::Correction(Box::new(original.clone()))
+                    });
+                };
+                return amend_recorded(tx, order, original, restated, time);
             }
             let new = tx.record_fill(fill).map_err(ExecutionError::repo(format!(
                 "recording fill {} of order {order_ref}",
@@ -765,6 +821,31 @@ impl<B: Broker> OrderExecutor<B> {
                 )?;
                 report.corrections += 1;
                 report.audited += 1;
+            }
+            Ok(FillOutcome::Amended(amended)) => {
+                let (original, restated, change) = *amended;
+                self.audit(
+                    time,
+                    "fill.amended",
+                    json!({
+                        "recorded": to_json(&original),
+                        "reported": to_json(fill),
+                        "restated": to_json(&restated),
+                    }),
+                    Some(format!(
+                        "fill {} of order {order_ref} restated: {} at {} with commission {} → {} at {} with commission {}; order, ledger and trade follow",
+                        original.exec_id,
+                        original.quantity,
+                        original.price,
+                        original.commission,
+                        restated.quantity,
+                        restated.price,
+                        restated.commission
+                    )),
+                )?;
+                self.audit_trade_change(time, &change)?;
+                report.amended += 1;
+                report.trades.push(change);
             }
             Ok(FillOutcome::UnknownOrder) => {
                 self.audit(
@@ -1032,6 +1113,18 @@ impl<B: Broker> OrderExecutor<B> {
             None,
         )?;
         self.audit_trade_change(time, &change)?;
+        if underlying.is_some() {
+            match &change {
+                TradeChange::Closed(t) => report.assignments.push(t.clone()),
+                TradeChange::PartlySettled(t) => {
+                    let mut part = t.clone();
+                    part.contracts = quantity.abs();
+                    part.exit_reason = Some(core_domain::ExitReason::Assigned);
+                    report.assignments.push(part);
+                }
+                _ => {}
+            }
+        }
         report.trades.push(change);
         Ok(())
     }
@@ -1061,6 +1154,16 @@ impl<B: Broker> OrderExecutor<B> {
                     t.trade_id,
                     t.exit_reason.map_or("?", |r| r.as_str()),
                     t.profit_loss.map_or("?".to_string(), |p| p.to_string())
+                )),
+            ),
+            TradeChange::Amended(t) => (
+                "trade.amended",
+                to_json(t),
+                Some(format!(
+                    "{} restated after an amended fill: commissions {}, P&L {}",
+                    t.trade_id,
+                    t.commissions,
+                    t.profit_loss.map_or("open".to_string(), |p| p.to_string())
                 )),
             ),
             TradeChange::Unmatched(what) => (
@@ -1097,6 +1200,110 @@ impl<B: Broker> OrderExecutor<B> {
                 "writing audit entry {action}"
             )))
     }
+}
+
+/// The recorded fill as `reported` restates it, or `None` when nothing
+/// changes: the quantity and price are the report's; its commission too,
+/// except that a zero commission never replaces a recorded one (an
+/// execution re-sent without its commission report is not a correction).
+fn restated_fill(original: &Fill, reported: &Fill) -> Option<Fill> {
+    let commission = if reported.commission == Money::ZERO {
+        original.commission
+    } else {
+        reported.commission
+    };
+    let restated = Fill {
+        quantity: reported.quantity,
+        price: reported.price,
+        commission,
+        ..original.clone()
+    };
+    (restated != *original).then_some(restated)
+}
+
+/// Restates a recorded fill, in the caller's transaction: the fill row,
+/// the order's filled quantity, average price and commission, the ledger
+/// (entries for the difference, so it stays append-only and equal to the
+/// fills' cash to the cent) and the trade.
+fn amend_recorded(
+    tx: &store::StoreTx<'_>,
+    mut order: Order,
+    original: &Fill,
+    restated: Fill,
+    time: DateTime<Utc>,
+) -> Result<FillOutcome, ExecutionError> {
+    let order_ref = order.intent.order_ref.clone();
+    let refused = |e: core_domain::DomainError| ExecutionError::FillRefused {
+        order_ref: order_ref.clone(),
+        exec_id: restated.exec_id.clone(),
+        reason: e.to_string(),
+    };
+    if restated.quantity < original.quantity {
+        // The store never lowers an order's filled quantity (a stale copy
+        // must not undo a fill): an operator checks it with the broker.
+        return Err(refused(core_domain::DomainError::Invalid(format!(
+            "the broker restates execution {} from {} to {} contracts: a recorded fill is never lowered; check order {order_ref} in TWS",
+            original.exec_id, original.quantity, restated.quantity
+        ))));
+    }
+    tx.amend_fill(&restated)
+        .map_err(ExecutionError::repo(format!(
+            "amending fill {}",
+            restated.exec_id
+        )))?;
+    let fills = tx.fills(&order_ref).map_err(ExecutionError::repo(format!(
+        "reading the fills of order {order_ref}"
+    )))?;
+    order.restate_fills(&fills, time).map_err(refused)?;
+    tx.update_order(&order)
+        .map_err(ExecutionError::repo(format!("restating order {order_ref}")))?;
+    tx.append_ledger(&amendment_entries(original, &restated, time))
+        .map_err(ExecutionError::repo(format!(
+            "posting the amendment of fill {} to the ledger",
+            restated.exec_id
+        )))?;
+    let change = trade_log::on_amendment(tx, &order, original, &restated)?;
+    Ok(FillOutcome::Amended(Box::new((
+        original.clone(),
+        restated,
+        change,
+    ))))
+}
+
+/// The ledger entries that take the cash of `original` to that of
+/// `restated`: the gross difference (as proceeds of a sale, cost of a
+/// purchase) and the commission difference, each only when not zero.
+fn amendment_entries(original: &Fill, restated: &Fill, time: DateTime<Utc>) -> Vec<LedgerEntry> {
+    let gross = |f: &Fill| {
+        let g = f.price.notional(f.quantity, f.contract.multiplier());
+        match f.side {
+            Side::Sell => g,
+            Side::Buy => -g,
+        }
+    };
+    let mut entries = Vec::new();
+    let delta = gross(restated) - gross(original);
+    if delta != Money::ZERO {
+        entries.push(LedgerEntry {
+            time,
+            kind: match original.side {
+                Side::Sell => LedgerEntryKind::SaleProceeds,
+                Side::Buy => LedgerEntryKind::PurchaseCost,
+            },
+            amount: delta,
+            reference: restated.exec_id.clone(),
+        });
+    }
+    let commission = original.commission - restated.commission;
+    if commission != Money::ZERO {
+        entries.push(LedgerEntry {
+            time,
+            kind: LedgerEntryKind::Commission,
+            amount: commission,
+            reference: restated.exec_id.clone(),
+        });
+    }
+    entries
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {

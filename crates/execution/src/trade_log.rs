@@ -57,6 +57,9 @@ pub enum TradeChange {
     /// settled (its `contracts` reduced) and stays open; the settled
     /// part is in the ledger (its cost is not in the trade's P&L).
     PartlySettled(Trade),
+    /// A recorded fill was amended (a late commission report, an
+    /// execution correction) and the trade restated with it.
+    Amended(Trade),
     /// Nothing to do (a liquidation, a partial close, an order with no trade).
     None,
     /// The event names a trade that is not open; nothing was changed.
@@ -83,6 +86,96 @@ pub(crate) fn on_fill(
         OrderPurpose::Close => on_close_fill(tx, order, &trade_id, fill.time),
         OrderPurpose::Liquidate => Ok(TradeChange::None),
     }
+}
+
+/// A recorded fill of `order` was amended from `old` to `new` (the order
+/// already restated with it): its trade follows. An open trade's entry
+/// premium, contracts and commissions are restated from its opening orders
+/// (as a new fill restates them); a closed trade's premiums, commissions
+/// and P&L are restated, the P&L moving by exactly the cash the amendment
+/// moved, so the trade stays equal to what the ledger holds for it.
+pub(crate) fn on_amendment(
+    tx: &StoreTx<'_>,
+    order: &Order,
+    old: &Fill,
+    new: &Fill,
+) -> Result<TradeChange, ExecutionError> {
+    let Some(trade_id) = order.intent.trade_id.clone() else {
+        return Ok(TradeChange::None);
+    };
+    let Some(mut trade) = tx
+        .trade(&trade_id)
+        .map_err(repo(format!("reading trade {trade_id}")))?
+    else {
+        return Ok(TradeChange::Unmatched(trade_id));
+    };
+    if trade.status != TradeStatus::Closed {
+        return match order.intent.purpose {
+            OrderPurpose::Open => match on_open_fill(tx, order, new, &trade_id)? {
+                TradeChange::Increased(t) => Ok(TradeChange::Amended(t)),
+                other => Ok(other),
+            },
+            // A close's figures enter the trade when it closes.
+            OrderPurpose::Close | OrderPurpose::Liquidate => Ok(TradeChange::None),
+        };
+    }
+    let orders = tx
+        .orders_for_trade(&trade_id)
+        .map_err(repo(format!("reading the orders of trade {trade_id}")))?;
+    let vwap = |purpose: OrderPurpose| {
+        let (qty, value) = orders
+            .iter()
+            .filter(|o| o.intent.purpose == purpose && o.filled_quantity > 0)
+            .fold((0i64, 0i128), |(q, v), o| {
+                (
+                    q + o.filled_quantity,
+                    v + i128::from(o.avg_fill_price.map_or(0, Price::raw))
+                        * i128::from(o.filled_quantity),
+                )
+            });
+        (qty > 0).then(|| Price::from_raw(round_div(value, i128::from(qty))))
+    };
+    match order.intent.purpose {
+        OrderPurpose::Open => {
+            if let Some(p) = vwap(OrderPurpose::Open) {
+                trade.entry_premium = p;
+            }
+        }
+        OrderPurpose::Close => {
+            let settled = matches!(
+                trade.exit_reason,
+                Some(ExitReason::Assigned | ExitReason::ExpiredWorthless)
+            );
+            if !settled && let Some(p) = vwap(OrderPurpose::Close) {
+                trade.exit_premium = Some(p);
+            }
+        }
+        OrderPurpose::Liquidate => return Ok(TradeChange::None),
+    }
+    let mut proceeds = Money::ZERO;
+    for o in orders
+        .iter()
+        .filter(|o| o.intent.purpose == OrderPurpose::Open && o.filled_quantity > 0)
+    {
+        let order_ref = &o.intent.order_ref;
+        for f in tx
+            .fills(order_ref)
+            .map_err(repo(format!("reading the fills of order {order_ref}")))?
+        {
+            proceeds += f.price.notional(f.quantity, f.contract.multiplier());
+        }
+    }
+    let pl = trade.profit_loss.unwrap_or(Money::ZERO) + (new.cash_flow() - old.cash_flow());
+    trade.commissions += new.commission - old.commission;
+    trade.profit_loss = Some(pl);
+    if proceeds.cents() > 0 {
+        trade.profit_pct = Some(pl.cents() as f64 / proceeds.cents() as f64);
+    }
+    trade.roi = (trade.margin_at_entry.cents() > 0)
+        .then(|| pl.cents() as f64 / trade.margin_at_entry.cents() as f64);
+    tx.update_trade(&trade)
+        .map_err(repo(format!("restating trade {trade_id}")))?;
+    Ok(TradeChange::Amended(trade))
 }
 
 fn repo(what: String) -> impl FnOnce(core_domain::RepoError) -> ExecutionError {

@@ -521,3 +521,257 @@ fn a_repriced_exit_limit_stays_on_the_option_tick() {
     let limit = manager.repriced_limit(&order, &cheap, 0, &policy).unwrap();
     assert_eq!(limit, Price::from_cents(129));
 }
+
+fn fill_event(
+    exec_id: &str,
+    order_ref: &str,
+    put: &core_domain::OptionContract,
+    side: Side,
+    quantity: i64,
+    price: Price,
+    commission: Money,
+    at: chrono::DateTime<chrono::Utc>,
+) -> BrokerEvent {
+    BrokerEvent::Fill(Fill {
+        exec_id: exec_id.into(),
+        order_ref: order_ref.into(),
+        contract: core_domain::Contract::Option(put.clone()),
+        side,
+        quantity,
+        price,
+        commission,
+        time: at,
+    })
+}
+
+/// Every fill's cash (premium and commission) equals what the ledger
+/// moved since `before`, to the cent.
+fn assert_ledger_matches_fills(store: &store::Store, before: Money, order_refs: &[&str]) {
+    let cash: Money = order_refs
+        .iter()
+        .flat_map(|r| store.fills(r).unwrap())
+        .map(|f| f.cash_flow())
+        .sum();
+    use core_domain::AccountRepository;
+    assert_eq!(store.ledger_balance().unwrap() - before, cash);
+}
+
+#[tokio::test]
+async fn a_late_commission_report_restates_the_fill_its_order_the_ledger_and_the_closed_trade() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let ex = exchange();
+    let exec = executor(&ex, &store);
+    use core_domain::AccountRepository;
+    let before = store.ledger_balance().unwrap();
+    let (put, limit) = resting_entry(&exec, &ex, "open-comm", "T-comm").await;
+    let now = ex.now();
+    // The entry fills; its commission report is late: reported at zero.
+    let (open_id, close_id) = ("0000e0d5.6571c9f4.01.01", "0000e0d5.6571c9f5.01.01");
+    exec.process_events(
+        vec![fill_event(
+            open_id,
+            "open-comm",
+            &put,
+            Side::Sell,
+            2,
+            limit,
+            Money::ZERO,
+            now,
+        )],
+        now,
+    )
+    .await
+    .unwrap();
+    // The close (resting below the market) fills, its commission late too.
+    // One cent: below the bid, it rests.
+    let close_limit = Price::from_cents(1);
+    let (intent, context) = closing(
+        &ex,
+        "close-comm",
+        "T-comm",
+        &put,
+        2,
+        close_limit,
+        core_domain::ExitReason::ProfitTarget,
+    )
+    .await;
+    exec.submit_with_context(approve_close(&ex, intent).await, context, now)
+        .await
+        .unwrap();
+    exec.process_events(
+        vec![fill_event(
+            close_id,
+            "close-comm",
+            &put,
+            Side::Buy,
+            2,
+            close_limit,
+            Money::ZERO,
+            now,
+        )],
+        now,
+    )
+    .await
+    .unwrap();
+    let closed = store.trade("T-comm").unwrap().unwrap();
+    assert_eq!(closed.status, TradeStatus::Closed);
+    assert_eq!(closed.commissions, Money::ZERO);
+    let pl_before = closed.profit_loss.unwrap();
+
+    // The two commission reports arrive late: one as IBKR's late report
+    // (the adapter no longer holds the fill), one re-reported as a fill.
+    let report = exec
+        .process_events(
+            vec![
+                BrokerEvent::Commission {
+                    exec_id: open_id.into(),
+                    commission: Money::from_cents(130),
+                    time: now,
+                },
+                fill_event(
+                    close_id,
+                    "close-comm",
+                    &put,
+                    Side::Buy,
+                    2,
+                    close_limit,
+                    Money::from_cents(131),
+                    now,
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.amended, 2, "{report:?}");
+    assert_eq!(
+        store.fills("open-comm").unwrap()[0].commission,
+        Money::from_cents(130)
+    );
+    assert_eq!(
+        store.fills("close-comm").unwrap()[0].commission,
+        Money::from_cents(131)
+    );
+    assert_eq!(
+        store.order("open-comm").unwrap().unwrap().commission,
+        Money::from_cents(130)
+    );
+    let trade = store.trade("T-comm").unwrap().unwrap();
+    assert_eq!(trade.commissions, Money::from_cents(261));
+    assert_eq!(trade.profit_loss, Some(pl_before - Money::from_cents(261)));
+    assert_ledger_matches_fills(&store, before, &["open-comm", "close-comm"]);
+    assert_eq!(audited(&store, "fill.amended"), 2);
+
+    // The same reports again, and the execution re-sent without its
+    // commission: nothing changes.
+    let report = exec
+        .process_events(
+            vec![
+                BrokerEvent::Commission {
+                    exec_id: open_id.into(),
+                    commission: Money::from_cents(130),
+                    time: now,
+                },
+                fill_event(
+                    open_id,
+                    "open-comm",
+                    &put,
+                    Side::Sell,
+                    2,
+                    limit,
+                    Money::ZERO,
+                    now,
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.amended, report.duplicate_fills),
+        (0, 2),
+        "{report:?}"
+    );
+    assert_eq!(store.trade("T-comm").unwrap().unwrap(), trade);
+    assert_ledger_matches_fills(&store, before, &["open-comm", "close-comm"]);
+
+    // A commission report for an execution never recorded is audited.
+    exec.process_events(
+        vec![BrokerEvent::Commission {
+            exec_id: "0000e0d5.ffffffff.01.01".into(),
+            commission: Money::from_cents(65),
+            time: now,
+        }],
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(audited(&store, "fill.commission_unknown"), 1);
+}
+
+#[tokio::test]
+async fn a_correction_with_other_figures_restates_the_recorded_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let ex = exchange();
+    let exec = executor(&ex, &store);
+    use core_domain::AccountRepository;
+    let before = store.ledger_balance().unwrap();
+    let (put, limit) = resting_entry(&exec, &ex, "open-fix", "T-fix").await;
+    let now = ex.now();
+    let corrected = limit - Price::from_cents(3);
+    let report = exec
+        .process_events(
+            vec![
+                fill_event(
+                    "0000e0d5.6571c9f6.01.01",
+                    "open-fix",
+                    &put,
+                    Side::Sell,
+                    2,
+                    limit,
+                    Money::from_cents(130),
+                    now,
+                ),
+                // IBKR's correction: another price, no commission report yet.
+                fill_event(
+                    "0000e0d5.6571c9f6.01.02",
+                    "open-fix",
+                    &put,
+                    Side::Sell,
+                    2,
+                    corrected,
+                    Money::ZERO,
+                    now,
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.fills_recorded, report.amended),
+        (1, 1),
+        "{report:?}"
+    );
+    let fills = store.fills("open-fix").unwrap();
+    assert_eq!(fills.len(), 1, "a correction never adds a fill");
+    assert_eq!(
+        (
+            fills[0].exec_id.as_str(),
+            fills[0].price,
+            fills[0].commission
+        ),
+        ("0000e0d5.6571c9f6.01.01", corrected, Money::from_cents(130)),
+        "the recorded id keeps its commission and takes the corrected price"
+    );
+    let order = store.order("open-fix").unwrap().unwrap();
+    assert_eq!(
+        (order.filled_quantity, order.avg_fill_price),
+        (2, Some(corrected))
+    );
+    let trade = store.trade("T-fix").unwrap().unwrap();
+    assert_eq!((trade.contracts, trade.entry_premium), (2, corrected));
+    assert_ledger_matches_fills(&store, before, &["open-fix"]);
+}

@@ -517,6 +517,56 @@ fn a_real_edge_passes_the_guard_as_a_proposal() {
 }
 
 #[test]
+fn folds_run_apart_and_concluded_together_equal_one_walk_forward() {
+    // As shards do: each fold in its own optimizer (its own cache), the
+    // runs passed through JSON, then concluded by a third optimizer that
+    // never calls the objective.
+    let smooth = Smooth::new(&optimum());
+    let objective = |s: &ParameterSet, w: Window| smooth.evaluate(s, w);
+    let current = ParameterSpace::naked_put_defaults();
+    let guard = ProposalGuard::default();
+    let whole = Optimizer::new(ParameterSpace::naked_put(), objective, config(0))
+        .unwrap()
+        .walk_forward(history(), 3, &current, &guard)
+        .unwrap();
+    let mut runs = Vec::new();
+    for fold in learning::optimizer::walk_forward_folds(history(), 3)
+        .unwrap()
+        .into_iter()
+        .rev()
+    {
+        let shard = Optimizer::new(ParameterSpace::naked_put(), objective, config(0)).unwrap();
+        let run = shard.walk_forward_fold(fold, &current).unwrap();
+        let json = serde_json::to_string(&run).unwrap();
+        runs.push(serde_json::from_str::<learning::optimizer::FoldRun>(&json).unwrap());
+    }
+    let never = |_: &ParameterSet, _: Window| -> Result<Evaluation, String> {
+        Err("the conclusion runs no backtest".into())
+    };
+    let merger = Optimizer::new(ParameterSpace::naked_put(), never, config(0)).unwrap();
+    let mut merged = merger
+        .conclude(history(), 3, runs.clone(), &current, &guard)
+        .unwrap();
+    // only the backtest counts differ (each shard had its own cache)
+    for (m, w) in merged.folds.iter_mut().zip(&whole.folds) {
+        m.backtests = w.backtests;
+    }
+    assert_eq!(merged, whole);
+    // a fold missing or given twice is refused, naming it
+    let err = merger
+        .conclude(history(), 3, runs[1..].to_vec(), &current, &guard)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing fold(s) 2"), "{err}");
+    let mut twice = runs.clone();
+    twice.push(runs[0].clone());
+    assert!(
+        merger
+            .conclude(history(), 3, twice, &current, &guard)
+            .is_err()
+    );
+}
+
+#[test]
 fn objective_errors_and_bad_inputs_name_the_culprit() {
     let failing = |s: &ParameterSet, _: Window| -> Result<Evaluation, String> {
         if s[names::DTE_MIN] > 20.0 {

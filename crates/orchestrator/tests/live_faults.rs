@@ -39,6 +39,9 @@ struct Faulty {
     /// reported at the next poll.
     reject_closes: AtomicBool,
     queued_events: Mutex<Vec<BrokerEvent>>,
+    /// Positions the broker shows besides the exchange's (stock the
+    /// system never received).
+    extra: Mutex<Vec<Position>>,
     next_fake_id: std::sync::atomic::AtomicI64,
 }
 
@@ -54,6 +57,7 @@ impl Faulty {
             drop_settlements: AtomicBool::new(false),
             reject_closes: AtomicBool::new(false),
             queued_events: Mutex::new(Vec::new()),
+            extra: Mutex::new(Vec::new()),
             next_fake_id: std::sync::atomic::AtomicI64::new(900_000),
         })
     }
@@ -136,6 +140,7 @@ impl Broker for Faulty {
             .await?
             .into_iter()
             .filter(|p| !hidden.contains(&p.contract.key()))
+            .chain(self.extra.lock().unwrap().iter().cloned())
             .collect())
     }
     async fn account_summary(&self) -> Result<AccountSnapshot, BrokerError> {
@@ -562,4 +567,115 @@ fn a_close_rejected_by_an_error_code_only_is_ended_and_a_new_close_follows() {
             "{trade}"
         );
     }
+}
+
+#[test]
+fn a_partial_assignment_keeps_the_rest_open_and_sells_the_shares_received() {
+    let mut run = start(&loose_settings(), "2020-02-03");
+    run.drive(utc("2020-02-12 16:00"));
+    let held: Vec<Trade> = run
+        .open_trades()
+        .into_iter()
+        .filter(|t| t.contracts >= 2)
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "a trade of 2 contracts or more: {:?}",
+        run.open_trades()
+    );
+    // One contract is assigned early; the broker never says so (the
+    // adapter infers it from the positions).
+    run.link.drop_settlements.store(true, Ordering::SeqCst);
+    let (put, qty) = run.ex.assign_now(1, 2).unwrap();
+    assert_eq!(qty, -1);
+    let trade = held
+        .iter()
+        .find(|t| put_of(t) == put)
+        .cloned()
+        .unwrap_or_else(|| {
+            run.open_trades()
+                .into_iter()
+                .find(|t| put_of(t) == put)
+                .unwrap()
+        });
+    for _ in 0..4 {
+        run.step();
+    }
+    let now = run.store.trade(&trade.trade_id).unwrap().unwrap();
+    assert_eq!(
+        now.contracts,
+        trade.contracts - 1,
+        "the rest stays the trade's"
+    );
+    assert_ne!(
+        now.exit_reason,
+        Some(core_domain::ExitReason::Assigned),
+        "a partial assignment never closes the whole trade"
+    );
+    // The 100 shares received are sold (a liquidation of the stock), never
+    // more; the trading state is not reduce-only (nothing unexplained).
+    let sales: Vec<_> = run
+        .store
+        .all_orders()
+        .unwrap()
+        .into_iter()
+        .filter(|o| {
+            o.intent.purpose == OrderPurpose::Liquidate
+                && matches!(&o.intent.contract, Contract::Stock(s) if s.symbol == put.underlying)
+        })
+        .collect();
+    assert!(!sales.is_empty(), "the assigned shares are sold");
+    assert!(sales.iter().all(|o| o.intent.quantity <= 100), "{sales:?}");
+    assert!(
+        run.engine.memory().position_mismatches.is_empty(),
+        "{:?}",
+        run.engine.memory().position_mismatches
+    );
+    assert_eq!(run.engine.governor().state(), TradingState::Active);
+}
+
+#[test]
+fn stock_no_assignment_explains_is_a_mismatch_in_a_traded_symbol_only() {
+    let mut run = start(&loose_settings(), "2020-02-03");
+    run.drive(utc("2020-02-12 16:00"));
+    let open = run.open_trades();
+    assert!(!open.is_empty());
+    let at = run.clock.now();
+    let stock = |symbol: &str| Position {
+        contract: Contract::Stock(core_domain::StockContract::us(Symbol::new(symbol).unwrap())),
+        quantity: 300,
+        avg_cost: core_domain::Price::from_cents(10_000),
+        market_price: None,
+        updated_at: at,
+    };
+    // Stock the operator holds in a symbol the system never trades: left
+    // alone.
+    run.link.extra.lock().unwrap().push(stock("ZZZZ"));
+    run.step();
+    run.step();
+    assert!(
+        run.engine.memory().position_mismatches.is_empty(),
+        "{:?}",
+        run.engine.memory().position_mismatches
+    );
+    // 300 shares of a traded symbol that no assignment delivered: a
+    // mismatch (seen twice), reduce-only, never sold.
+    let symbol = open[0].symbol.as_str().to_string();
+    run.link.extra.lock().unwrap().push(stock(&symbol));
+    run.step();
+    run.step();
+    assert!(
+        run.engine
+            .memory()
+            .position_mismatches
+            .iter()
+            .any(|m| m.starts_with(&format!("{symbol} stock"))),
+        "{:?}",
+        run.engine.memory().position_mismatches
+    );
+    assert_eq!(run.engine.governor().state(), TradingState::ReduceOnly);
+    assert!(!run.store.all_orders().unwrap().iter().any(|o| matches!(
+        &o.intent.contract,
+        Contract::Stock(s) if s.symbol.as_str() == symbol
+    )));
 }

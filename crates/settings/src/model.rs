@@ -379,6 +379,10 @@ pub struct IbkrSettings {
     pub request_timeout_secs: i64,
     /// Messages a second to TWS (IBKR's limit: 50).
     pub messages_per_second: i64,
+    /// How long an execution waits for its commission report before it is
+    /// recorded with a zero commission (the late report then restates it),
+    /// seconds.
+    pub commission_wait_secs: i64,
     /// Market-data lines open at once (100 on a default account).
     pub max_market_data_lines: i64,
     /// Only for the project's simulated gateway (`trader-cli sim-gateway`):
@@ -400,6 +404,7 @@ impl Default for IbkrSettings {
             reconnect_max_secs: 60,
             request_timeout_secs: 30,
             messages_per_second: 50,
+            commission_wait_secs: 30,
             max_market_data_lines: 100,
             sim_control: String::new(),
         }

@@ -411,6 +411,11 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
             },
         ),
         (
+            "broker.ibkr.commission_wait_secs",
+            b.ibkr.commission_wait_secs,
+            1..=3_600,
+        ),
+        (
             "broker.ibkr.max_market_data_lines",
             b.ibkr.max_market_data_lines,
             1..=10_000,

@@ -844,7 +844,9 @@ impl Shared {
                 BrokerEvent::Expiration {
                     contract, quantity, ..
                 } => info!(contract = %contract.key(), quantity, "expiration (positions show it)"),
-                BrokerEvent::ConnectionLost { .. } | BrokerEvent::ConnectionRestored { .. } => {}
+                BrokerEvent::ConnectionLost { .. }
+                | BrokerEvent::ConnectionRestored { .. }
+                | BrokerEvent::Commission { .. } => {}
             }
         }
         self.record_settlements(st);

@@ -219,6 +219,33 @@ pub fn record_fill(c: &mut Conn, f: &Fill) -> R<bool> {
     Ok(n == 1)
 }
 
+/// Restates a recorded fill (a late commission report or an execution
+/// correction): its quantity, price and commission take the given values;
+/// its id, order, contract, side and time stay. `Ok(false)` when no fill
+/// has that `exec_id`.
+pub fn amend_fill(c: &mut Conn, f: &Fill) -> R<bool> {
+    let n = diesel::update(fills::table.filter(fills::exec_id.eq(&f.exec_id)))
+        .set((
+            fills::quantity.eq(f.quantity),
+            fills::price.eq(f.price.raw()),
+            fills::commission.eq(f.commission.cents()),
+        ))
+        .execute(c)
+        .map_err(StoreError::query(format!("amend fill {}", f.exec_id)))?;
+    Ok(n == 1)
+}
+
+pub fn fill(c: &mut Conn, exec_id: &str) -> R<Option<Fill>> {
+    fills::table
+        .filter(fills::exec_id.eq(exec_id))
+        .select(FillRow::as_select())
+        .first(c)
+        .optional()
+        .map_err(StoreError::query(format!("read fill {exec_id}")))?
+        .map(FillRow::into_domain)
+        .transpose()
+}
+
 pub fn all_orders(c: &mut Conn) -> R<Vec<Order>> {
     orders::table
         .order((orders::created_at.asc(), orders::id.asc()))

@@ -59,6 +59,13 @@ macro_rules! impl_repositories {
             fn record_fill(&self, fill: &Fill) -> Result<bool, RepoError> {
                 Ok(self.write(|c| ops::record_fill(c, fill))?)
             }
+            /// `Ok(false)` when no fill has that `exec_id`.
+            fn amend_fill(&self, fill: &Fill) -> Result<bool, RepoError> {
+                Ok(self.write(|c| ops::amend_fill(c, fill))?)
+            }
+            fn fill(&self, exec_id: &str) -> Result<Option<Fill>, RepoError> {
+                Ok(self.read(|c| ops::fill(c, exec_id))?)
+            }
             /// Oldest first.
             fn fills(&self, order_ref: &str) -> Result<Vec<Fill>, RepoError> {
                 Ok(self.read(|c| ops::fills(c, order_ref))?)

@@ -141,5 +141,5 @@ pub use pareto::{dominates, pareto_front, pareto_ranks};
 pub use search::{EvaluatedPoint, Optimizer, SearchConfig, SearchResult, StartReport, StopReason};
 pub use space::{Dimension, MAX_DECIMALS, ParameterSet, ParameterSpace, names};
 pub use walk_forward::{
-    Fold, FoldReport, Proposal, ProposalGuard, WalkForwardReport, walk_forward_folds,
+    Fold, FoldReport, FoldRun, Proposal, ProposalGuard, WalkForwardReport, walk_forward_folds,
 };

@@ -8,7 +8,7 @@ use super::deflated::{
 };
 use super::error::{OptimizerError, OptimizerResult};
 use super::evaluation::{Evaluation, Objective, Window, per_period_sharpe};
-use super::search::{EvaluatedPoint, Optimizer, parallel_map};
+use super::search::{EvaluatedPoint, Optimizer, SearchResult, parallel_map};
 use super::space::ParameterSet;
 
 /// One fold: search on `train`, test on the `test` window right after it.
@@ -132,6 +132,16 @@ pub struct FoldReport {
     pub backtests: usize,
 }
 
+/// One fold's run ([`Optimizer::walk_forward_fold`]): its report and the
+/// search behind it (the last fold's search makes the proposal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldRun {
+    /// The fold's windows, best set and evaluations.
+    pub report: FoldReport,
+    /// The search of its training window.
+    pub search: SearchResult,
+}
+
 /// A parameter change the optimizer recommends **testing**: it is never
 /// applied by the optimizer; it must pass an experiment before adoption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,51 +223,114 @@ impl<O: Objective> Optimizer<O> {
     ) -> OptimizerResult<WalkForwardReport> {
         guard.check()?;
         self.space().check("current", current)?;
-        let fold_windows = walk_forward_folds(history, folds)?;
-        let mut reports = Vec::with_capacity(fold_windows.len());
-        let mut last_search = None;
-        for fold in fold_windows {
-            let before = self.backtests();
-            let search = self.search_seeded(
-                fold.train,
-                Some(current),
-                self.config().seed.wrapping_add(fold.index as u64),
-            )?;
-            let best = search.best.parameters.clone();
-            let jobs = [
-                (&best, fold.train),
-                (&best, fold.test),
-                (current, fold.train),
-                (current, fold.test),
-            ];
-            let mut evaluations = parallel_map(&jobs, self.threads(), |(set, window)| {
-                self.cached_evaluate(set, *window)
-            })
-            .into_iter()
-            .collect::<OptimizerResult<Vec<_>>>()?
-            .into_iter();
-            let mut next = || {
-                evaluations
-                    .next()
-                    .ok_or_else(|| OptimizerError::Solver("a fold evaluation is missing".into()))
-            };
-            reports.push(FoldReport {
-                fold,
-                in_sample: next()?,
-                out_of_sample: next()?,
-                current_in_sample: next()?,
-                current_out_of_sample: next()?,
-                best,
-                trials: search.trials(),
-                backtests: self.backtests() - before,
-            });
-            last_search = Some(search);
+        let mut runs = Vec::new();
+        for fold in walk_forward_folds(history, folds)? {
+            runs.push(self.walk_forward_fold(fold, current)?);
         }
-        let last = last_search.ok_or_else(|| OptimizerError::InvalidConfig {
-            name: "folds",
-            value: folds.to_string(),
-            requirement: "at least 1".into(),
-        })?;
+        self.conclude(history, folds, runs, current, guard)
+    }
+
+    /// One fold of [`Self::walk_forward`]: the search of its training
+    /// window (seed `config.seed + fold.index`), then the best set and
+    /// the current one on both windows. Folds are independent (each is
+    /// seeded by its index), so they can run in separate processes and be
+    /// [concluded](Self::conclude) together.
+    pub fn walk_forward_fold(
+        &self,
+        fold: Fold,
+        current: &ParameterSet,
+    ) -> OptimizerResult<FoldRun> {
+        self.space().check("current", current)?;
+        let before = self.backtests();
+        let search = self.search_seeded(
+            fold.train,
+            Some(current),
+            self.config().seed.wrapping_add(fold.index as u64),
+        )?;
+        let best = search.best.parameters.clone();
+        let jobs = [
+            (&best, fold.train),
+            (&best, fold.test),
+            (current, fold.train),
+            (current, fold.test),
+        ];
+        let mut evaluations = parallel_map(&jobs, self.threads(), |(set, window)| {
+            self.cached_evaluate(set, *window)
+        })
+        .into_iter()
+        .collect::<OptimizerResult<Vec<_>>>()?
+        .into_iter();
+        let mut next = || {
+            evaluations
+                .next()
+                .ok_or_else(|| OptimizerError::Solver("a fold evaluation is missing".into()))
+        };
+        let report = FoldReport {
+            fold,
+            in_sample: next()?,
+            out_of_sample: next()?,
+            current_in_sample: next()?,
+            current_out_of_sample: next()?,
+            best,
+            trials: search.trials(),
+            backtests: self.backtests() - before,
+        };
+        Ok(FoldRun { report, search })
+    }
+
+    /// The walk-forward's conclusion from its folds' runs (every fold of
+    /// `walk_forward_folds(history, folds)` exactly once, in any order):
+    /// the stitched out of sample, the last fold's candidate, its
+    /// deflated Sharpe ratio and the guard (see [`Self::walk_forward`]).
+    ///
+    /// # Errors
+    /// A fold missing, given twice, or not a fold of `history` in
+    /// `folds` folds; the guard's or the current set's invalid values.
+    pub fn conclude(
+        &self,
+        history: Window,
+        folds: usize,
+        mut runs: Vec<FoldRun>,
+        current: &ParameterSet,
+        guard: &ProposalGuard,
+    ) -> OptimizerResult<WalkForwardReport> {
+        guard.check()?;
+        self.space().check("current", current)?;
+        let expected = walk_forward_folds(history, folds)?;
+        runs.sort_by_key(|r| r.report.fold.index);
+        let got: Vec<Fold> = runs.iter().map(|r| r.report.fold).collect();
+        if got != expected {
+            let missing: Vec<String> = expected
+                .iter()
+                .filter(|f| !got.contains(f))
+                .map(|f| f.index.to_string())
+                .collect();
+            return Err(OptimizerError::InvalidConfig {
+                name: "folds",
+                value: format!(
+                    "{} fold runs (indices {:?})",
+                    got.len(),
+                    got.iter().map(|f| f.index).collect::<Vec<_>>()
+                ),
+                requirement: format!(
+                    "every fold of {history} in {folds} folds exactly once{}",
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; missing fold(s) {}", missing.join(", "))
+                    }
+                ),
+            });
+        }
+        let last =
+            runs.last()
+                .map(|r| r.search.clone())
+                .ok_or_else(|| OptimizerError::InvalidConfig {
+                    name: "folds",
+                    value: folds.to_string(),
+                    requirement: "at least 1".into(),
+                })?;
+        let reports: Vec<FoldReport> = runs.into_iter().map(|r| r.report).collect();
 
         let scalarization = &self.config().scalarization;
         let out_of_sample = Evaluation::stitch(

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use statrs::function::beta;
+
 use super::dist::binomial_pmf;
 use super::error::{StatsError, StatsResult};
 use super::sample::check_open_unit;
@@ -89,6 +91,54 @@ pub fn binomial_test(successes: u64, trials: u64, p0: f64) -> StatsResult<Binomi
     })
 }
 
+/// An exact (Clopper–Pearson) two-sided confidence interval for a
+/// binomial proportion: the `confidence` interval (0.95 for 95%) of the
+/// rate behind `successes` in `trials`, from the beta quantiles
+/// `B(α/2; k, n−k+1)` and `B(1−α/2; k+1, n−k)` (as
+/// `scipy.stats.binomtest(k, n).proportion_ci(confidence, method="exact")`).
+/// Conservative: it covers the true rate at least `confidence` of the time.
+/// 0 successes give a lower bound of 0, `trials` successes an upper bound
+/// of 1.
+///
+/// # Errors
+/// No trials, more successes than trials, or `confidence` outside (0, 1).
+///
+/// # Example
+/// ```
+/// // 3 adoptions in 40 simulated years: 1.6% to 20.4%
+/// let (lo, hi) = learning::stats::binomial_ci(3, 40, 0.95)?;
+/// assert!((lo - 0.0157).abs() < 5e-4 && (hi - 0.2039).abs() < 5e-4);
+/// # Ok::<(), learning::stats::StatsError>(())
+/// ```
+pub fn binomial_ci(successes: u64, trials: u64, confidence: f64) -> StatsResult<(f64, f64)> {
+    if trials == 0 {
+        return Err(StatsError::InvalidCount {
+            what: "trials = 0: an interval needs at least one trial".to_owned(),
+        });
+    }
+    if successes > trials {
+        return Err(StatsError::InvalidCount {
+            what: format!(
+                "successes = {successes} exceeds trials = {trials}: count each trial once"
+            ),
+        });
+    }
+    check_open_unit("confidence", confidence)?;
+    let tail = (1.0 - confidence) / 2.0;
+    let (k, n) = (successes as f64, trials as f64);
+    let lower = if successes == 0 {
+        0.0
+    } else {
+        beta::inv_beta_reg(k, n - k + 1.0, tail)
+    };
+    let upper = if successes == trials {
+        1.0
+    } else {
+        beta::inv_beta_reg(k + 1.0, n - k, 1.0 - tail)
+    };
+    Ok((lower.clamp(0.0, 1.0), upper.clamp(0.0, 1.0)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -126,5 +176,24 @@ mod tests {
             err.to_string(),
             "p0 = 1 is invalid: it must be strictly between 0 and 1"
         );
+    }
+
+    #[test]
+    fn the_exact_interval_solves_its_defining_tails() {
+        // P(X >= k | lower) = P(X <= k | upper) = (1 - confidence) / 2
+        for (k, n) in [(1u64, 10u64), (3, 40), (10, 200), (37, 40)] {
+            let (lo, hi) = binomial_ci(k, n, 0.95).unwrap();
+            let at_least = |p: f64| (k..=n).map(|i| binomial_pmf(i, n, p)).sum::<f64>();
+            let at_most = |p: f64| (0..=k).map(|i| binomial_pmf(i, n, p)).sum::<f64>();
+            assert!((at_least(lo) - 0.025).abs() < 1e-9, "{k}/{n}: lower {lo}");
+            assert!((at_most(hi) - 0.025).abs() < 1e-9, "{k}/{n}: upper {hi}");
+            let rate = k as f64 / n as f64;
+            assert!(lo < rate && rate < hi);
+        }
+        assert_eq!(binomial_ci(0, 20, 0.95).unwrap().0, 0.0);
+        assert_eq!(binomial_ci(20, 20, 0.95).unwrap().1, 1.0);
+        assert!(binomial_ci(0, 0, 0.95).is_err());
+        assert!(binomial_ci(3, 2, 0.95).is_err());
+        assert!(binomial_ci(1, 2, 1.0).is_err());
     }
 }

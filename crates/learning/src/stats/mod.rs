@@ -54,7 +54,7 @@ mod sample;
 mod sequential;
 mod two_sample;
 
-pub use binomial::{BinomialTest, binomial_test};
+pub use binomial::{BinomialTest, binomial_ci, binomial_test};
 pub use bootstrap::{
     BootstrapConfig, MIN_RESAMPLES, bootstrap_ci, bootstrap_mean_ci, bootstrap_mean_difference_ci,
 };

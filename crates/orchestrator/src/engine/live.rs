@@ -51,6 +51,9 @@ pub(crate) struct LiveState {
     pub suspects: BTreeMap<String, (i64, i64)>,
 }
 
+/// Shares delivered by one assigned equity option contract.
+const SHARES_PER_CONTRACT: i64 = 100;
+
 /// One contract's numbers in the position reconciliation.
 #[derive(Debug, Default, Clone)]
 struct Book {
@@ -398,7 +401,7 @@ where
                 )),
             }
         }
-        self.live.suspects = suspects;
+        let previous = std::mem::replace(&mut self.live.suspects, suspects);
 
         if !settle.is_empty() {
             let symbols: Vec<_> = settle
@@ -428,9 +431,6 @@ where
                 match change {
                     TradeChange::Closed(t) => {
                         report.trades_closed += 1;
-                        if t.exit_reason == Some(core_domain::ExitReason::Assigned) {
-                            self.memory.assigned.push(t.clone());
-                        }
                         if let Some(e) = crate::events::trade_closed(now, t) {
                             report.events.push(e);
                         }
@@ -443,6 +443,10 @@ where
                     _ => {}
                 }
             }
+            // Whole and partial assignments: their shares are ours to sell.
+            self.memory
+                .assigned
+                .extend(processed.assignments.iter().cloned());
             for c in &processed.unpriced_assignments {
                 mismatches.push(format!(
                     "{}: assigned, but {} has no price to value it",
@@ -451,6 +455,49 @@ where
                 ));
             }
         }
+
+        // Stock in a symbol the system trades: the shares must be what the
+        // assignments on record delivered (their sale only lowers them).
+        // A symbol with an option difference still pending is left for
+        // that settlement to explain.
+        let pending: BTreeSet<&str> = books
+            .iter()
+            .filter(|(key, _)| self.live.suspects.contains_key(*key))
+            .filter_map(|(_, b)| b.contract.as_ref().map(|c| c.underlying.as_str()))
+            .collect();
+        let traded: BTreeSet<&str> = self
+            .params
+            .universe
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .chain(open_trades.iter().map(|t| t.symbol.as_str()))
+            .chain(self.memory.assigned.iter().map(|t| t.symbol.as_str()))
+            .collect();
+        let mut stock_suspects = Vec::new();
+        for (symbol, shares) in &stock {
+            if !traded.contains(symbol) || pending.contains(symbol) {
+                continue;
+            }
+            let received: i64 = self
+                .memory
+                .assigned
+                .iter()
+                .filter(|t| t.symbol.as_str() == *symbol)
+                .map(|t| t.contracts.max(0).saturating_mul(SHARES_PER_CONTRACT))
+                .sum();
+            if (0..=received).contains(shares) {
+                continue;
+            }
+            let key = format!("STK:{symbol}");
+            let seen = previous.get(&key) == Some(&(received, *shares));
+            stock_suspects.push((key, (received, *shares)));
+            if seen {
+                mismatches.push(format!(
+                    "{symbol} stock: the broker holds {shares} shares, the assignments on record explain {received} (stock the system did not receive is never sold by it)"
+                ));
+            }
+        }
+        self.live.suspects.extend(stock_suspects);
 
         if mismatches != self.memory.position_mismatches {
             for m in mismatches

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use core_domain::{
-    AccountRepository, AccountSnapshot, Broker, Contract, ExitReason, LearningRepository,
-    MarketData, OptionContract, OptionQuote, Order, OrderPurpose, OrderRepository, Position, Price,
-    Strategy, Symbol, Trade, TradeFilter, TradeRepository, TradeStatus,
+    AccountRepository, AccountSnapshot, Broker, Contract, LearningRepository, MarketData,
+    OptionContract, OptionQuote, Order, OrderPurpose, OrderRepository, Position, Price, Strategy,
+    Symbol, Trade, TradeFilter, TradeRepository, TradeStatus,
 };
 use execution::{
     EmergencyStop, MonitorInput, MonitorReport, OrderContext, TradeChange, record_state_change,
@@ -251,9 +251,6 @@ where
                 TradeChange::Opened(_) => report.trades_opened += 1,
                 TradeChange::Closed(t) => {
                     report.trades_closed += 1;
-                    if t.exit_reason == Some(ExitReason::Assigned) {
-                        self.memory.assigned.push(t.clone());
-                    }
                     if let Some(e) = events::trade_closed(now, t) {
                         report.events.push(e);
                     }
@@ -262,6 +259,10 @@ where
                 _ => {}
             }
         }
+        // Whole and partial assignments: their shares are ours to sell.
+        self.memory
+            .assigned
+            .extend(processed.assignments.iter().cloned());
         for (code, message) in &processed.broker_errors {
             if !INFORMATIONAL_CODES.contains(code) {
                 self.memory.api_errors.push(now);
