@@ -264,8 +264,8 @@ async fn test_the_overview_updates_live_and_the_red_button_halts_only_with_the_t
     {
         let s = store(dir.path());
         assert_ne!(
-            s.trading_state().unwrap().map(|(st, _, _)| st).as_deref(),
-            Some("halted")
+            s.trading_state().unwrap().map(|r| r.state),
+            Some(core_domain::TradingState::Halted)
         );
         assert!(s.pending_control_requests().unwrap().is_empty());
     }
@@ -279,8 +279,8 @@ async fn test_the_overview_updates_live_and_the_red_button_halts_only_with_the_t
     )
     .await;
     let s = store(dir.path());
-    let (state, cause, _) = s.trading_state().unwrap().unwrap();
-    assert_eq!(state, "halted");
+    let store::TradingStateRecord { state, cause, .. } = s.trading_state().unwrap().unwrap();
+    assert_eq!(state, core_domain::TradingState::Halted);
     assert!(cause.contains("browser test"), "{cause}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

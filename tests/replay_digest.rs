@@ -12,48 +12,15 @@
 
 use std::path::{Path, PathBuf};
 
-use core_domain::{Experiment, ExperimentStatus, LearningRepository};
-use e2e::digest::{Replay, check_replay};
+use e2e::digest::{BUSY_CONFIG, Replay, check_replay, insert_experiment};
 
-/// A strategy that trades often, and learning that acts on few trades
-/// (the same as `tests/resume.rs`).
-const CONFIG: &str = r#"
-[strategy]
-otm_range = { min = 0.10, max = 0.20 }
-premium_range = { min = 0.20, max = 1.00 }
-dte_range = { min = 7, max = 14 }
-trend_filter = "none"
-[learning]
-min_trades_before_analysis = 6
-[database]
-url = "sqlite://data/trader.db"
-"#;
-
-/// An experiment running from the start: new opportunities are split
-/// between its arms, the test arm with a wider OTM range.
+/// An experiment running from the start.
 fn with_experiment(dir: &Path) {
-    let store =
-        store::Store::open_and_migrate(dir.join("data/trader.db").to_str().unwrap()).unwrap();
-    store
-        .insert_experiment(&Experiment {
-            experiment_id: "EXP-DIGEST-otm_min".into(),
-            name: "otm_min 0.10 -> 0.08".into(),
-            hypothesis: "a wider OTM range earns more per trade".into(),
-            parameter_name: "otm_min".into(),
-            control_value: "0.10".into(),
-            test_value: "0.08".into(),
-            allocation: 0.5,
-            min_samples: 30,
-            status: ExperimentStatus::Active,
-            start_date: chrono::NaiveDate::from_ymd_opt(2020, 2, 7).unwrap(),
-            end_date: None,
-            control_trades: 0,
-            test_trades: 0,
-            p_value: None,
-            effect_size: None,
-            decision: None,
-        })
-        .unwrap();
+    insert_experiment(
+        dir,
+        "EXP-DIGEST-otm_min",
+        chrono::NaiveDate::from_ymd_opt(2020, 2, 7).unwrap(),
+    );
 }
 
 fn golden(name: &str) -> PathBuf {
@@ -68,7 +35,7 @@ fn test_a_busy_replay_leaves_the_golden_database() {
         &Replay {
             from: "2020-02-10",
             to: "2020-03-20",
-            config: CONFIG,
+            config: BUSY_CONFIG,
             prepare: &with_experiment,
         },
         &golden("replay_digest_2020-02-10_2020-03-20.txt"),

@@ -18,25 +18,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use core_domain::{
-    AccountRepository, AuditRepository, Experiment, ExperimentStatus, LearningRepository,
-    OrderRepository, TradeFilter, TradeRepository,
+    AccountRepository, AuditRepository, LearningRepository, OrderRepository, TradeFilter,
+    TradeRepository,
 };
 
 const FROM: &str = "2020-02-10";
 const TO: &str = "2020-03-20";
-
-/// A strategy that trades often, and learning that acts on few trades.
-const CONFIG: &str = r#"
-[strategy]
-otm_range = { min = 0.10, max = 0.20 }
-premium_range = { min = 0.20, max = 1.00 }
-dte_range = { min = 7, max = 14 }
-trend_filter = "none"
-[learning]
-min_trades_before_analysis = 6
-[database]
-url = "sqlite://data/trader.db"
-"#;
 
 fn traderd() -> std::path::PathBuf {
     e2e::binary("traderd").expect("traderd is not built; run `cargo test --workspace`")
@@ -100,33 +87,16 @@ fn run(dir: &Path, crash: Option<&str>, kill_after: Option<Duration>) -> bool {
 }
 
 fn prepare(dir: &Path) {
-    std::fs::write(dir.join("trader.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("trader.toml"), e2e::digest::BUSY_CONFIG).unwrap();
     // An experiment running from the start (the learning engine would
     // start one only after months of trades): new opportunities are split
     // between its arms, the test arm with a wider OTM range.
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let store =
-        store::Store::open_and_migrate(dir.join("data/trader.db").to_str().unwrap()).unwrap();
-    let start = chrono::NaiveDate::from_ymd_opt(2020, 2, 7).unwrap();
-    let experiment = Experiment {
-        experiment_id: "EXP-RESUME-otm_min".into(),
-        name: "otm_min 0.10 -> 0.08".into(),
-        hypothesis: "a wider OTM range earns more per trade".into(),
-        parameter_name: "otm_min".into(),
-        control_value: "0.10".into(),
-        test_value: "0.08".into(),
-        allocation: 0.5,
-        min_samples: 30,
-        status: ExperimentStatus::Active,
-        start_date: start,
-        end_date: None,
-        control_trades: 0,
-        test_trades: 0,
-        p_value: None,
-        effect_size: None,
-        decision: None,
-    };
-    store.insert_experiment(&experiment).unwrap();
+    e2e::digest::insert_experiment(
+        dir,
+        "EXP-RESUME-otm_min",
+        chrono::NaiveDate::from_ymd_opt(2020, 2, 7).unwrap(),
+    );
 }
 
 /// Everything the comparison covers, as sorted text rows per table.

@@ -27,6 +27,49 @@ use core_domain::{
 /// file instead of comparing with it.
 pub const UPDATE_ENV: &str = "UPDATE_GOLDEN";
 
+/// A strategy that trades often, and learning that acts on few trades:
+/// puts sold, stopped out and taken at their profit target within weeks.
+pub const BUSY_CONFIG: &str = r#"
+[strategy]
+otm_range = { min = 0.10, max = 0.20 }
+premium_range = { min = 0.20, max = 1.00 }
+dte_range = { min = 7, max = 14 }
+trend_filter = "none"
+[learning]
+min_trades_before_analysis = 6
+[database]
+url = "sqlite://data/trader.db"
+"#;
+
+/// Puts an experiment running since `start` into `dir`'s database (new
+/// opportunities are split between its arms, the test arm with a wider OTM
+/// range: otm_min 0.10 → 0.08).
+pub fn insert_experiment(dir: &Path, id: &str, start: chrono::NaiveDate) {
+    use core_domain::{Experiment, ExperimentStatus, LearningRepository};
+    let store =
+        store::Store::open_and_migrate(dir.join("data/trader.db").to_str().unwrap()).unwrap();
+    store
+        .insert_experiment(&Experiment {
+            experiment_id: id.into(),
+            name: "otm_min 0.10 -> 0.08".into(),
+            hypothesis: "a wider OTM range earns more per trade".into(),
+            parameter_name: "otm_min".into(),
+            control_value: "0.10".into(),
+            test_value: "0.08".into(),
+            allocation: 0.5,
+            min_samples: 30,
+            status: ExperimentStatus::Active,
+            start_date: start,
+            end_date: None,
+            control_trades: 0,
+            test_trades: 0,
+            p_value: None,
+            effect_size: None,
+            decision: None,
+        })
+        .unwrap();
+}
+
 /// A replay to digest: the window, the configuration file's text (its
 /// `[database] url` must be `sqlite://data/trader.db`), and what to put in
 /// the database before the run (an experiment, say).

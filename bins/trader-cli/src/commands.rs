@@ -373,8 +373,12 @@ fn status(cli: &Cli) -> Result<ExitCode> {
         .context("reading the pending control requests")?;
     let realized: core_domain::Money = closed.iter().filter_map(|t| t.profit_loss).sum();
     let (state_name, state_cause, state_since) = match &state {
-        Some((st, cause, since)) => (st.clone(), cause.clone(), Some(since.to_string())),
-        None => ("active".into(), "no state change recorded".into(), None),
+        Some(r) => (r.state, r.cause.clone(), Some(r.time.to_string())),
+        None => (
+            core_domain::TradingState::Active,
+            "no state change recorded".into(),
+            None,
+        ),
     };
     if cli.json {
         let mut value = json!({
@@ -517,7 +521,7 @@ fn resume(cli: &Cli, reason: &str) -> Result<ExitCode> {
     } else {
         println!(
             "trading active again (was {}): {reason}",
-            outcome.previous_state.as_deref().unwrap_or("active")
+            outcome.previous_state.unwrap_or_default()
         );
         println!(
             "recorded in {} and queued as control request #{}; the engine resumes at its next cycle (or when `traderd` starts).",

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use core_domain::{
     AccountRepository, AccountSnapshot, AuditEntry, AuditRepository, DecisionKind, DecisionRecord,
-    Money, WorkingMemory,
+    Money, TradingState, WorkingMemory,
 };
 use execution::{Alert, MonitorReport};
 use orchestrator::engine::keys;
@@ -179,9 +179,9 @@ pub fn engine_status_json(view: &EngineView, pending: &[ControlRequest]) -> Valu
 #[derive(Debug, Clone, Serialize)]
 pub struct OperatorOutcome {
     /// The trading state recorded: `halted` or `active`.
-    pub state: String,
+    pub state: TradingState,
     /// The state before.
-    pub previous_state: Option<String>,
+    pub previous_state: Option<TradingState>,
     pub flatten: bool,
     pub reason: String,
     pub actor: String,
@@ -217,7 +217,7 @@ pub fn emergency_stop(
     record_operator_state(
         store,
         actor,
-        "halted",
+        TradingState::Halted,
         "emergency_stop",
         if flatten { "halt+flatten" } else { "halt" },
         &cause,
@@ -229,7 +229,7 @@ pub fn emergency_stop(
         ))
     })?;
     Ok(OperatorOutcome {
-        state: "halted".into(),
+        state: TradingState::Halted,
         previous_state: before,
         flatten,
         reason: reason.to_string(),
@@ -252,7 +252,7 @@ pub fn resume(store: &Store, actor: &str, reason: &str) -> Result<OperatorOutcom
     record_operator_state(
         store,
         actor,
-        "active",
+        TradingState::Active,
         "resume",
         "resume",
         &format!("resumed by {actor}: {reason}"),
@@ -264,7 +264,7 @@ pub fn resume(store: &Store, actor: &str, reason: &str) -> Result<OperatorOutcom
         ))
     })?;
     Ok(OperatorOutcome {
-        state: "active".into(),
+        state: TradingState::Active,
         previous_state: before,
         flatten: false,
         reason: reason.to_string(),
@@ -274,11 +274,11 @@ pub fn resume(store: &Store, actor: &str, reason: &str) -> Result<OperatorOutcom
     })
 }
 
-fn current_state(store: &Store) -> Result<Option<String>, OpsError> {
+fn current_state(store: &Store) -> Result<Option<TradingState>, OpsError> {
     Ok(store
         .trading_state()
         .map_err(st("reading the trading state"))?
-        .map(|(s, _, _)| s))
+        .map(|r| r.state))
 }
 
 /// Records a trading-state change by an operator: the state history, an
@@ -286,7 +286,7 @@ fn current_state(store: &Store) -> Result<Option<String>, OpsError> {
 fn record_operator_state(
     store: &Store,
     who: &str,
-    state: &str,
+    state: TradingState,
     action: &str,
     decision: &str,
     cause: &str,

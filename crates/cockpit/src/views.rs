@@ -81,9 +81,9 @@ pub fn status(store: &Store, limits: &risk::RiskLimits, now: DateTime<Utc>) -> R
         engine_time.unwrap_or(now),
     );
     let (state_name, cause, since) = match state {
-        Some((s, c, t)) => (s, c, Some(t.and_utc())),
+        Some(r) => (r.state, r.cause, Some(r.time.and_utc())),
         None => (
-            "active".to_string(),
+            core_domain::TradingState::Active,
             "no state change recorded".to_string(),
             None,
         ),

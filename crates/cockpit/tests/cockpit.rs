@@ -64,7 +64,7 @@ async fn fixture(configure: impl FnOnce(&mut settings::Settings)) -> Fixture {
 }
 
 fn state(store: &Store) -> Option<String> {
-    store.trading_state().unwrap().map(|(s, _, _)| s)
+    store.trading_state().unwrap().map(|r| r.state.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

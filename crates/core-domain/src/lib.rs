@@ -31,6 +31,7 @@ mod market;
 mod money;
 mod order;
 mod trade;
+mod trading_state;
 mod traits;
 
 pub use account::{AccountSnapshot, MarginImpact, Position};
@@ -49,6 +50,7 @@ pub use order::{
     Fill, Order, OrderIntent, OrderPurpose, OrderStatus, Side, Slippage, TimeInForce, exec_id_base,
 };
 pub use trade::{ExitReason, MarketRegime, Trade, TradeExit, TradeStatus};
+pub use trading_state::TradingState;
 pub use traits::{
     AccountRepository, AuditRepository, Broker, BrokerEvent, EntryProposal, ExitProposal,
     LearningRepository, MarketData, MarketSnapshot, OrderRepository, OrderUpdate, Strategy,

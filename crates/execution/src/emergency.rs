@@ -59,12 +59,7 @@ pub fn record_state_change<B: Broker>(
     change: &StateChange,
 ) -> Result<(), ExecutionError> {
     executor.store().atomically(|tx| {
-        tx.set_trading_state_at(
-            change.time,
-            change.to.as_str(),
-            &change.cause,
-            &change.actor,
-        )?;
+        tx.set_trading_state_at(change.time, change.to, &change.cause, &change.actor)?;
         tx.append_decision(&change.decision_record())
             .map_err(ExecutionError::repo("writing the state change's decision"))?;
         tx.append_audit(&change.audit_entry())

@@ -829,36 +829,18 @@ mod tests {
     /// An open short put on `symbol`, strike $150, expiring `expiry`,
     /// entered 2024-01-05.
     fn trade(id: &str, symbol: &str, expiry: NaiveDate, entry_raw: i64, contracts: i64) -> Trade {
-        Trade {
-            trade_id: id.into(),
-            symbol: sym(symbol),
-            sector: None,
-            strike: Price::from_cents(15_000),
-            expiration: expiry,
-            entry_date: date(2024, 1, 5),
-            entry_time: DateTime::<Utc>::UNIX_EPOCH,
-            entry_premium: Price::from_raw(entry_raw),
-            contracts,
-            entry_underlying_price: Price::from_cents(18_000),
-            margin_at_entry: Money::from_dollars(7_500),
-            exit_date: None,
-            exit_time: None,
-            exit_premium: None,
-            exit_reason: None,
-            profit_loss: None,
-            profit_pct: None,
-            roi: None,
-            days_held: None,
-            otm_pct: 1.0 / 6.0,
-            dte: 14,
-            vix_at_entry: None,
-            market_regime: MarketRegime::Unknown,
-            is_experiment: false,
-            experiment_id: None,
-            experiment_arm: None,
-            commissions: Money::ZERO,
-            status: TradeStatus::Open,
-        }
+        core_domain::stubs::TradeBuilder::new(id)
+            .symbol(symbol)
+            .sector(None)
+            .put(Price::from_cents(15_000), expiry)
+            .entry_date(date(2024, 1, 5))
+            .premium(Price::from_raw(entry_raw))
+            .contracts(contracts)
+            .dte(14)
+            .vix(None)
+            .regime(MarketRegime::Unknown)
+            .commissions(Money::ZERO)
+            .build()
     }
 
     fn quote_for(t: &Trade, bid: Option<i64>, ask: Option<i64>, last: Option<i64>) -> OptionQuote {

@@ -120,7 +120,7 @@ async fn an_order_never_sent_is_cancelled_locally_and_never_reaches_the_broker()
     let exec = executor(&ex, &store);
     let (put, quote) = put(&ex, "MSFT", 45.0, date(2016, 3, 18)).await;
 
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let err = sell_to_open(
         &exec,
         &ex,
@@ -160,7 +160,7 @@ async fn an_order_never_sent_is_cancelled_locally_and_never_reaches_the_broker()
     assert!(audit.iter().any(|a| a.action == "order.cancel_requested"));
 
     // With the connection back, reconcile has nothing to send.
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
     let report = exec.reconcile(ex.now()).await.unwrap();
     assert!(report.resent.is_empty());
     assert!(ex.open_orders().await.unwrap().is_empty());

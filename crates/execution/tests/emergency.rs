@@ -120,7 +120,7 @@ async fn an_emergency_stop_without_flatten_halts_records_and_cancels_every_open_
     let exec = executor(&ex, &store);
     let held = book(&exec, &ex, "KO").await;
     // And an order the broker never got (the link was down).
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let (jnj, q) = otm_put(&ex, "JNJ", date(2016, 3, 18), 0.03).await;
     assert!(
         sell_to_open(
@@ -136,7 +136,7 @@ async fn an_emergency_stop_without_flatten_halts_records_and_cancels_every_open_
         .await
         .is_err()
     );
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
 
     // The operator's request, queued through the database.
     let asked_at = ex.now();
@@ -186,8 +186,12 @@ async fn an_emergency_stop_without_flatten_halts_records_and_cancels_every_open_
     );
     assert_eq!(change.actor, "operator:alice");
     assert_eq!(change.time, time);
-    let (state, cause, at) = store.trading_state().unwrap().unwrap();
-    assert_eq!(state, "halted");
+    let store::TradingStateRecord {
+        state,
+        cause,
+        time: at,
+    } = store.trading_state().unwrap().unwrap();
+    assert_eq!(state, TradingState::Halted);
     assert!(cause.contains("broker outage suspected"), "{cause}");
     assert_eq!(at, time.naive_utc());
     let decision = store
@@ -266,7 +270,10 @@ async fn an_emergency_stop_without_flatten_halts_records_and_cancels_every_open_
     .unwrap();
     assert!(again.state_change.is_none());
     assert!(again.cancelled.is_empty());
-    assert_eq!(store.trading_state().unwrap().unwrap().2, time.naive_utc());
+    assert_eq!(
+        store.trading_state().unwrap().unwrap().time,
+        time.naive_utc()
+    );
 }
 
 #[tokio::test]
@@ -300,7 +307,10 @@ async fn an_emergency_stop_with_flatten_closes_every_position_and_blocks_new_ent
     .await
     .unwrap();
     assert_eq!(governor.state(), TradingState::Halted);
-    assert_eq!(store.trading_state().unwrap().unwrap().0, "halted");
+    assert_eq!(
+        store.trading_state().unwrap().unwrap().state,
+        TradingState::Halted
+    );
     assert_eq!(report.cancelled, vec!["rest-1".to_string()]);
     assert_eq!(
         report.closing_orders,

@@ -2,14 +2,14 @@
 //! exchange on the real history.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
+use core_domain::stubs::{Call, StubBroker};
 use core_domain::{
-    AccountRepository, AccountSnapshot, AuditRepository, Broker, BrokerError, BrokerEvent,
-    Contract, Fill, MarginImpact, MarketData, OptionContract, Order, OrderIntent, OrderPurpose,
-    OrderRepository, OrderStatus, OrderUpdate, Position, Price, Right, Side, Symbol, TimeInForce,
+    AccountRepository, AuditRepository, Broker, BrokerError, BrokerEvent, Contract, Fill,
+    MarketData, OptionContract, Order, OrderIntent, OrderPurpose, OrderRepository, OrderStatus,
+    OrderUpdate, Price, Right, Side, Symbol, TimeInForce,
 };
 use execution::{ExecutionError, OrderExecutor};
 use market_sim::data::real_history;
@@ -35,69 +35,28 @@ fn open_store(dir: &tempfile::TempDir) -> Arc<Store> {
     Arc::new(Store::open_and_migrate(path.to_str().unwrap()).unwrap())
 }
 
-/// Delegates to the exchange; records what the store held for the order at
-/// each `place_order`, and fails the first `fail_places` calls as if the
-/// connection were down.
-struct Spy {
-    ex: Arc<SimExchange>,
-    store: Arc<Store>,
-    fail_places: AtomicUsize,
-    seen_at_place: Mutex<Vec<Option<OrderStatus>>>,
+/// What the store held for each order at the moment it was placed.
+type Seen = Arc<Mutex<Vec<Option<OrderStatus>>>>;
+
+/// The exchange behind a [`StubBroker`] that records what the store held
+/// for the order at each `place_order` and fails the first `fail_places`
+/// calls as if the connection were down.
+fn spy(ex: &Arc<SimExchange>, store: &Arc<Store>, fail_places: usize) -> (Spy, Seen) {
+    let seen: Seen = Arc::default();
+    let (store, record) = (Arc::clone(store), Arc::clone(&seen));
+    let broker = StubBroker::new(Arc::clone(ex)).on_place(move |intent| {
+        let stored = store.order(&intent.order_ref).unwrap().map(|o| o.status);
+        record.lock().unwrap().push(stored);
+    });
+    broker.fail_times(
+        Call::PlaceOrder,
+        fail_places,
+        BrokerError::NotConnected("gateway restarting".into()),
+    );
+    (broker, seen)
 }
 
-impl Spy {
-    fn new(ex: &Arc<SimExchange>, store: &Arc<Store>, fail_places: usize) -> Self {
-        Spy {
-            ex: Arc::clone(ex),
-            store: Arc::clone(store),
-            fail_places: AtomicUsize::new(fail_places),
-            seen_at_place: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl Broker for Spy {
-    async fn contract_details(&self, contract: &Contract) -> Result<Contract, BrokerError> {
-        self.ex.contract_details(contract).await
-    }
-    async fn what_if(&self, intent: &OrderIntent) -> Result<MarginImpact, BrokerError> {
-        self.ex.what_if(intent).await
-    }
-    async fn place_order(&self, intent: &OrderIntent) -> Result<i64, BrokerError> {
-        let stored = self
-            .store
-            .order(&intent.order_ref)
-            .unwrap()
-            .map(|o| o.status);
-        self.seen_at_place.lock().unwrap().push(stored);
-        let failing = self
-            .fail_places
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(BrokerError::NotConnected("gateway restarting".into()));
-        }
-        self.ex.place_order(intent).await
-    }
-    async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
-        self.ex.cancel_order(order_ref).await
-    }
-    async fn open_orders(&self) -> Result<Vec<OrderUpdate>, BrokerError> {
-        self.ex.open_orders().await
-    }
-    async fn executions_since(&self, since: DateTime<Utc>) -> Result<Vec<Fill>, BrokerError> {
-        self.ex.executions_since(since).await
-    }
-    async fn poll_events(&self) -> Result<Vec<BrokerEvent>, BrokerError> {
-        self.ex.poll_events().await
-    }
-    async fn positions(&self) -> Result<Vec<Position>, BrokerError> {
-        self.ex.positions().await
-    }
-    async fn account_summary(&self) -> Result<AccountSnapshot, BrokerError> {
-        self.ex.account_summary().await
-    }
-}
+type Spy = StubBroker<Arc<SimExchange>>;
 
 /// A put about 3% below spot on the first expiry at least a week out.
 async fn msft_put(ex: &SimExchange) -> OptionContract {
@@ -170,14 +129,12 @@ async fn an_approved_closing_order_is_written_before_it_is_sent_then_followed_to
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let (broker, seen) = spy(&ex, &store, 0);
+    let exec = OrderExecutor::new(Arc::clone(&store), broker);
     let approved = approve(&ex, closing_intent(&ex, "close-1").await).await;
 
     let order = exec.submit(approved, ex.now()).await.unwrap();
-    assert_eq!(
-        *exec.broker().seen_at_place.lock().unwrap(),
-        vec![Some(OrderStatus::Created)]
-    );
+    assert_eq!(*seen.lock().unwrap(), vec![Some(OrderStatus::Created)]);
     assert_eq!(order.status, OrderStatus::Sent);
     assert!(order.broker_order_id.is_some());
     assert_eq!(stored(&store, "close-1").status, OrderStatus::Sent);
@@ -215,7 +172,7 @@ async fn a_crash_between_intent_written_and_order_sent_is_sent_once_by_reconcile
     let ex = exchange();
     {
         let store = open_store(&dir);
-        let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 1));
+        let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 1).0);
         let approved = approve(&ex, closing_intent(&ex, "close-2").await).await;
         let err = exec.submit(approved, ex.now()).await.unwrap_err();
         assert!(matches!(err, ExecutionError::NotSent { .. }), "{err}");
@@ -226,7 +183,7 @@ async fn a_crash_between_intent_written_and_order_sent_is_sent_once_by_reconcile
     } // the executor and its store are dropped: the "crash"
 
     let store = open_store(&dir);
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     let report = exec.reconcile(ex.now()).await.unwrap();
     assert_eq!(report.resent, vec!["close-2".to_string()]);
     assert_eq!(report.events.fills_recorded, 1);
@@ -257,7 +214,7 @@ async fn an_intent_the_broker_received_before_the_crash_is_not_placed_twice() {
         ex.place_order(&intent).await.unwrap();
     }
     let store = open_store(&dir);
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     let report = exec.reconcile(ex.now()).await.unwrap();
     assert_eq!(report.resent, vec!["close-3".to_string()]);
     assert_eq!(fills_at_broker(&ex, "close-3").len(), 1);
@@ -270,7 +227,7 @@ async fn reconcile_records_fills_missed_while_disconnected_once_and_a_second_run
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     for r in ["close-4a", "close-4b"] {
         let approved = approve(&ex, closing_intent(&ex, r).await).await;
         exec.submit(approved, ex.now()).await.unwrap();
@@ -308,7 +265,7 @@ async fn a_repeated_fill_is_ignored_and_an_illegal_status_is_audited_without_cha
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     let approved = approve(&ex, closing_intent(&ex, "close-5").await).await;
     exec.submit(approved, ex.now()).await.unwrap();
     let events = ex.poll_events().await.unwrap();
@@ -346,7 +303,7 @@ async fn events_for_an_unknown_order_are_audited_and_nothing_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     let intent = closing_intent(&ex, "stranger").await;
     ex.place_order(&intent).await.unwrap();
     let events = ex.poll_events().await.unwrap();
@@ -369,7 +326,7 @@ async fn a_broker_rejection_is_stored_with_its_reason_and_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let exec = OrderExecutor::new(Arc::clone(&store), spy(&ex, &store, 0).0);
     let mut intent = closing_intent(&ex, "close-6").await;
     intent.limit_price = Price::from_raw(intent.limit_price.raw() * 10);
     let approved = approve(&ex, intent).await;
@@ -386,7 +343,8 @@ async fn submitting_a_known_order_ref_again_does_not_send_it_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir);
     let ex = exchange();
-    let exec = OrderExecutor::new(Arc::clone(&store), Spy::new(&ex, &store, 0));
+    let (broker, seen) = spy(&ex, &store, 0);
+    let exec = OrderExecutor::new(Arc::clone(&store), broker);
     let intent = closing_intent(&ex, "close-7").await;
     let first = exec
         .submit(approve(&ex, intent.clone()).await, ex.now())
@@ -397,5 +355,5 @@ async fn submitting_a_known_order_ref_again_does_not_send_it_twice() {
         .await
         .unwrap();
     assert_eq!(first, second);
-    assert_eq!(exec.broker().seen_at_place.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }

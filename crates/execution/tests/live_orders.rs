@@ -310,7 +310,7 @@ async fn a_working_order_that_vanished_is_resolved_and_one_that_filled_gets_its_
         assert!(r.missing.is_empty() && r.resolved.is_empty(), "{r:?}");
     }
     // TWS's list lost it in a disconnect.
-    exec.broker().set_hide_open(true);
+    exec.broker().hide_open_orders(true);
     exec.resolve_orders(now + Duration::minutes(15), &policy)
         .await
         .unwrap();
@@ -337,7 +337,7 @@ async fn an_unsent_intent_is_retried_while_fresh_and_expires_unsent_when_stale()
     let exec = executor(&ex, &store);
     let (put, quote) = put(&ex, "MSFT", 40.0, date(2016, 3, 18)).await;
     let limit = quote.mid().unwrap() + Price::from_cents(5);
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let err = sell_to_open(&exec, &ex, "open-unsent", "T-u", &put, 1, limit, None).await;
     assert!(err.is_err());
     assert_eq!(
@@ -352,28 +352,28 @@ async fn an_unsent_intent_is_retried_while_fresh_and_expires_unsent_when_stale()
         .unwrap();
     assert_eq!(r.still_unsent, vec!["open-unsent".to_string()]);
     // Back up, but the intent is an hour old: expired, never sent.
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
     let r = exec
         .resolve_orders(ex.now() + Duration::minutes(60), &policy)
         .await
         .unwrap();
     assert_eq!(r.expired_intents.len(), 1, "{r:?}");
-    assert_eq!(exec.broker().places(), 0);
+    assert_eq!(exec.broker().calls(Call::PlaceOrder), 0);
     let order = store.order("open-unsent").unwrap().unwrap();
     assert_eq!(order.status, OrderStatus::Cancelled);
     assert!(order.reason.unwrap().contains("expired"));
     assert_eq!(audited(&store, "order.intent_expired"), 1);
 
     // A fresh one is sent by the next resolution.
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let _ = sell_to_open(&exec, &ex, "open-fresh", "T-f", &put, 1, limit, None).await;
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
     let r = exec
         .resolve_orders(ex.now() + Duration::minutes(15), &policy)
         .await
         .unwrap();
     assert_eq!(r.resent, vec!["open-fresh".to_string()], "{r:?}");
-    assert_eq!(exec.broker().places(), 1);
+    assert_eq!(exec.broker().calls(Call::PlaceOrder), 1);
 }
 
 #[tokio::test]
@@ -384,26 +384,26 @@ async fn reconcile_never_sends_an_old_intent_or_an_entry_written_before_a_halt()
     let exec = executor(&ex, &store);
     let (put, quote) = put(&ex, "MSFT", 40.0, date(2016, 3, 18)).await;
     let limit = quote.mid().unwrap() + Price::from_cents(5);
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let _ = sell_to_open(&exec, &ex, "open-old", "T-o", &put, 1, limit, None).await;
     let _ = sell_to_open(&exec, &ex, "open-halt", "T-h", &put, 1, limit, None).await;
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
 
     // Days later: the old intent is not sent with its old limit.
     let days_later = ex.now() + Duration::days(2);
     let report = exec.reconcile(days_later).await.unwrap();
     assert!(report.resent.is_empty(), "{report:?}");
     assert_eq!(report.expired.len(), 2);
-    assert_eq!(exec.broker().places(), 0);
+    assert_eq!(exec.broker().calls(Call::PlaceOrder), 0);
 
     // Minutes later, but trading was halted after it was written.
-    exec.broker().set_down(true);
+    set_down(exec.broker(), true);
     let _ = sell_to_open(&exec, &ex, "open-halted", "T-hh", &put, 1, limit, None).await;
-    exec.broker().set_down(false);
+    set_down(exec.broker(), false);
     store
         .set_trading_state_at(
             ex.now() + Duration::minutes(1),
-            "halted",
+            core_domain::TradingState::Halted,
             "daily loss limit",
             "risk",
         )
@@ -413,7 +413,7 @@ async fn reconcile_never_sends_an_old_intent_or_an_entry_written_before_a_halt()
         .await
         .unwrap();
     assert_eq!(report.expired, vec!["open-halted".to_string()]);
-    assert_eq!(exec.broker().places(), 0);
+    assert_eq!(exec.broker().calls(Call::PlaceOrder), 0);
     assert!(ex.open_orders().await.unwrap().is_empty());
 }
 

@@ -82,8 +82,8 @@ async fn test_outside_market_hours_and_unknown_contracts_are_refused() {
     let ex = exchange();
     let store = open_store(&dir);
     let (contract, quote) = otm_put(&ex, "MSFT", date(2016, 3, 11), 0.10).await;
-    let closed =
-        OrderExecutor::new(Arc::clone(&store), Link::new(&ex)).with_trading_hours(Arc::new(Closed));
+    let closed = OrderExecutor::new(Arc::clone(&store), Link::new(Arc::clone(&ex)))
+        .with_trading_hours(Arc::new(Closed));
     let (intent, context) = closing(
         &ex,
         "X-night",

@@ -289,11 +289,7 @@ where
             },
         };
         let state = match store.trading_state()? {
-            Some((s, _, _)) => match s.as_str() {
-                "halted" => TradingState::Halted,
-                "reduce_only" => TradingState::ReduceOnly,
-                _ => TradingState::Active,
-            },
+            Some(record) => record.state,
             None => TradingState::Active,
         };
         if let Some(v) = &memory.learning {

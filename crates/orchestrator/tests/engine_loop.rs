@@ -558,7 +558,10 @@ fn test_emergency_stop_flattens_and_halts_until_resumed() {
     drive(&rt, &mut sim, stop_cycle, &mut after);
     assert_eq!(after.last().unwrap().time, Some(stop_cycle));
     assert_eq!(sim.engine.governor().state(), TradingState::Halted);
-    assert_eq!(db.store.trading_state().unwrap().unwrap().0, "halted");
+    assert_eq!(
+        db.store.trading_state().unwrap().unwrap().state.as_str(),
+        "halted"
+    );
     assert!(db.store.pending_control_requests().unwrap().is_empty());
     let (handled, outcome) = control_row(&db.url, id);
     assert_eq!(handled, Some(stop_cycle));
@@ -630,7 +633,10 @@ fn test_emergency_stop_flattens_and_halts_until_resumed() {
     let resume_cycle = next_cycle(&sim);
     drive(&rt, &mut sim, resume_cycle, &mut after);
     assert_eq!(sim.engine.governor().state(), TradingState::Active);
-    assert_eq!(db.store.trading_state().unwrap().unwrap().0, "active");
+    assert_eq!(
+        db.store.trading_state().unwrap().unwrap().state.as_str(),
+        "active"
+    );
     let (handled, outcome) = control_row(&db.url, id);
     assert_eq!(handled, Some(resume_cycle));
     assert_eq!(outcome.as_deref(), Some("resumed: active"));

@@ -340,7 +340,10 @@ fn an_emergency_stop_while_disconnected_is_recorded_and_carried_out_at_reconnect
     // The cycle does not fail; the halt is recorded.
     let _ = run.step();
     assert_eq!(run.engine.governor().state(), TradingState::Halted);
-    assert_eq!(run.store.trading_state().unwrap().unwrap().0, "halted");
+    assert_eq!(
+        run.store.trading_state().unwrap().unwrap().state.as_str(),
+        "halted"
+    );
     assert!(run.store.pending_control_requests().unwrap().is_empty());
     // Back: the positions are closed.
     run.link.down.store(false, Ordering::SeqCst);

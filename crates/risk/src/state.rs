@@ -1,42 +1,10 @@
 //! The trading state and its recorded transitions.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use core_domain::{AuditEntry, DecisionKind, DecisionRecord};
 use serde::{Deserialize, Serialize};
 
-/// Whether new risk may be taken. Ordered by severity:
-/// `Active < ReduceOnly < Halted`; circuit breakers only ever escalate.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum TradingState {
-    /// Opening orders pass if they pass every limit.
-    #[default]
-    Active,
-    /// Only orders that reduce risk pass.
-    ReduceOnly,
-    /// Only orders that reduce risk pass, until an operator resumes.
-    Halted,
-}
-
-impl TradingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TradingState::Active => "active",
-            TradingState::ReduceOnly => "reduce_only",
-            TradingState::Halted => "halted",
-        }
-    }
-}
-
-impl fmt::Display for TradingState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use core_domain::TradingState;
 
 /// One transition of the trading state, with who caused it and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

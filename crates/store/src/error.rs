@@ -76,7 +76,9 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
-    #[error("invalid trading state {state:?}: use one of active, reduce_only, halted")]
+    #[error(
+        "invalid trading state {state:?} in the database: the states are active, reduce_only, halted; record the intended one with `trader-cli emergency-stop` or `resume`"
+    )]
     InvalidTradingState { state: String },
 
     #[error("the database connection is unusable ({detail}); restart the process")]

@@ -47,5 +47,5 @@ pub use crash::{CRASH_ENV, crash_point};
 pub use error::StoreError;
 pub use store::{
     ConnectionSettings, ControlAction, ControlRequest, MIGRATIONS, MigrationState, OrderEvent,
-    Store, StoreTx, TRADING_STATES, remove_database_files,
+    Store, StoreTx, TradingStateRecord, remove_database_files,
 };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use core_domain::OrderStatus;
+use core_domain::{OrderStatus, TradingState};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
@@ -24,8 +24,15 @@ use crate::{StoreError, ops};
 /// The migrations under `migrations/` at the workspace root, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
-/// The trading states [`Store::set_trading_state`] accepts.
-pub const TRADING_STATES: [&str; 3] = ["active", "reduce_only", "halted"];
+/// The trading state in force: the latest recorded change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradingStateRecord {
+    pub state: TradingState,
+    /// Why it changed (a breaker, an operator's reason).
+    pub cause: String,
+    /// When it changed, in UTC.
+    pub time: NaiveDateTime,
+}
 
 /// Removes a SQLite database file and its WAL and shared-memory files
 /// (`<path>-wal`, `<path>-shm`); files that do not exist are not an
@@ -550,11 +557,12 @@ impl Store {
         })
     }
 
-    /// The current trading state (the latest change): `(state, cause,
-    /// time in UTC)`, or `None` if it was never set. What no row means is
-    /// the caller's decision.
-    pub fn trading_state(&self) -> Result<Option<(String, String, NaiveDateTime)>, StoreError> {
-        self.read(|c| {
+    /// The current trading state (the latest change), or `None` if it was
+    /// never set. What no row means is the caller's decision; a row whose
+    /// state is not one of [`TradingState`]'s texts is an error
+    /// ([`StoreError::InvalidTradingState`]), never read as a state.
+    pub fn trading_state(&self) -> Result<Option<TradingStateRecord>, StoreError> {
+        let row: Option<(String, String, NaiveDateTime)> = self.read(|c| {
             trading_state::table
                 .order(trading_state::id.desc())
                 .select((
@@ -565,15 +573,20 @@ impl Store {
                 .first(c)
                 .optional()
                 .map_err(StoreError::query("read the trading state"))
+        })?;
+        row.map(|(state, cause, time)| {
+            let state = state
+                .parse::<TradingState>()
+                .map_err(|_| StoreError::InvalidTradingState { state })?;
+            Ok(TradingStateRecord { state, cause, time })
         })
+        .transpose()
     }
 
-    /// Records a trading state change, stamped with the wall clock. `state`
-    /// must be one of [`TRADING_STATES`]; anything else is refused and
-    /// nothing is written.
+    /// Records a trading state change, stamped with the wall clock.
     pub fn set_trading_state(
         &self,
-        state: &str,
+        state: TradingState,
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
@@ -585,7 +598,7 @@ impl Store {
     pub fn set_trading_state_at(
         &self,
         time: DateTime<Utc>,
-        state: &str,
+        state: TradingState,
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
@@ -793,15 +806,11 @@ impl fmt::Debug for StoreTx<'_> {
 fn record_trading_state(
     exec: &impl Exec,
     time: DateTime<Utc>,
-    state: &str,
+    state: TradingState,
     cause: &str,
     actor: &str,
 ) -> Result<(), StoreError> {
-    if !TRADING_STATES.contains(&state) {
-        return Err(StoreError::InvalidTradingState {
-            state: state.to_string(),
-        });
-    }
+    let state = state.as_str();
     exec.write(|c| {
         diesel::insert_into(trading_state::table)
             .values((
@@ -866,7 +875,7 @@ impl StoreTx<'_> {
     /// [`Store::set_trading_state`] inside the transaction.
     pub fn set_trading_state(
         &self,
-        state: &str,
+        state: TradingState,
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
@@ -877,7 +886,7 @@ impl StoreTx<'_> {
     pub fn set_trading_state_at(
         &self,
         time: DateTime<Utc>,
-        state: &str,
+        state: TradingState,
         cause: &str,
         actor: &str,
     ) -> Result<(), StoreError> {

@@ -123,27 +123,31 @@ fn test_a_fill_for_an_unknown_order_is_refused_by_the_foreign_key() {
 }
 
 #[test]
-fn test_trading_state_latest_change_wins_and_bad_states_are_refused() {
+fn test_trading_state_latest_change_wins() {
+    // A state is a `TradingState` (no text to mistype); the table's CHECK
+    // refuses any other text, and one read back anyway is an error
+    // (`StoreError::InvalidTradingState`), never a state.
+    use core_domain::TradingState;
     let (_dir, store) = temp_store();
     assert_eq!(store.trading_state().unwrap(), None);
     store
-        .set_trading_state("active", "startup", "traderd")
+        .set_trading_state(TradingState::Active, "startup", "traderd")
         .unwrap();
     store
-        .set_trading_state("halted", "emergency stop", "operator:ann")
+        .set_trading_state(TradingState::Halted, "emergency stop", "operator:ann")
         .unwrap();
-    let (state, cause, _time) = store.trading_state().unwrap().unwrap();
+    let now = store.trading_state().unwrap().unwrap();
     assert_eq!(
-        (state.as_str(), cause.as_str()),
-        ("halted", "emergency stop")
+        (now.state, now.cause.as_str()),
+        (TradingState::Halted, "emergency stop")
     );
-    let e = store.set_trading_state("paused", "x", "y").unwrap_err();
-    assert!(matches!(e, StoreError::InvalidTradingState { .. }), "{e}");
-    assert_eq!(store.trading_state().unwrap().unwrap().0, "halted");
     store
-        .set_trading_state("reduce_only", "drawdown", "risk")
+        .set_trading_state(TradingState::ReduceOnly, "drawdown", "risk")
         .unwrap();
-    assert_eq!(store.trading_state().unwrap().unwrap().0, "reduce_only");
+    assert_eq!(
+        store.trading_state().unwrap().unwrap().state,
+        TradingState::ReduceOnly
+    );
 }
 
 #[test]

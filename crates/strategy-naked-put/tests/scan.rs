@@ -7,11 +7,8 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use core_domain::{
-    AccountSnapshot, Broker, BrokerError, BrokerEvent, Contract, DailyBar, Fill, MarginImpact,
-    MarketData, OptionChain, OptionContract, OptionQuote, OrderIntent, OrderUpdate, Position,
-    Price, Quote, Right, Symbol,
-};
+use core_domain::stubs::{Call, StubBroker};
+use core_domain::{BrokerError, MarketData, Price, Right, Symbol};
 use market_sim::{ChainModel, ChainModelParams, ExchangeParams, History, SimExchange};
 use strategy_naked_put::NakedPutParams;
 use strategy_naked_put::finder::MarginSource;
@@ -303,75 +300,6 @@ fn opportunities_are_ranked_by_margin_efficiency_and_what_if_equals_reg_t() {
     assert!(multi >= 1, "some date ranks at least two opportunities");
 }
 
-/// Delegates to the exchange, except that chosen requests fail.
-struct Flaky<'a> {
-    inner: &'a SimExchange,
-    chain_fails_for: Symbol,
-    what_if_fails: bool,
-}
-
-impl MarketData for Flaky<'_> {
-    async fn stock_quote(&self, symbol: &Symbol) -> Result<Quote, BrokerError> {
-        self.inner.stock_quote(symbol).await
-    }
-    async fn daily_bars(
-        &self,
-        symbol: &Symbol,
-        end: NaiveDate,
-        count: usize,
-    ) -> Result<Vec<DailyBar>, BrokerError> {
-        self.inner.daily_bars(symbol, end, count).await
-    }
-    async fn option_chain(&self, symbol: &Symbol) -> Result<OptionChain, BrokerError> {
-        if *symbol == self.chain_fails_for {
-            return Err(BrokerError::Timeout(format!("option chain of {symbol}")));
-        }
-        self.inner.option_chain(symbol).await
-    }
-    async fn option_quotes(
-        &self,
-        contracts: &[OptionContract],
-    ) -> Result<Vec<OptionQuote>, BrokerError> {
-        self.inner.option_quotes(contracts).await
-    }
-}
-
-impl Broker for Flaky<'_> {
-    async fn contract_details(&self, contract: &Contract) -> Result<Contract, BrokerError> {
-        self.inner.contract_details(contract).await
-    }
-    async fn what_if(&self, intent: &OrderIntent) -> Result<MarginImpact, BrokerError> {
-        if self.what_if_fails {
-            return Err(BrokerError::Api {
-                code: 10_090,
-                message: "what-if not available".into(),
-            });
-        }
-        self.inner.what_if(intent).await
-    }
-    async fn place_order(&self, intent: &OrderIntent) -> Result<i64, BrokerError> {
-        self.inner.place_order(intent).await
-    }
-    async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
-        self.inner.cancel_order(order_ref).await
-    }
-    async fn open_orders(&self) -> Result<Vec<OrderUpdate>, BrokerError> {
-        self.inner.open_orders().await
-    }
-    async fn executions_since(&self, since: DateTime<Utc>) -> Result<Vec<Fill>, BrokerError> {
-        self.inner.executions_since(since).await
-    }
-    async fn poll_events(&self) -> Result<Vec<BrokerEvent>, BrokerError> {
-        self.inner.poll_events().await
-    }
-    async fn positions(&self) -> Result<Vec<Position>, BrokerError> {
-        self.inner.positions().await
-    }
-    async fn account_summary(&self) -> Result<AccountSnapshot, BrokerError> {
-        self.inner.account_summary().await
-    }
-}
-
 #[test]
 fn a_broker_error_for_one_symbol_is_recorded_and_the_scan_goes_on() {
     let day = date(2020, 5, 5);
@@ -382,11 +310,12 @@ fn a_broker_error_for_one_symbol_is_recorded_and_the_scan_goes_on() {
         .block_on(scan(&ex, &ex, &params, &universe(), 0, day, t))
         .unwrap();
     let victim = clean.opportunities[0].symbol.clone();
-    let flaky = Flaky {
-        inner: &ex,
-        chain_fails_for: victim.clone(),
-        what_if_fails: false,
-    };
+    let flaky = StubBroker::new(Arc::new(ex));
+    flaky.fail_for(
+        Call::OptionChain,
+        victim.clone(),
+        BrokerError::Timeout(format!("option chain of {victim}")),
+    );
     let r = rt
         .block_on(scan(&flaky, &flaky, &params, &universe(), 0, day, t))
         .unwrap();
@@ -418,11 +347,14 @@ fn a_broker_error_for_one_symbol_is_recorded_and_the_scan_goes_on() {
 fn a_failing_what_if_falls_back_to_reg_t_and_says_so_in_the_record() {
     let day = date(2020, 5, 5);
     let (ex, t) = exchange_at(day);
-    let flaky = Flaky {
-        inner: &ex,
-        chain_fails_for: Symbol::new("NONE").unwrap(),
-        what_if_fails: true,
-    };
+    let flaky = StubBroker::new(Arc::new(ex));
+    flaky.fail(
+        Call::WhatIf,
+        BrokerError::Api {
+            code: 10_090,
+            message: "what-if not available".into(),
+        },
+    );
     let r = runtime()
         .block_on(scan(
             &flaky,

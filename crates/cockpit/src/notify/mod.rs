@@ -472,7 +472,8 @@ fn daily_summary_event(
         .trading_state()
         .ok()
         .flatten()
-        .map_or_else(|| "active".to_string(), |(s, _, _)| s);
+        .map_or(core_domain::TradingState::Active, |r| r.state)
+        .to_string();
     Ok(Some((
         snap.time,
         Some(Event {

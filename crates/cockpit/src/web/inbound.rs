@@ -137,7 +137,7 @@ pub async fn sms_inbound(
             tracing::warn!(from = %from, "emergency stop requested by SMS");
             Ok(twiml(&format!(
                 "Trading halted (was {}). Request #{} is queued; the engine cancels every working order at its next cycle. Resume with trader-cli resume or the dashboard.",
-                outcome.previous_state.as_deref().unwrap_or("active"),
+                outcome.previous_state.unwrap_or_default(),
                 outcome
                     .request_id
                     .map_or_else(|| "?".into(), |i| i.to_string())

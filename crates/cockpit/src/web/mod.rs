@@ -563,10 +563,10 @@ fn refresh_db_metrics(store: &Store, st: &AppState) {
         .trading_state()
         .ok()
         .flatten()
-        .map_or_else(|| "active".to_string(), |(s, _, _)| s);
-    for s in store::TRADING_STATES {
+        .map_or(core_domain::TradingState::Active, |r| r.state);
+    for s in core_domain::TradingState::ALL {
         m.trading_state
-            .get_or_create(&label("state", s))
+            .get_or_create(&label("state", s.as_str()))
             .set(i64::from(*s == state));
     }
     if let Ok(view) = ops::engine_view(store)

@@ -84,11 +84,15 @@ impl ResolveReport {
 /// Why an opening intent may not be sent now, from the stored trading
 /// state: entries need `active`, unchanged since the intent was written.
 pub(crate) fn entry_forbidden(
-    state: Option<&(String, String, chrono::NaiveDateTime)>,
+    state: Option<&store::TradingStateRecord>,
     created_at: DateTime<Utc>,
 ) -> Option<String> {
-    let (name, cause, at) = state?;
-    if name != "active" {
+    let store::TradingStateRecord {
+        state: name,
+        cause,
+        time: at,
+    } = state?;
+    if *name != core_domain::TradingState::Active {
         return Some(format!("trading is {name} ({cause}): no entry is sent"));
     }
     if at.and_utc() > created_at {

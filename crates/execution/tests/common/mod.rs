@@ -6,19 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use core_domain::{
-    AccountSnapshot, Broker, BrokerError, BrokerEvent, Contract, ExitReason, Fill, MarginImpact,
-    MarketData, MarketRegime, Money, OptionContract, OrderIntent, OrderPurpose, OrderUpdate,
-    Position, Price, Quote, Right, Side, Symbol, TimeInForce, Trade, TradeStatus,
+    Broker, BrokerError, BrokerEvent, Contract, ExitReason, Fill, MarketData, MarketRegime, Money,
+    OptionContract, OrderIntent, OrderPurpose, Price, Quote, Right, Side, Symbol, TimeInForce,
+    Trade,
 };
 use execution::{EventReport, OrderContext, OrderExecutor};
 use market_sim::data::real_history;
 use market_sim::{ChainModel, ChainModelParams, ExchangeParams, SimExchange};
 use risk::{OrderMarket, RiskApproved, RiskContext, RiskGovernor, RiskLimits};
 use store::Store;
+
+pub use core_domain::stubs::{Call, StubBroker};
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -48,82 +49,29 @@ pub fn open_store(dir: &tempfile::TempDir) -> Arc<Store> {
     Arc::new(Store::open_and_migrate(path.to_str().unwrap()).unwrap())
 }
 
-/// The exchange behind a connection that can be cut: while `down`,
-/// placing an order fails as if the gateway were unreachable. While
-/// `hide_open`, the broker lists no open order (an order that vanished
-/// from TWS's list in a disconnect). `places` counts the orders that
-/// reached the exchange.
-pub struct Link {
-    pub ex: Arc<SimExchange>,
-    pub down: AtomicBool,
-    pub hide_open: AtomicBool,
-    pub places: std::sync::atomic::AtomicUsize,
-}
+/// The exchange behind a connection that can be cut
+/// ([`core_domain::stubs::StubBroker`]): [`set_down`] makes placing an
+/// order fail as if the gateway were unreachable, `hide_open_orders` lists
+/// no open order (an order that vanished from TWS's list in a disconnect),
+/// `calls(Call::PlaceOrder)` counts the orders that reached the exchange.
+pub type Link = StubBroker<Arc<SimExchange>>;
 
-impl Link {
-    pub fn new(ex: &Arc<SimExchange>) -> Self {
-        Link {
-            ex: Arc::clone(ex),
-            down: AtomicBool::new(false),
-            hide_open: AtomicBool::new(false),
-            places: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    pub fn set_hide_open(&self, hide: bool) {
-        self.hide_open.store(hide, Ordering::SeqCst);
-    }
-
-    pub fn places(&self) -> usize {
-        self.places.load(Ordering::SeqCst)
-    }
-
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
-
-impl Broker for Link {
-    async fn contract_details(&self, contract: &Contract) -> Result<Contract, BrokerError> {
-        self.ex.contract_details(contract).await
-    }
-    async fn what_if(&self, intent: &OrderIntent) -> Result<MarginImpact, BrokerError> {
-        self.ex.what_if(intent).await
-    }
-    async fn place_order(&self, intent: &OrderIntent) -> Result<i64, BrokerError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(BrokerError::NotConnected("gateway unreachable".into()));
-        }
-        self.places.fetch_add(1, Ordering::SeqCst);
-        self.ex.place_order(intent).await
-    }
-    async fn cancel_order(&self, order_ref: &str) -> Result<(), BrokerError> {
-        self.ex.cancel_order(order_ref).await
-    }
-    async fn open_orders(&self) -> Result<Vec<OrderUpdate>, BrokerError> {
-        if self.hide_open.load(Ordering::SeqCst) {
-            return Ok(Vec::new());
-        }
-        self.ex.open_orders().await
-    }
-    async fn executions_since(&self, since: DateTime<Utc>) -> Result<Vec<Fill>, BrokerError> {
-        self.ex.executions_since(since).await
-    }
-    async fn poll_events(&self) -> Result<Vec<BrokerEvent>, BrokerError> {
-        self.ex.poll_events().await
-    }
-    async fn positions(&self) -> Result<Vec<Position>, BrokerError> {
-        self.ex.positions().await
-    }
-    async fn account_summary(&self) -> Result<AccountSnapshot, BrokerError> {
-        self.ex.account_summary().await
+/// While `down`, placing an order fails with `NotConnected`.
+pub fn set_down(link: &Link, down: bool) {
+    if down {
+        link.fail(
+            Call::PlaceOrder,
+            BrokerError::NotConnected("gateway unreachable".into()),
+        );
+    } else {
+        link.heal(Call::PlaceOrder);
     }
 }
 
 pub type Exec = OrderExecutor<Link>;
 
 pub fn executor(ex: &Arc<SimExchange>, store: &Arc<Store>) -> Exec {
-    OrderExecutor::new(Arc::clone(store), Link::new(ex))
+    OrderExecutor::new(Arc::clone(store), Link::new(Arc::clone(ex)))
 }
 
 /// A put of `symbol` and its quote now.
@@ -235,36 +183,21 @@ pub fn template(
     now: DateTime<Utc>,
 ) -> Trade {
     let dte = (contract.expiry - now.date_naive()).num_days();
-    Trade {
-        trade_id: "template".into(),
-        symbol: contract.underlying.clone(),
-        sector: Some(sector.into()),
-        strike: contract.strike,
-        expiration: contract.expiry,
-        entry_date: now.date_naive(),
-        entry_time: now,
-        entry_premium: Price::ZERO,
-        contracts: 0,
-        entry_underlying_price: underlying,
-        margin_at_entry: Money::from_cents(95_000),
-        exit_date: None,
-        exit_time: None,
-        exit_premium: None,
-        exit_reason: None,
-        profit_loss: None,
-        profit_pct: None,
-        roi: None,
-        days_held: None,
-        otm_pct: 1.0 - contract.strike.to_f64() / underlying.to_f64(),
-        dte,
-        vix_at_entry: None,
-        market_regime: MarketRegime::Unknown,
-        is_experiment: false,
-        experiment_id: None,
-        experiment_arm: None,
-        commissions: Money::ZERO,
-        status: TradeStatus::Open,
-    }
+    core_domain::stubs::TradeBuilder::new("template")
+        .symbol(contract.underlying.as_str())
+        .sector(Some(sector))
+        .put(contract.strike, contract.expiry)
+        .entered(now)
+        .premium(Price::ZERO)
+        .contracts(0)
+        .underlying(underlying)
+        .margin(Money::from_cents(95_000))
+        .otm_pct(1.0 - contract.strike.to_f64() / underlying.to_f64())
+        .dte(dte)
+        .vix(None)
+        .regime(MarketRegime::Unknown)
+        .commissions(Money::ZERO)
+        .build()
 }
 
 /// Sells `quantity` of `contract` to open trade `trade_id` at `limit`,
