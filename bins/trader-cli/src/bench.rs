@@ -36,13 +36,20 @@ pub struct BenchArgs {
 
 /// The engine over history into a scratch database: (cycles, sessions,
 /// trades, wall seconds).
-fn backtest_throughput(from: NaiveDate, to: NaiveDate) -> Result<(u64, usize, usize, f64)> {
+fn backtest_throughput(
+    from: NaiveDate,
+    to: NaiveDate,
+    commit: &str,
+) -> Result<(u64, usize, usize, f64)> {
     use core_domain::TradeRepository;
-    let dir = tempfile_dir()?;
+    let dir = tempfile_dir()?.join(commit);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the scratch directory {}", dir.display()))?;
     let url = dir.join("bench.db").display().to_string();
     let store = Arc::new(store::Store::open_and_migrate(&url)?);
     store.relax_durability_for_research()?;
-    let settings = settings::Settings::default();
+    let mut settings = settings::Settings::default();
+    settings.database.commit = commit.to_string();
     let mut sim = traderd::wiring::sim_run(&settings, Arc::clone(&store), from, to, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,6 +74,204 @@ fn backtest_throughput(from: NaiveDate, to: NaiveDate) -> Result<(u64, usize, us
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
     Ok((cycles, sessions, trades, secs))
+}
+
+mod research {
+    //! The research figures: optimizer evaluations, learning-proof years,
+    //! and traderd's memory.
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, Result};
+    use chrono::NaiveDate;
+
+    use super::BenchArgs;
+
+    pub struct Research {
+        pub optimizer_threads: usize,
+        pub optimizer_evaluations_per_minute: f64,
+        pub proof_threads: usize,
+        pub proof_years_per_minute: f64,
+        pub replay_peak_rss_mb: Option<f64>,
+        pub idle_rss_mb: Option<f64>,
+        pub idle_cpu_percent: Option<f64>,
+    }
+
+    fn threads() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    pub fn measure(args: &BenchArgs, to: NaiveDate) -> Result<Research> {
+        let scratch = super::tempfile_dir()?.join("research");
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        // The optimizer's own objective, one evaluation per thread at once.
+        let n = threads();
+        let settings = settings::Settings::default();
+        let current = crate::optimize_cmd::current(&settings);
+        let window =
+            learning::optimizer::Window::new(args.backtest_from, to + chrono::Duration::days(1))
+                .context("the optimizer window")?;
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let started = Instant::now();
+        let done: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    scope.spawn(|| {
+                        crate::optimize_cmd::evaluate(
+                            &settings, &current, window, &scratch, &counter,
+                        )
+                        .is_ok()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect()
+        });
+        let evals = done.iter().filter(|d| **d).count();
+        let optimizer_evaluations_per_minute =
+            evals as f64 * 60.0 / started.elapsed().as_secs_f64();
+
+        // learning-proof: one simulated year per seed, a seed per thread.
+        let started = Instant::now();
+        let years: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let scratch = &scratch;
+                    scope.spawn(move || {
+                        crate::learning_proof_cmd::run_null_year(100 + i as u64, scratch)
+                            .map_or(0, |_| 1)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        });
+        let proof_years_per_minute = years as f64 * 60.0 / started.elapsed().as_secs_f64();
+
+        let (replay_peak_rss_mb, idle_rss_mb, idle_cpu_percent) =
+            match traderd_memory(&scratch, args.quick) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("bench: traderd's memory not measured: {e:#}");
+                    (None, None, None)
+                }
+            };
+        let _ = std::fs::remove_dir_all(&scratch);
+        Ok(Research {
+            optimizer_threads: n,
+            optimizer_evaluations_per_minute,
+            proof_threads: n,
+            proof_years_per_minute,
+            replay_peak_rss_mb,
+            idle_rss_mb,
+            idle_cpu_percent,
+        })
+    }
+
+    /// `traderd` next to this executable.
+    fn traderd() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let path = exe.parent()?.join("traderd");
+        path.exists().then_some(path)
+    }
+
+    /// A field of `/proc/PID/status` in kB (`VmHWM`, `VmRSS`).
+    fn status_kb(pid: u32, field: &str) -> Option<f64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// User + system CPU ticks of PID (`/proc/PID/stat`, fields 14 and 15).
+    fn cpu_ticks(pid: u32) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = text.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// Peak RSS of a replay (one year, or a quarter with --quick), then
+    /// RSS and CPU of a traderd waiting between cycles (a replay paced at
+    /// one simulated minute a second: 15 s between market cycles).
+    fn traderd_memory(
+        scratch: &Path,
+        quick: bool,
+    ) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
+        let Some(bin) = traderd() else {
+            return Ok((None, None, None));
+        };
+        let dir = scratch.join("traderd");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("trader.toml"),
+            "[database]\nurl = \"sqlite://data/trader.db\"\n[dashboard]\nbind = \"127.0.0.1:0\"\n",
+        )?;
+        let to = if quick { "2016-03-31" } else { "2016-12-30" };
+        let mut child = Command::new(&bin)
+            .args([
+                "--config",
+                "trader.toml",
+                "--from",
+                "2016-01-04",
+                "--to",
+                to,
+                "--quiet",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        let mut peak: Option<f64> = None;
+        while child.try_wait()?.is_none() {
+            if let Some(kb) = status_kb(pid, "VmHWM") {
+                peak = Some(peak.map_or(kb, |p: f64| p.max(kb)));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let idle_dir = scratch.join("traderd-idle");
+        std::fs::create_dir_all(&idle_dir)?;
+        std::fs::copy(dir.join("trader.toml"), idle_dir.join("trader.toml"))?;
+        let mut child = Command::new(&bin)
+            .args([
+                "--config",
+                "trader.toml",
+                "--from",
+                "2016-01-04",
+                "--to",
+                "2016-01-08",
+                "--speed",
+                "1",
+                "--quiet",
+            ])
+            .current_dir(&idle_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        // Past start-up and the first cycle, then 10 s of waiting.
+        std::thread::sleep(Duration::from_secs(3));
+        let ticks0 = cpu_ticks(pid);
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(10));
+        let ticks1 = cpu_ticks(pid);
+        let rss = status_kb(pid, "VmRSS");
+        let secs = t0.elapsed().as_secs_f64();
+        let _ = child.kill();
+        let _ = child.wait();
+        // Clock ticks are 1/100 s on Linux.
+        let cpu = match (ticks0, ticks1) {
+            (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / 100.0 / secs * 100.0),
+            _ => None,
+        };
+        Ok((peak.map(|kb| kb / 1024.0), rss.map(|kb| kb / 1024.0), cpu))
+    }
 }
 
 /// A scratch directory under the system's temporary directory.
@@ -250,7 +455,19 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         args.backtest_to
     };
     let (bt_cycles, bt_sessions, bt_trades, bt_secs) =
-        backtest_throughput(args.backtest_from, bt_to).context("the engine backtest benchmark")?;
+        backtest_throughput(args.backtest_from, bt_to, "cycle")
+            .context("the engine backtest benchmark")?;
+    // The baseline of the same run: one year with every write committed on
+    // its own (the live path's durability) against one unit of work a
+    // cycle (a research run's).
+    let year_from = NaiveDate::from_ymd_opt(args.year, 1, 1).context("bad --year")?;
+    let year_to = NaiveDate::from_ymd_opt(args.year, 12, 31).context("bad --year")?;
+    let (_, y_sessions, _, y_cycle_secs) = backtest_throughput(year_from, year_to, "cycle")
+        .context("the engine backtest benchmark (one year, a unit of work a cycle)")?;
+    let (_, _, _, y_write_secs) = backtest_throughput(year_from, year_to, "write")
+        .context("the engine backtest benchmark (one year, a commit a write)")?;
+    let per_write_ratio = y_write_secs / y_cycle_secs;
+    let research = research::measure(args, bt_to).context("the research benchmarks")?;
 
     let figures = json!({
         "build": if cfg!(debug_assertions) { "debug (run with --release for real figures)" } else { "release" },
@@ -275,6 +492,20 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         "backtest_seconds": bt_secs,
         "backtest_cycles_per_sec": bt_cycles as f64 / bt_secs,
         "backtest_sessions_per_sec": bt_sessions as f64 / bt_secs,
+        "backtest_year_sessions": y_sessions,
+        "backtest_year_seconds_unit_per_cycle": y_cycle_secs,
+        "backtest_year_seconds_commit_per_write": y_write_secs,
+        "backtest_speedup_vs_commit_per_write": per_write_ratio,
+        "optimizer_threads": research.optimizer_threads,
+        "optimizer_window_from": args.backtest_from,
+        "optimizer_window_to": bt_to,
+        "optimizer_evaluations_per_minute": research.optimizer_evaluations_per_minute,
+        "learning_proof_threads": research.proof_threads,
+        "learning_proof_simulated_years_per_minute": research.proof_years_per_minute,
+        "traderd_replay_peak_rss_mb": research.replay_peak_rss_mb,
+        "traderd_idle_rss_mb": research.idle_rss_mb,
+        "traderd_idle_cpu_percent": research.idle_cpu_percent,
+        "universe_421_stocks": "not measured: the 421-stock universe is not in this build",
     });
     if as_json {
         crate::output::json(&figures)?;
@@ -312,6 +543,31 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         println!(
             "                                         the whole loop (perceive, reason, act, learn) with every record written to SQLite"
         );
+        println!(
+            "  engine sessions/s, {}   {:>10.0} /s   ({per_write_ratio:.2}x a commit per write: {y_write_secs:.1} s against {y_cycle_secs:.1} s, measured now)",
+            args.year,
+            y_sessions as f64 / y_cycle_secs
+        );
+        println!(
+            "  optimizer evaluations   {:>14.1} /min ({} threads, each a backtest of {} to {bt_to})",
+            research.optimizer_evaluations_per_minute,
+            research.optimizer_threads,
+            args.backtest_from
+        );
+        println!(
+            "  learning-proof          {:>14.1} simulated years/min ({} threads, null market)",
+            research.proof_years_per_minute, research.proof_threads
+        );
+        match (research.replay_peak_rss_mb, research.idle_rss_mb) {
+            (Some(peak), Some(idle)) => println!(
+                "  traderd RSS             {peak:>14.1} MB peak in a replay; idle between cycles {idle:.1} MB, {:.2}% CPU",
+                research.idle_cpu_percent.unwrap_or(f64::NAN)
+            ),
+            _ => println!(
+                "  traderd RSS             not measured (no traderd next to trader-cli, or no /proc)"
+            ),
+        }
+        println!("  421-stock universe      not measured: that universe is not in this build");
     }
     Ok(ExitCode::SUCCESS)
 }

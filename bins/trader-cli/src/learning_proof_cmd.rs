@@ -300,6 +300,12 @@ fn in_bucket(otm: f64, lo: f64, hi: f64) -> bool {
     otm >= lo - 1e-9 && otm < hi - 1e-9
 }
 
+/// One simulated year of the null market with the default benchmark
+/// strategy (`trader-cli bench` times it).
+pub fn run_null_year(seed: u64, scratch: &std::path::Path) -> Result<RunOutcome> {
+    run_one(seed, 1, None, (0.08, 0.10), (0.10, 0.25), scratch)
+}
+
 /// Runs the engine over one synthetic market and reads the outcome back
 /// from its database.
 fn run_one(

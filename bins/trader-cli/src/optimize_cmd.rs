@@ -129,8 +129,9 @@ pub fn current(settings: &Settings) -> ParameterSet {
 }
 
 /// One backtest of `set` over `window` ([from, to)) into a scratch
-/// database, read back as an optimizer evaluation.
-fn backtest(
+/// database, read back as an optimizer evaluation (the optimizer's
+/// objective; `trader-cli bench` times it).
+pub fn evaluate(
     settings: &Settings,
     set: &ParameterSet,
     window: Window,
@@ -244,7 +245,7 @@ pub fn run(
     let counter = AtomicUsize::new(0);
     let scratch = scratch_owned.clone();
     let objective =
-        |set: &ParameterSet, window: Window| backtest(settings, set, window, &scratch, &counter);
+        |set: &ParameterSet, window: Window| evaluate(settings, set, window, &scratch, &counter);
     let mut params = OptimizeParams {
         from: args.from,
         to: args.to,

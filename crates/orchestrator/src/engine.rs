@@ -230,7 +230,11 @@ where
     /// What was last written, to skip identical writes: positions
     /// (contract key, quantity, average cost) and working memory.
     stored_positions: Option<Vec<(String, i64, i64)>>,
-    stored_memory: Option<serde_json::Value>,
+    stored_memory: Option<memory::Memory>,
+    /// Working memory must be written at the end of this cycle even if
+    /// only the counter and the time changed (the cycle wrote, or the
+    /// loop stops).
+    memory_due: bool,
     /// Open trades as last read; `None` after anything that may change
     /// them (a fill, a settlement), so the store is read again.
     open_cache: Option<Vec<Trade>>,
@@ -316,6 +320,7 @@ where
             returns_session: None,
             stored_positions: None,
             stored_memory: None,
+            memory_due: false,
             skips_recorded: std::collections::HashSet::new(),
             skips_session: None,
             cycle_writes: 0,

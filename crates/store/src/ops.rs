@@ -164,14 +164,26 @@ pub fn order(c: &mut Conn, order_ref: &str) -> R<Option<Order>> {
         .transpose()
 }
 
+/// The statuses an order ends in (`OrderStatus::is_terminal`), spelled
+/// out so that [`open_orders`] is one fixed statement, prepared once and
+/// cached (a bound list of variable length is prepared at every call).
+pub(crate) const TERMINAL_STATUSES: [OrderStatus; 4] = [
+    OrderStatus::Filled,
+    OrderStatus::Cancelled,
+    OrderStatus::Rejected,
+    OrderStatus::Expired,
+];
+
 pub fn open_orders(c: &mut Conn) -> R<Vec<Order>> {
-    let terminal: Vec<&str> = OrderStatus::ALL
-        .into_iter()
-        .filter(|s| s.is_terminal())
-        .map(OrderStatus::as_str)
-        .collect();
+    let [a, b, d, e] = TERMINAL_STATUSES.map(OrderStatus::as_str);
     orders::table
-        .filter(orders::status.ne_all(terminal))
+        .filter(
+            orders::status
+                .ne(a)
+                .and(orders::status.ne(b))
+                .and(orders::status.ne(d))
+                .and(orders::status.ne(e)),
+        )
         .order(orders::id.asc())
         .select(OrderRow::as_select())
         .load(c)
@@ -701,4 +713,18 @@ pub fn shadows(c: &mut Conn, limit: i64) -> R<Vec<ShadowTrade>> {
         .into_iter()
         .map(ShadowRow::into_domain)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spelled_out_terminal_statuses_are_exactly_the_terminal_ones() {
+        let terminal: Vec<OrderStatus> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal, TERMINAL_STATUSES.to_vec());
+    }
 }

@@ -77,6 +77,55 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Whether `other` holds the same memory but for the cycle counter and
+    /// the last cycle's time (which alone do not warrant a write).
+    pub(super) fn same_apart_from_the_clock(&self, other: &Memory) -> bool {
+        let Memory {
+            goals,
+            cycles: _,
+            last_cycle: _,
+            session,
+            session_start,
+            closed_session,
+            last_scan,
+            last_actions,
+            api_errors,
+            recent_actions,
+            recent_events,
+            regime,
+            vix,
+            assigned,
+            active_experiments,
+            patterns,
+            performance,
+            last_shadow_check,
+            flatten,
+            learning,
+            cancels_pending,
+            position_mismatches,
+        } = self;
+        *goals == other.goals
+            && *session == other.session
+            && *session_start == other.session_start
+            && *closed_session == other.closed_session
+            && *last_scan == other.last_scan
+            && *last_actions == other.last_actions
+            && *api_errors == other.api_errors
+            && *recent_actions == other.recent_actions
+            && *recent_events == other.recent_events
+            && *regime == other.regime
+            && *vix == other.vix
+            && *assigned == other.assigned
+            && *active_experiments == other.active_experiments
+            && *patterns == other.patterns
+            && *performance == other.performance
+            && *last_shadow_check == other.last_shadow_check
+            && *flatten == other.flatten
+            && *learning == other.learning
+            && *cancels_pending == other.cancels_pending
+            && *position_mismatches == other.position_mismatches
+    }
+
     pub(super) fn push_action(&mut self, line: String) {
         self.recent_actions.push_back(line);
         while self.recent_actions.len() > RECENT {
@@ -147,7 +196,7 @@ where
         // (with its writes, in a unit of work): a restart continues after
         // it, never re-running it against its own records.
         if self.store.write_count() != self.cycle_writes {
-            self.stored_memory = None;
+            self.memory_due = true;
         }
         self.persist_memory()
     }
@@ -157,7 +206,7 @@ where
     /// skips these writes, and a restart must continue from the last
     /// cycle run, not from the last one that changed something.
     pub fn save_memory(&mut self) -> Result<(), EngineError> {
-        self.stored_memory = None;
+        self.memory_due = true;
         self.persist_memory()
     }
 
@@ -165,27 +214,41 @@ where
     /// changed (an idle night writes nothing; the counter catches up with
     /// the next write).
     fn persist_memory(&mut self) -> Result<(), EngineError> {
-        let memory = serde_json::to_value(&self.memory)
-            .map_err(|e| EngineError::Config(format!("serializing working memory: {e}")))?;
-        let mut comparable = memory.clone();
-        if let Some(o) = comparable.as_object_mut() {
-            o.remove("cycles");
-            o.remove("last_cycle");
-        }
-        if self.stored_memory.as_ref() == Some(&comparable) {
+        // Compared as values (no serialization unless it changed): most
+        // cycles change nothing but the counter and the time.
+        if !self.memory_due
+            && let Some(stored) = &self.stored_memory
+            && stored.same_apart_from_the_clock(&self.memory)
+        {
             return Ok(());
         }
-        let goals = json!(self.memory.goals);
-        let actions = json!(self.memory.recent_actions);
-        let events = serde_json::to_value(&self.memory.recent_events).unwrap_or_else(|_| json!([]));
+        let memory = serde_json::to_value(&self.memory)
+            .map_err(|e| EngineError::Config(format!("serializing working memory: {e}")))?;
+        // The other keys only when they changed since the last write.
+        let last = self.stored_memory.as_ref();
+        let goals =
+            (last.is_none_or(|m| m.goals != self.memory.goals)).then(|| json!(self.memory.goals));
+        let actions = (last.is_none_or(|m| m.recent_actions != self.memory.recent_actions))
+            .then(|| json!(self.memory.recent_actions));
+        let events =
+            (last.is_none_or(|m| m.recent_events != self.memory.recent_events)).then(|| {
+                serde_json::to_value(&self.memory.recent_events).unwrap_or_else(|_| json!([]))
+            });
         self.store.atomically(|tx| -> Result<(), EngineError> {
             tx.remember(keys::ENGINE, &memory)?;
-            tx.remember(keys::GOALS, &goals)?;
-            tx.remember(keys::RECENT_ACTIONS, &actions)?;
-            tx.remember(keys::RECENT_EVENTS, &events)?;
+            if let Some(v) = &goals {
+                tx.remember(keys::GOALS, v)?;
+            }
+            if let Some(v) = &actions {
+                tx.remember(keys::RECENT_ACTIONS, v)?;
+            }
+            if let Some(v) = &events {
+                tx.remember(keys::RECENT_EVENTS, v)?;
+            }
             Ok(())
         })?;
-        self.stored_memory = Some(comparable);
+        self.stored_memory = Some(self.memory.clone());
+        self.memory_due = false;
         Ok(())
     }
 
