@@ -522,6 +522,7 @@ fn a_repriced_exit_limit_stays_on_the_option_tick() {
     assert_eq!(limit, Price::from_cents(129));
 }
 
+#[allow(clippy::too_many_arguments)] // every field of the fill, named at the call
 fn fill_event(
     exec_id: &str,
     order_ref: &str,
