@@ -468,6 +468,10 @@ pub fn run(args: &BenchArgs, as_json: bool) -> Result<ExitCode> {
         .context("the engine backtest benchmark (one year, a commit a write)")?;
     let per_write_ratio = y_write_secs / y_cycle_secs;
     let research = research::measure(args, bt_to).context("the research benchmarks")?;
+    // The scratch directory of every run above.
+    if let Ok(dir) = tempfile_dir() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     let figures = json!({
         "build": if cfg!(debug_assertions) { "debug (run with --release for real figures)" } else { "release" },
