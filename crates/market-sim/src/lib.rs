@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 mod bs;
+pub mod calibrate;
 pub mod calendar;
 pub mod chain;
 pub mod data;
