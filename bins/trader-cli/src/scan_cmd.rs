@@ -168,7 +168,7 @@ fn run_ibkr(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Resul
 
 /// The first checkpoint of session `date` at or after `time_of_day` New
 /// York (the open before it, the close after the last one).
-fn checkpoint_at_or_after(
+pub(crate) fn checkpoint_at_or_after(
     exchange: &SimExchange,
     date: NaiveDate,
     time_of_day: NaiveTime,

@@ -331,14 +331,12 @@ impl PutQuote {
 /// order (`month` counts from 0). Quotes without an IV are skipped.
 pub fn spy_put_quotes() -> Result<Vec<PutQuote>, DataError> {
     let mut raw = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(SPY_PUTS_GZ),
-        &mut raw,
-    )
-    .map_err(|e| DataError::Decompress {
-        file: SPY_PUTS_FILE.into(),
-        message: e.to_string(),
-    })?;
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(SPY_PUTS_GZ), &mut raw).map_err(
+        |e| DataError::Decompress {
+            file: SPY_PUTS_FILE.into(),
+            message: e.to_string(),
+        },
+    )?;
     let file: SpyFile = serde_json::from_slice(&raw).map_err(|e| DataError::Inconsistent {
         file: SPY_PUTS_FILE.into(),
         message: e.to_string(),
@@ -399,7 +397,15 @@ impl IndexSkew {
     }
 
     /// Modelled IV of a put at `strike` with the underlying at `spot`.
-    pub fn put_vol(&self, vix: f64, skew_index: f64, dte: f64, spot: f64, strike: f64, rate: f64) -> f64 {
+    pub fn put_vol(
+        &self,
+        vix: f64,
+        skew_index: f64,
+        dte: f64,
+        spot: f64,
+        strike: f64,
+        rate: f64,
+    ) -> f64 {
         let atm = self.atm_vol(vix, dte);
         let (v, k) = (vix / 20.0 - 1.0, (skew_index - 130.0) / 10.0);
         let x = self.moneyness(atm, dte, spot, strike, rate);
@@ -452,7 +458,10 @@ pub fn fit_index_skew(history: &History, max_sd: f64) -> Result<SkewFit, DataErr
     }
     let prev = |d: NaiveDate, series: &[f64]| -> Option<f64> {
         let i = history.date_index(d)?;
-        series.get(i.checked_sub(1)?).copied().filter(|v| v.is_finite())
+        series
+            .get(i.checked_sub(1)?)
+            .copied()
+            .filter(|v| v.is_finite())
     };
     let rows: Vec<Row> = quotes
         .into_iter()
@@ -489,7 +498,10 @@ pub fn fit_index_skew(history: &History, max_sd: f64) -> Result<SkewFit, DataErr
             continue;
         }
         let Some(atm) = atm_real(r) else { continue };
-        let x = [r.vix / 100.0, r.vix / 100.0 * (r.q.dte.max(1) as f64 / 30.0).ln()];
+        let x = [
+            r.vix / 100.0,
+            r.vix / 100.0 * (r.q.dte.max(1) as f64 / 30.0).ln(),
+        ];
         for i in 0..2 {
             xty[i] += x[i] * atm;
             for j in 0..2 {

@@ -147,7 +147,8 @@ impl ChainModel {
         // history has it, else the calibrated model; the legacy term
         // structure above is rescaled to pass through it.
         let real = if p.iv_anchor {
-            d.checked_sub(1).and_then(|prev| history.implied_vol(s, prev))
+            d.checked_sub(1)
+                .and_then(|prev| history.implied_vol(s, prev))
         } else {
             None
         };

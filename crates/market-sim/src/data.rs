@@ -2,7 +2,7 @@
 //! `data/README.md` for sources and licences), parsed into the aligned
 //! [`History`] every model reads.
 //!
-//! The five CSV files are embedded with `include_bytes!` as gzip and
+//! The CSV files are embedded with `include_bytes!` as gzip and
 //! decompressed at load, so a fresh clone needs nothing outside the
 //! repository. [`real_history`] loads once per process and caches the
 //! result; [`load_real_history`] parses afresh on every call.
@@ -11,9 +11,12 @@
 //! which are NYSE sessions 1990-01-02 … 2022-12-28):
 //! - `closes`: the 20 adjusted closes, in the equity file's column order,
 //!   with sector and name from `sectors.csv`;
-//! - `index`: the S&P 500 close, NaN outside 1999-01-04 … 2018-12-31;
-//! - `vix`: the VIX close, NaN outside 2014-01-03 … 2019-01-03 (and on
-//!   sessions the VIX file marks missing with `.`);
+//! - `index`: the S&P 500 close 1999-01-04 … 2018-12-31 and, outside it,
+//!   the equal-weight proxy of [`fill_index_proxy`];
+//! - `vix`: the CBOE VIX close on every session (the 4 sessions the file
+//!   misses carry the previous close, [`carry_forward`]);
+//! - `implied_vol`: the real 3-month ATM IV of the 20 stocks, 2010-01-04 …
+//!   2022-12-28, NaN elsewhere; `skew_index`: the CBOE SKEW, every session;
 //! - `rates`: the 3-month Treasury yield as a continuously compounded rate,
 //!   never NaN; see [`rate_from_yield`] and [`TBILL_3M_ANNUAL_AVERAGES`] for
 //!   how gaps and the years after the Treasury file ends are filled.

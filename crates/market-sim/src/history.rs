@@ -146,7 +146,10 @@ impl History {
             .enumerate()
             .find(|(_, c)| c.len() != n)
         {
-            return Err(format!("implied_vol[{i}]: {} values for {n} dates", c.len()));
+            return Err(format!(
+                "implied_vol[{i}]: {} values for {n} dates",
+                c.len()
+            ));
         }
         if !self.skew_index.is_empty() && self.skew_index.len() != n {
             return Err(format!(

@@ -14,8 +14,8 @@
 #![deny(unsafe_code)]
 
 mod bs;
-pub mod calibrate;
 pub mod calendar;
+pub mod calibrate;
 pub mod chain;
 pub mod data;
 pub mod exchange;

@@ -17,9 +17,16 @@ fn test_atm_level_when_anchored_then_within_the_real_series_noise() {
     assert!(fit.legacy.bias > 2.0, "{:?}", fit.legacy);
     // The shipped defaults are the fit (rounded), and the model generalizes
     // to the held-out half of the stocks.
-    assert!((fit.configured.mae - fit.in_sample.mae).abs() < 0.05, "{fit:?}");
+    assert!(
+        (fit.configured.mae - fit.in_sample.mae).abs() < 0.05,
+        "{fit:?}"
+    );
     assert!(fit.configured.bias.abs() < 0.2, "{:?}", fit.configured);
-    assert!(fit.held_out.bias.abs() < 1.0 && fit.held_out.mae < 4.0, "{:?}", fit.held_out);
+    assert!(
+        fit.held_out.bias.abs() < 1.0 && fit.held_out.mae < 4.0,
+        "{:?}",
+        fit.held_out
+    );
     assert_eq!(fit.held_out_symbols.len(), 10);
 }
 
@@ -27,12 +34,18 @@ fn test_atm_level_when_anchored_then_within_the_real_series_noise() {
 fn test_surface_when_real_iv_known_then_91_day_atm_is_the_previous_close() {
     let h = real_history().unwrap();
     let model = ChainModel::new(ChainModelParams::default());
-    let d = h.date_index(chrono::NaiveDate::from_ymd_opt(2020, 4, 20).unwrap()).unwrap();
+    let d = h
+        .date_index(chrono::NaiveDate::from_ymd_opt(2020, 4, 20).unwrap())
+        .unwrap();
     for s in 0..h.symbols.len() {
         let v = model.vol_state(h, s, d).unwrap();
         let atm = model.atm_vol(&v, 91.0 / 365.0);
         let real = h.implied_vol(s, d - 1).unwrap();
-        assert!((atm - real).abs() < 1e-9, "{}: {atm} vs {real}", h.symbols[s].symbol);
+        assert!(
+            (atm - real).abs() < 1e-9,
+            "{}: {atm} vs {real}",
+            h.symbols[s].symbol
+        );
     }
 }
 

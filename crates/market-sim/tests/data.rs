@@ -112,12 +112,8 @@ fn test_index_when_aligned_then_equals_csv_inside_1999_to_2018_and_a_proxy_outsi
     // from the file's first and last closes, so every session has a value.
     assert!(h.index.iter().all(|v| v.is_finite() && *v > 0.0));
     let (a, b) = (at(h, "2018-12-31"), at(h, "2019-01-02"));
-    let mean: f64 = h
-        .closes
-        .iter()
-        .map(|c| (c[b] / c[a]).ln())
-        .sum::<f64>()
-        / h.closes.len() as f64;
+    let mean: f64 =
+        h.closes.iter().map(|c| (c[b] / c[a]).ln()).sum::<f64>() / h.closes.len() as f64;
     assert!((h.index[b] / h.index[a] - mean.exp()).abs() < 1e-12);
 }
 
