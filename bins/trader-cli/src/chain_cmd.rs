@@ -81,7 +81,8 @@ pub fn run(args: &ChainArgs, json: bool, settings: &settings::Settings) -> Resul
     if settings.broker.kind != "sim" {
         bail!("`chain` shows the simulated market; set broker.kind = \"sim\"");
     }
-    let history = market_sim::data::real_history().context("loading the shipped history")?;
+    let history = market_sim::universe::history_of(&settings.broker.sim.universe)
+        .context("loading the universe's history")?;
     let symbol = Symbol::new(args.symbol.trim().to_ascii_uppercase())
         .with_context(|| format!("{:?} is not a symbol", args.symbol))?;
     let Some(s) = history.symbol_index(&symbol) else {

@@ -416,6 +416,7 @@ pub fn build_history(src: &CsvSources<'_>) -> Result<History, DataError> {
         rates,
         implied_vol: Vec::new(),
         skew_index: Vec::new(),
+        volumes: Vec::new(),
     };
     history.validate().map_err(DataError::Invalid)?;
     Ok(history)
@@ -667,7 +668,7 @@ pub fn embedded_csv(name: &str) -> Option<Result<Vec<u8>, DataError>> {
     Some(gunzip(name, gz))
 }
 
-fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
+pub(crate) fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
     // The files compress about 3-4x; reserving avoids most regrowth.
     let mut out = Vec::with_capacity(gz.len() * 4);
     GzDecoder::new(gz)
@@ -679,7 +680,7 @@ fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
-fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
+pub(crate) fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let upto = &bytes[..e.valid_up_to()];
         let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
@@ -719,7 +720,7 @@ fn check_header(file: &str, header: &[&str]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn column_index(file: &str, table: &DatedTable, name: &str) -> Result<usize, DataError> {
+pub(crate) fn column_index(file: &str, table: &DatedTable, name: &str) -> Result<usize, DataError> {
     table
         .columns
         .iter()
@@ -744,7 +745,7 @@ fn require_positive(file: &str, table: &DatedTable, c: usize, name: &str) -> Res
     }
 }
 
-fn malformed(
+pub(crate) fn malformed(
     file: &str,
     line: usize,
     column: usize,
@@ -765,7 +766,7 @@ fn trim_cr(line: &str) -> &str {
 }
 
 /// `YYYY-MM-DD`, hand-parsed (several times faster than chrono's parser).
-fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -799,7 +800,7 @@ fn parse_value(field: &str) -> Result<f64, String> {
 
 /// `values` (on ascending `dates`) picked out on each of the ascending
 /// `sessions`; NaN where `dates` has no such session.
-fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64> {
+pub(crate) fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(sessions.len());
     let mut j = 0;
     for s in sessions {
@@ -816,7 +817,7 @@ fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64
 }
 
 /// The rate on each session: see [`build_history`].
-fn fill_rates(
+pub(crate) fn fill_rates(
     sessions: &[NaiveDate],
     dates: &[NaiveDate],
     yields: &[f64],

@@ -39,6 +39,10 @@ pub struct History {
     /// The CBOE SKEW index close on each date, or NaN; empty when unknown.
     #[serde(default)]
     pub skew_index: Vec<f64>,
+    /// `volumes[s][d]`: shares traded, NaN where unknown; empty when the
+    /// history has closes only (the 20-stock file, synthetic markets).
+    #[serde(default)]
+    pub volumes: Vec<Vec<f64>>,
 }
 
 impl History {
@@ -77,6 +81,15 @@ impl History {
             .and_then(|c| c.get(d))
             .copied()
             .filter(|v| v.is_finite() && *v > 0.0)
+    }
+
+    /// Shares traded by symbol `s` on date index `d`, if known.
+    pub fn volume(&self, s: usize, d: usize) -> Option<f64> {
+        self.volumes
+            .get(s)
+            .and_then(|c| c.get(d))
+            .copied()
+            .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
     /// Up to `n` known closes of symbol `s` ending at date index `d`
@@ -150,6 +163,12 @@ impl History {
                 "implied_vol[{i}]: {} values for {n} dates",
                 c.len()
             ));
+        }
+        if !self.volumes.is_empty()
+            && (self.volumes.len() != self.symbols.len()
+                || self.volumes.iter().any(|v| v.len() != n))
+        {
+            return Err("volumes must have one series of every date per symbol".into());
         }
         if !self.skew_index.is_empty() && self.skew_index.len() != n {
             return Err(format!(

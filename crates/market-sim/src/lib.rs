@@ -23,6 +23,7 @@ mod history;
 pub mod params;
 mod path;
 pub mod synthetic;
+pub mod universe;
 
 pub use chain::{ChainModel, QuoteContext, VolState};
 pub use exchange::{

@@ -422,6 +422,7 @@ pub fn generate(config: &SyntheticConfig) -> Result<History, String> {
         rates: vec![m.rate; n],
         implied_vol: Vec::new(),
         skew_index: Vec::new(),
+        volumes: Vec::new(),
     };
     history.validate()?;
     Ok(history)

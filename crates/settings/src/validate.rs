@@ -360,6 +360,17 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
     let b = &s.broker;
     c.one_of("broker.kind", &b.kind, &["sim", "ibkr"]);
     c.one_of("broker.trading_mode", &b.trading_mode, &["paper", "live"]);
+    c.check(
+        market_sim::universe::UNIVERSES.contains(&b.sim.universe.as_str()),
+        "broker.sim.universe",
+        || {
+            format!(
+                "must be one of {}; got {:?}",
+                market_sim::universe::UNIVERSES.join(", "),
+                b.sim.universe
+            )
+        },
+    );
     for (key, message) in b.sim.exchange.problems() {
         c.fail(&format!("broker.sim.exchange.{key}"), message);
     }
