@@ -705,6 +705,24 @@ mod tests {
     }
 
     #[test]
+    fn test_the_universe_and_the_iv_model_are_checked() {
+        let mut s = Settings::default();
+        s.broker.sim.universe = "us421".into();
+        assert!(keys(&s, &[]).is_empty());
+        s.broker.sim.universe = "nasdaq".into();
+        s.broker.sim.chain.iv_model = "vix".into();
+        s.broker.sim.chain.iv_coef_vix = f64::NAN;
+        assert_eq!(
+            keys(&s, &[]),
+            vec![
+                "broker.sim.universe",
+                "broker.sim.chain.iv_model",
+                "broker.sim.chain.iv_coef_vix"
+            ]
+        );
+    }
+
+    #[test]
     fn test_agent_keys_are_checked() {
         let mut s = Settings::default();
         s.agent.weekly_day = "caturday".into();
