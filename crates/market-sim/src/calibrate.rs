@@ -184,7 +184,7 @@ pub fn fit_iv_model(history: &History, p: &ChainModelParams) -> Result<IvFit, Da
         solve5(xtx, xty)
     };
     let coefficients = fit(&mut obs.iter());
-    let half_coefficients = fit(&mut obs.iter().filter(|o| o.symbol % 2 == 0));
+    let half_coefficients = fit(&mut obs.iter().filter(|o| o.symbol.is_multiple_of(2)));
     let stats = |coef: &[f64; 5], keep: &dyn Fn(&IvObservation) -> bool| {
         ErrorStats::from_pairs(
             obs.iter()
@@ -261,10 +261,11 @@ fn solve<const N: usize>(a: &mut [[f64; N]; N], b: &mut [f64; N]) -> [f64; N] {
         }
         a.swap(col, piv);
         b.swap(col, piv);
+        let pivot_row = a[col];
         for row in col + 1..N {
-            let f = a[row][col] / a[col][col];
-            for k in col..N {
-                a[row][k] -= f * a[col][k];
+            let f = a[row][col] / pivot_row[col];
+            for (x, p) in a[row].iter_mut().zip(pivot_row.iter()).skip(col) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -481,7 +482,7 @@ pub fn fit_index_skew(history: &History, max_sd: f64) -> Result<SkewFit, DataErr
             message: format!("only {} usable quotes to calibrate on", rows.len()),
         });
     }
-    let fitting = |r: &&Row| r.q.month % 2 == 0;
+    let fitting = |r: &&Row| r.q.month.is_multiple_of(2);
     // 1. ATM: the real IV of the put nearest the money (within 1% OTM) of
     //    each snapshot, against VIX × (a0 + a1·ln(T/30)).
     let mut xtx = [[0.0; 2]; 2];
@@ -573,7 +574,7 @@ pub fn fit_index_skew(history: &History, max_sd: f64) -> Result<SkewFit, DataErr
         held_out_months: months / 2,
         held_out_45: buckets(&|r| r.q.month % 2 == 1 && r.q.dte >= 35),
         held_out_21: buckets(&|r| r.q.month % 2 == 1 && r.q.dte < 35),
-        in_sample_45: buckets(&|r| r.q.month % 2 == 0 && r.q.dte >= 35),
+        in_sample_45: buckets(&|r| r.q.month.is_multiple_of(2) && r.q.dte >= 35),
     })
 }
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 //! The calibration of the modelled surface against the real data shipped
 //! in the crate (see `src/calibrate.rs`): the targets of docs/MARKET_MODEL.md.
 

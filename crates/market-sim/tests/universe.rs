@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 //! The 421-stock universe, loaded from the crate's data directory.
 
 use chrono::NaiveDate;
