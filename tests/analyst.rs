@@ -314,8 +314,8 @@ fn traderd_with_the_reasoner_follows_the_models_narrower_choice() {
         }))
         .unwrap();
     let window = [
-        ("TRADER__BROKER__SIM__REPLAY__FROM", "2020-04-13"),
-        ("TRADER__BROKER__SIM__REPLAY__TO", "2020-04-17"),
+        ("TRADER__BROKER__SIM__REPLAY__FROM", "2020-08-17"),
+        ("TRADER__BROKER__SIM__REPLAY__TO", "2020-08-21"),
     ];
     let count = |d: &Path| {
         let o = cli(d, &["trades", "--json"], &[]);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use core_domain::{AccountRepository, TradeFilter, TradeRepository};
 
-const FROM: &str = "2020-01-02";
-const TO: &str = "2020-06-30";
+const FROM: &str = "2020-05-01";
+const TO: &str = "2020-08-31";
 
 fn traderd() -> std::path::PathBuf {
     e2e::binary("traderd").expect("traderd is not built; run `cargo test --workspace`")

@@ -15,8 +15,8 @@ fn test_readme_main_job_trades_then_status_reads_it_in_a_fresh_directory() {
     let dir = tempfile::tempdir().unwrap();
     let run = Command::new(&traderd)
         .current_dir(dir.path())
-        .env("TRADER__BROKER__SIM__REPLAY__FROM", "2020-01-02")
-        .env("TRADER__BROKER__SIM__REPLAY__TO", "2020-04-30")
+        .env("TRADER__BROKER__SIM__REPLAY__FROM", "2020-05-01")
+        .env("TRADER__BROKER__SIM__REPLAY__TO", "2020-08-31")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();

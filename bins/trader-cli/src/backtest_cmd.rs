@@ -143,6 +143,7 @@ pub fn run_backtest(
         config_path: None,
         config_hash: None,
         generated_at: Utc::now(),
+        caveats: traderd::wiring::caveats(settings),
     };
     let title = format!(
         "Backtest {} to {} (seed {seed})",
@@ -159,6 +160,7 @@ pub fn run_backtest(
             "elapsed_seconds": elapsed.as_secs_f64(),
             "summary": s,
             "rules": rules,
+            "caveats": meta.caveats,
         }))?;
     } else {
         println!("{title}");
@@ -167,6 +169,9 @@ pub fn run_backtest(
             elapsed.as_secs_f64()
         );
         print_summary(s, &rules, &limits);
+        for caveat in &meta.caveats {
+            println!("  caveat            {caveat}");
+        }
         println!("  database          {url}");
         println!("  report            {}", paths.html.display());
     }

@@ -105,6 +105,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             let loaded = load_settings(cli)?;
             crate::sim_gateway_cmd::run(a, &loaded.settings)
         }
+        Command::Chain(a) => crate::chain_cmd::run(a, cli.json, &load_settings(cli)?.settings),
+        Command::Calibrate(a) => {
+            crate::calibrate_cmd::run(a, cli.json, &load_settings(cli)?.settings)
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod analyst_cmd;
 mod backtest_cmd;
 mod bench;
+mod calibrate_cmd;
+mod chain_cmd;
 mod commands;
 mod engine_view;
 mod learning_proof_cmd;
@@ -178,6 +180,12 @@ pub enum Command {
     LearningProof(learning_proof_cmd::LearningProofArgs),
     /// Run the simulated TWS / IB Gateway on loopback, fronting the simulated exchange: dry-run the whole IBKR path offline (see docs/SIM_GATEWAY.md).
     SimGateway(sim_gateway_cmd::SimGatewayArgs),
+    /// The modelled option chain of one underlying on a session of the
+    /// simulated market (strikes, bid/ask, IV, greeks, open interest).
+    Chain(chain_cmd::ChainArgs),
+    /// The modelled surface against the real option data (ATM level and
+    /// index skew), computed from the shipped data.
+    Calibrate(calibrate_cmd::CalibrateArgs),
 }
 
 #[derive(Debug, Subcommand)]

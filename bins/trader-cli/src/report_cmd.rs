@@ -129,6 +129,7 @@ pub fn run(args: &ReportArgs, json: bool, loaded: &Loaded, store: &Store) -> Res
         config_path: loaded.file_found.then(|| loaded.path.clone()),
         config_hash: None,
         generated_at: Utc::now(),
+        caveats: traderd::wiring::caveats(&loaded.settings),
     };
     let title = format!("Performance {period_from} to {period_to}");
     let paths = write_report(

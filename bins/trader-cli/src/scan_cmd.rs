@@ -47,7 +47,8 @@ pub fn run(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Result
         other => bail!("unknown broker.kind {other:?}: expected \"sim\" or \"ibkr\""),
     }
     let params = settings.strategy_params();
-    let history = market_sim::data::real_history().context("loading the shipped history")?;
+    let history = market_sim::universe::history_of(&settings.broker.sim.universe)
+        .context("loading the universe's history")?;
     let (first, last) = match (history.dates.first(), history.dates.last()) {
         (Some(f), Some(l)) => (*f, *l),
         _ => bail!("the shipped history has no sessions"),
@@ -168,7 +169,7 @@ fn run_ibkr(args: &ScanArgs, json: bool, settings: &settings::Settings) -> Resul
 
 /// The first checkpoint of session `date` at or after `time_of_day` New
 /// York (the open before it, the close after the last one).
-fn checkpoint_at_or_after(
+pub(crate) fn checkpoint_at_or_after(
     exchange: &SimExchange,
     date: NaiveDate,
     time_of_day: NaiveTime,

@@ -255,12 +255,16 @@ fn run_daemon(args: &Args) -> Result<ExitCode> {
             config_path: Some(loaded.path.clone()),
             config_hash: None,
             generated_at: Utc::now(),
+            caveats: traderd::wiring::caveats(&loaded.settings),
         },
     )
     .with_context(|| format!("writing the report into {}", dir.display()))?;
     println!("{title}: done in {:.1} s", elapsed.as_secs_f64());
     for line in summary_lines(&res.summary, &rules, &limits) {
         println!("{line}");
+    }
+    for caveat in traderd::wiring::caveats(&loaded.settings) {
+        println!("  caveat            {caveat}");
     }
     println!("  database          {db}");
     println!("  report            {}", paths.html.display());

@@ -37,6 +37,26 @@ pub fn history() -> Result<Arc<History>> {
     ))
 }
 
+/// The history of the settings' universe (`[broker.sim] universe`): the
+/// shipped 20 stocks, or the 421 with OHLCV (read from
+/// `crates/market-sim/data` on first use).
+pub fn history_for(settings: &Settings) -> Result<Arc<History>> {
+    let universe = settings.broker.sim.universe.as_str();
+    Ok(Arc::new(
+        market_sim::universe::history_of(universe)
+            .with_context(|| format!("loading the {universe:?} universe's history"))?
+            .clone(),
+    ))
+}
+
+/// The caveats every report over the settings' universe prints.
+pub fn caveats(settings: &Settings) -> Vec<String> {
+    market_sim::universe::caveats_of(&settings.broker.sim.universe)
+        .iter()
+        .map(|c| (*c).to_string())
+        .collect()
+}
+
 /// The symbols a history covers, with their sectors: the universe traded
 /// over it (and, for a broker, the shipped universe).
 pub fn universe_of(history: &History) -> Vec<(Symbol, Option<String>)> {
@@ -151,7 +171,7 @@ pub fn sim_run_with_limits(
         settings,
         store,
         SimMarket {
-            history: history()?,
+            history: history_for(settings)?,
             chain: settings.broker.sim.chain.clone(),
         },
         from,

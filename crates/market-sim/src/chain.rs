@@ -141,11 +141,37 @@ impl ChainModel {
             .or_else(|| history.rates.first().copied())
             .unwrap_or(0.0);
         let clamp = |v: f64| v.clamp(p.min_vol, p.max_vol);
+        let mut sigma_30 = clamp(realized + premium);
+        let mut sigma_long_run = clamp(long_run + p.vrp_points);
+        // The 91-day ATM level: the real IV at the previous close where the
+        // history has it, else the calibrated model; the legacy term
+        // structure above is rescaled to pass through it.
+        let real = if p.iv_anchor {
+            d.checked_sub(1)
+                .and_then(|prev| history.implied_vol(s, prev))
+        } else {
+            None
+        };
+        let target = real.or_else(|| {
+            (p.iv_model == crate::calibrate::IV_MODEL_CALIBRATED)
+                .then(|| crate::calibrate::iv_inputs(history, s, d, p))
+                .flatten()
+                .map(|x| clamp(crate::calibrate::iv_model_value(&p.iv_coefficients(), &x)))
+        });
+        if let Some(target) = target {
+            let at_91 = sigma_long_run
+                + (sigma_30 - sigma_long_run) * (30.0f64 / 91.0).powf(p.term_exponent);
+            if at_91 > 0.0 {
+                let k = target / at_91;
+                sigma_30 = clamp(sigma_30 * k);
+                sigma_long_run = clamp(sigma_long_run * k);
+            }
+        }
         Some(VolState {
-            sigma_30: clamp(realized + premium),
-            sigma_long_run: clamp(long_run + p.vrp_points),
+            sigma_30,
+            sigma_long_run,
             realized,
-            premium,
+            premium: sigma_30 - realized,
             rate,
         })
     }

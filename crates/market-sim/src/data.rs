@@ -2,7 +2,7 @@
 //! `data/README.md` for sources and licences), parsed into the aligned
 //! [`History`] every model reads.
 //!
-//! The five CSV files are embedded with `include_bytes!` as gzip and
+//! The CSV files are embedded with `include_bytes!` as gzip and
 //! decompressed at load, so a fresh clone needs nothing outside the
 //! repository. [`real_history`] loads once per process and caches the
 //! result; [`load_real_history`] parses afresh on every call.
@@ -11,9 +11,12 @@
 //! which are NYSE sessions 1990-01-02 … 2022-12-28):
 //! - `closes`: the 20 adjusted closes, in the equity file's column order,
 //!   with sector and name from `sectors.csv`;
-//! - `index`: the S&P 500 close, NaN outside 1999-01-04 … 2018-12-31;
-//! - `vix`: the VIX close, NaN outside 2014-01-03 … 2019-01-03 (and on
-//!   sessions the VIX file marks missing with `.`);
+//! - `index`: the S&P 500 close 1999-01-04 … 2018-12-31 and, outside it,
+//!   the equal-weight proxy of [`fill_index_proxy`];
+//! - `vix`: the CBOE VIX close on every session (the 4 sessions the file
+//!   misses carry the previous close, [`carry_forward`]);
+//! - `implied_vol`: the real 3-month ATM IV of the 20 stocks, 2010-01-04 …
+//!   2022-12-28, NaN elsewhere; `skew_index`: the CBOE SKEW, every session;
 //! - `rates`: the 3-month Treasury yield as a continuously compounded rate,
 //!   never NaN; see [`rate_from_yield`] and [`TBILL_3M_ANNUAL_AVERAGES`] for
 //!   how gaps and the years after the Treasury file ends are filled.
@@ -43,15 +46,23 @@ pub const EQUITIES_FILE: &str = "equities_adjclose_1990_2022.csv";
 pub const SECTORS_FILE: &str = "sectors.csv";
 /// S&P 500 index daily OHLC and volume (arch package data, NCSA).
 pub const SP500_FILE: &str = "sp500_index_ohlcv_1999_2018.csv";
-/// VIX daily close (arch package data, NCSA).
-pub const VIX_FILE: &str = "vix_2014_2019.csv";
+/// CBOE VIX daily open/high/low/close, 1990-01-02 … 2026-03-27 (dates
+/// MM/DD/YYYY, read by [`us_dates_to_iso`]).
+pub const VIX_FILE: &str = "vix_ohlc_1990_2026.csv";
+/// Real 3-month at-the-money implied volatility of the 20 stocks, daily,
+/// as a fraction, 2010-01-04 … 2022-12-28 (skfolio-datasets, BSD-3).
+pub const IMPLIED_VOL_FILE: &str = "stock_implied_vol_3m_2010_2022.csv";
+/// CBOE SKEW index, daily (dates MM/DD/YYYY), 1990 … 2026.
+pub const SKEW_FILE: &str = "cboe_skew_1990_2026.csv";
 /// US Treasury constant-maturity yields, decimals (zipline-reloaded, Apache-2.0).
 pub const TREASURY_FILE: &str = "treasury_yields_1990_2017.csv";
 
 static EQUITIES_GZ: &[u8] = include_bytes!("../data/equities_adjclose_1990_2022.csv.gz");
 static SECTORS_GZ: &[u8] = include_bytes!("../data/sectors.csv.gz");
 static SP500_GZ: &[u8] = include_bytes!("../data/sp500_index_ohlcv_1999_2018.csv.gz");
-static VIX_GZ: &[u8] = include_bytes!("../data/vix_2014_2019.csv.gz");
+static VIX_GZ: &[u8] = include_bytes!("../data/vix_ohlc_1990_2026.csv.gz");
+static IMPLIED_VOL_GZ: &[u8] = include_bytes!("../data/stock_implied_vol_3m_2010_2022.csv.gz");
+static SKEW_GZ: &[u8] = include_bytes!("../data/cboe_skew_1990_2026.csv.gz");
 static TREASURY_GZ: &[u8] = include_bytes!("../data/treasury_yields_1990_2017.csv.gz");
 
 /// The Treasury column the risk-free rate is taken from.
@@ -176,13 +187,156 @@ pub fn load_real_history() -> Result<History, DataError> {
     let sp500 = gunzip(SP500_FILE, SP500_GZ)?;
     let vix = gunzip(VIX_FILE, VIX_GZ)?;
     let treasury = gunzip(TREASURY_FILE, TREASURY_GZ)?;
-    build_history(&CsvSources {
+    let mut history = build_history(&CsvSources {
         equities: &equities,
         sectors: &sectors,
         sp500: &sp500,
         vix: &vix,
         treasury: &treasury,
-    })
+    })?;
+    let implied = gunzip(IMPLIED_VOL_FILE, IMPLIED_VOL_GZ)?;
+    attach_implied_vol(&mut history, &implied)?;
+    let skew = gunzip(SKEW_FILE, SKEW_GZ)?;
+    attach_skew_index(&mut history, &skew)?;
+    carry_forward(&mut history.vix);
+    carry_forward(&mut history.skew_index);
+    fill_index_proxy(&mut history);
+    history.validate().map_err(DataError::Invalid)?;
+    Ok(history)
+}
+
+/// Sets `history.implied_vol` from a dated CSV whose columns are symbols
+/// (values as fractions, empty or `.` where unknown). Symbols of the
+/// history without a column get NaN throughout; columns for other symbols
+/// and dates that are not sessions are ignored.
+pub fn attach_implied_vol(history: &mut History, csv: &[u8]) -> Result<(), DataError> {
+    let table = parse_dated_csv(IMPLIED_VOL_FILE, csv)?;
+    for (c, name) in table.columns.iter().enumerate() {
+        if let Some(r) = table.values[c].iter().position(|v| *v <= 0.0 || *v > 5.0) {
+            return Err(malformed(
+                IMPLIED_VOL_FILE,
+                DatedTable::line_of_row(r),
+                c + 2,
+                name,
+                format!(
+                    "implied volatility {} is not a fraction in (0, 5]",
+                    table.values[c][r]
+                ),
+            ));
+        }
+    }
+    let n = history.dates.len();
+    history.implied_vol = history
+        .symbols
+        .iter()
+        .map(|info| match table.column(info.symbol.as_str()) {
+            Some(col) => align(&history.dates, &table.dates, col),
+            None => vec![f64::NAN; n],
+        })
+        .collect();
+    Ok(())
+}
+
+/// Sets `history.skew_index` from the CBOE SKEW file (`DATE,SKEW`, dates
+/// MM/DD/YYYY or ISO).
+pub fn attach_skew_index(history: &mut History, csv: &[u8]) -> Result<(), DataError> {
+    let iso = us_dates_to_iso(SKEW_FILE, csv)?;
+    let table = parse_dated_csv(SKEW_FILE, &iso)?;
+    let c = column_index(SKEW_FILE, &table, "SKEW")?;
+    require_positive(SKEW_FILE, &table, c, "SKEW")?;
+    history.skew_index = align(&history.dates, &table.dates, &table.values[c]);
+    Ok(())
+}
+
+/// Fills each NaN after the first known value with the last known value
+/// (the VIX file misses 4 sessions of 1990–2022, the SKEW file 15).
+pub fn carry_forward(series: &mut [f64]) {
+    let mut last = f64::NAN;
+    for v in series.iter_mut() {
+        if v.is_finite() {
+            last = *v;
+        } else {
+            *v = last;
+        }
+    }
+}
+
+/// First session of the real S&P 500 series in the shipped history.
+pub const SP500_FIRST: &str = "1999-01-04";
+/// Last session of the real S&P 500 series in the shipped history.
+pub const SP500_LAST: &str = "2018-12-31";
+
+/// Fills the sessions where the index is unknown (before the S&P 500 file
+/// starts and after it ends) with a documented proxy: an equal-weight
+/// index of the history's stocks (the mean of their daily log returns,
+/// over the stocks with a close on both sessions), chained backward from
+/// the first known index close and forward from the last one. Gaps inside
+/// the known span are left as they are. Does nothing when the index is
+/// unknown throughout or there are no stocks.
+pub fn fill_index_proxy(history: &mut History) {
+    let n = history.dates.len();
+    let known = |i: &f64| i.is_finite() && *i > 0.0;
+    let (Some(first), Some(last)) = (
+        history.index.iter().position(known),
+        history.index.iter().rposition(known),
+    ) else {
+        return;
+    };
+    if history.closes.is_empty() {
+        return;
+    }
+    let mean_return = |d: usize| -> f64 {
+        let (mut sum, mut count) = (0.0, 0usize);
+        for c in &history.closes {
+            let (a, b) = (c[d - 1], c[d]);
+            if a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0 {
+                sum += (b / a).ln();
+                count += 1;
+            }
+        }
+        if count == 0 { 0.0 } else { sum / count as f64 }
+    };
+    for d in (0..first).rev() {
+        history.index[d] = history.index[d + 1] / mean_return(d + 1).exp();
+    }
+    for d in last + 1..n {
+        history.index[d] = history.index[d - 1] * mean_return(d).exp();
+    }
+}
+
+/// Rewrites a CSV whose first column holds US dates (`MM/DD/YYYY`) into the
+/// module's ISO dialect (`YYYY-MM-DD`), header unchanged. Lines already in
+/// ISO pass through. Errors name the line of a date that is neither.
+pub fn us_dates_to_iso(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
+    let text = utf8(file, bytes)?;
+    let mut out = String::with_capacity(text.len());
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        if i == 0 {
+            out.push_str(raw);
+            continue;
+        }
+        let (field, rest) = raw.split_at(raw.find(',').unwrap_or(raw.len()));
+        let b = field.as_bytes();
+        if b.len() == 10 && b[2] == b'/' && b[5] == b'/' {
+            out.push_str(&field[6..10]);
+            out.push('-');
+            out.push_str(&field[0..2]);
+            out.push('-');
+            out.push_str(&field[3..5]);
+        } else if field.trim_end_matches(['\r', '\n']).is_empty() || parse_date(field).is_some() {
+            out.push_str(field);
+        } else {
+            return Err(malformed(
+                file,
+                i + 1,
+                1,
+                "DATE",
+                format!("{field:?} is not a date (MM/DD/YYYY or YYYY-MM-DD)"),
+            ));
+        }
+        out.push_str(rest);
+    }
+    Ok(out.into_bytes())
 }
 
 /// The S&P 500 daily OHLC and volume, 1999-01-04 … 2018-12-31, on its own
@@ -218,7 +372,7 @@ pub fn build_history(src: &CsvSources<'_>) -> Result<History, DataError> {
     let equities = parse_dated_csv(EQUITIES_FILE, src.equities)?;
     let sectors = parse_sectors(SECTORS_FILE, src.sectors)?;
     let sp500 = parse_dated_csv(SP500_FILE, src.sp500)?;
-    let vix = parse_dated_csv(VIX_FILE, src.vix)?;
+    let vix = parse_dated_csv(VIX_FILE, &us_dates_to_iso(VIX_FILE, src.vix)?)?;
     let treasury = parse_dated_csv(TREASURY_FILE, src.treasury)?;
 
     let mut symbols = Vec::with_capacity(equities.columns.len());
@@ -238,8 +392,14 @@ pub fn build_history(src: &CsvSources<'_>) -> Result<History, DataError> {
 
     let index_col = column_index(SP500_FILE, &sp500, "close")?;
     require_positive(SP500_FILE, &sp500, index_col, "close")?;
-    let vix_col = column_index(VIX_FILE, &vix, "vix")?;
-    require_positive(VIX_FILE, &vix, vix_col, "vix")?;
+    // The CBOE file's close; `vix` for a one-column `date,vix` file.
+    let vix_name = if vix.column("vix").is_some() {
+        "vix"
+    } else {
+        "CLOSE"
+    };
+    let vix_col = column_index(VIX_FILE, &vix, vix_name)?;
+    require_positive(VIX_FILE, &vix, vix_col, vix_name)?;
     let rate_col = column_index(TREASURY_FILE, &treasury, TREASURY_RATE_COLUMN)?;
 
     let sessions = &equities.dates;
@@ -254,6 +414,9 @@ pub fn build_history(src: &CsvSources<'_>) -> Result<History, DataError> {
         index,
         vix: vix_aligned,
         rates,
+        implied_vol: Vec::new(),
+        skew_index: Vec::new(),
+        volumes: Vec::new(),
     };
     history.validate().map_err(DataError::Invalid)?;
     Ok(history)
@@ -478,12 +641,14 @@ pub fn parse_ohlc_csv(file: &str, bytes: &[u8]) -> Result<OhlcSeries, DataError>
 }
 
 /// The names of the shipped CSV files, in no particular order.
-pub const SHIPPED_FILES: [&str; 5] = [
+pub const SHIPPED_FILES: [&str; 7] = [
     EQUITIES_FILE,
     SECTORS_FILE,
     SP500_FILE,
     VIX_FILE,
     TREASURY_FILE,
+    IMPLIED_VOL_FILE,
+    SKEW_FILE,
 ];
 
 /// The decompressed bytes of the shipped file `name` (one of
@@ -496,12 +661,14 @@ pub fn embedded_csv(name: &str) -> Option<Result<Vec<u8>, DataError>> {
         SP500_FILE => SP500_GZ,
         VIX_FILE => VIX_GZ,
         TREASURY_FILE => TREASURY_GZ,
+        IMPLIED_VOL_FILE => IMPLIED_VOL_GZ,
+        SKEW_FILE => SKEW_GZ,
         _ => return None,
     };
     Some(gunzip(name, gz))
 }
 
-fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
+pub(crate) fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
     // The files compress about 3-4x; reserving avoids most regrowth.
     let mut out = Vec::with_capacity(gz.len() * 4);
     GzDecoder::new(gz)
@@ -513,7 +680,7 @@ fn gunzip(file: &str, gz: &[u8]) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
-fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
+pub(crate) fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let upto = &bytes[..e.valid_up_to()];
         let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
@@ -553,7 +720,7 @@ fn check_header(file: &str, header: &[&str]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn column_index(file: &str, table: &DatedTable, name: &str) -> Result<usize, DataError> {
+pub(crate) fn column_index(file: &str, table: &DatedTable, name: &str) -> Result<usize, DataError> {
     table
         .columns
         .iter()
@@ -578,7 +745,7 @@ fn require_positive(file: &str, table: &DatedTable, c: usize, name: &str) -> Res
     }
 }
 
-fn malformed(
+pub(crate) fn malformed(
     file: &str,
     line: usize,
     column: usize,
@@ -599,7 +766,7 @@ fn trim_cr(line: &str) -> &str {
 }
 
 /// `YYYY-MM-DD`, hand-parsed (several times faster than chrono's parser).
-fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -633,7 +800,7 @@ fn parse_value(field: &str) -> Result<f64, String> {
 
 /// `values` (on ascending `dates`) picked out on each of the ascending
 /// `sessions`; NaN where `dates` has no such session.
-fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64> {
+pub(crate) fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(sessions.len());
     let mut j = 0;
     for s in sessions {
@@ -650,7 +817,7 @@ fn align(sessions: &[NaiveDate], dates: &[NaiveDate], values: &[f64]) -> Vec<f64
 }
 
 /// The rate on each session: see [`build_history`].
-fn fill_rates(
+pub(crate) fn fill_rates(
     sessions: &[NaiveDate],
     dates: &[NaiveDate],
     yields: &[f64],

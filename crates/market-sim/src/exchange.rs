@@ -1146,6 +1146,10 @@ impl MarketData for SimExchange {
             };
             if let Some(c) = close {
                 let p = Price::from_f64(c).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                let volume = match index_column {
+                    Some(_) => None,
+                    None => self.history.volume(s, d).map(|v| v as i64),
+                };
                 bars.push(DailyBar {
                     symbol: symbol.clone(),
                     date: self.history.dates[d],
@@ -1153,7 +1157,7 @@ impl MarketData for SimExchange {
                     high: p,
                     low: p,
                     close: p,
-                    volume: None,
+                    volume,
                 });
             }
         }

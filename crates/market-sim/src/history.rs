@@ -30,6 +30,19 @@ pub struct History {
     /// The risk-free rate on each date as a continuously compounded decimal
     /// (0.05 = 5%); never NaN (gaps are filled, see the loader's docs).
     pub rates: Vec<f64>,
+    /// `implied_vol[s][d]`: the real 3-month at-the-money implied
+    /// volatility of `symbols[s]` at the close of `dates[d]` (0.25 = 25%),
+    /// NaN where unknown. Empty when the history has none (synthetic
+    /// markets, or symbols the real file does not cover).
+    #[serde(default)]
+    pub implied_vol: Vec<Vec<f64>>,
+    /// The CBOE SKEW index close on each date, or NaN; empty when unknown.
+    #[serde(default)]
+    pub skew_index: Vec<f64>,
+    /// `volumes[s][d]`: shares traded, NaN where unknown; empty when the
+    /// history has closes only (the 20-stock file, synthetic markets).
+    #[serde(default)]
+    pub volumes: Vec<Vec<f64>>,
 }
 
 impl History {
@@ -58,6 +71,25 @@ impl History {
             .and_then(|c| c.get(d))
             .copied()
             .filter(|v| v.is_finite() && *v > 0.0)
+    }
+
+    /// The real implied volatility of symbol `s` at the close of date
+    /// index `d`, if known.
+    pub fn implied_vol(&self, s: usize, d: usize) -> Option<f64> {
+        self.implied_vol
+            .get(s)
+            .and_then(|c| c.get(d))
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    }
+
+    /// Shares traded by symbol `s` on date index `d`, if known.
+    pub fn volume(&self, s: usize, d: usize) -> Option<f64> {
+        self.volumes
+            .get(s)
+            .and_then(|c| c.get(d))
+            .copied()
+            .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
     /// Up to `n` known closes of symbol `s` ending at date index `d`
@@ -113,6 +145,36 @@ impl History {
             if col.len() != n {
                 return Err(format!("{name}: {} values for {n} dates", col.len()));
             }
+        }
+        if !self.implied_vol.is_empty() && self.implied_vol.len() != self.symbols.len() {
+            return Err(format!(
+                "{} implied-vol series for {} symbols",
+                self.implied_vol.len(),
+                self.symbols.len()
+            ));
+        }
+        if let Some((i, c)) = self
+            .implied_vol
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.len() != n)
+        {
+            return Err(format!(
+                "implied_vol[{i}]: {} values for {n} dates",
+                c.len()
+            ));
+        }
+        if !self.volumes.is_empty()
+            && (self.volumes.len() != self.symbols.len()
+                || self.volumes.iter().any(|v| v.len() != n))
+        {
+            return Err("volumes must have one series of every date per symbol".into());
+        }
+        if !self.skew_index.is_empty() && self.skew_index.len() != n {
+            return Err(format!(
+                "skew_index: {} values for {n} dates",
+                self.skew_index.len()
+            ));
         }
         if self.rates.iter().any(|r| !r.is_finite()) {
             return Err("rates has a gap (NaN)".into());

@@ -15,6 +15,7 @@
 
 mod bs;
 pub mod calendar;
+pub mod calibrate;
 pub mod chain;
 pub mod data;
 pub mod exchange;
@@ -22,6 +23,7 @@ mod history;
 pub mod params;
 mod path;
 pub mod synthetic;
+pub mod universe;
 
 pub use chain::{ChainModel, QuoteContext, VolState};
 pub use exchange::{

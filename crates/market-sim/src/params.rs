@@ -25,6 +25,24 @@ pub struct ChainModelParams {
     pub vrp_max: f64,
     /// Window of the long-run volatility the term structure reverts to.
     pub long_run_days: usize,
+    /// How the 91-day at-the-money level is set where no real implied
+    /// volatility is used: "calibrated" (a linear model of realized
+    /// volatility and the VIX fitted on the real 3-month IV of the 20
+    /// stocks, coefficients `iv_coef_*`) or "realized_plus_premium" (the
+    /// legacy realized volatility plus a VIX-based premium).
+    pub iv_model: String,
+    /// Where the history has a real implied volatility for the symbol at
+    /// the previous close, the 91-day ATM level follows it.
+    pub iv_anchor: bool,
+    /// Coefficients of the calibrated model: 91-day ATM IV = intercept +
+    /// rv_short × RV(rv_short_days) + rv_long × RV(rv_long_days) +
+    /// rv_long_run × RV(long_run_days) + vix × VIX/100 (fractions; defaults
+    /// fitted by `trader-cli calibrate` on the shipped data).
+    pub iv_coef_intercept: f64,
+    pub iv_coef_rv_short: f64,
+    pub iv_coef_rv_long: f64,
+    pub iv_coef_rv_long_run: f64,
+    pub iv_coef_vix: f64,
     /// Term-structure exponent β: σ_atm(T) = σ_lr + (σ_30 − σ_lr)·(30/T)^β.
     pub term_exponent: f64,
     /// Put skew: relative IV change per standard deviation of moneyness
@@ -80,6 +98,15 @@ impl Default for ChainModelParams {
             vrp_min: -0.02,
             vrp_max: 0.15,
             long_run_days: 250,
+            iv_model: crate::calibrate::IV_MODEL_CALIBRATED.into(),
+            iv_anchor: true,
+            // Fitted on the shipped data (`trader-cli calibrate` refits and
+            // reports the difference).
+            iv_coef_intercept: 0.0131,
+            iv_coef_rv_short: 0.2655,
+            iv_coef_rv_long: 0.2099,
+            iv_coef_rv_long_run: 0.3866,
+            iv_coef_vix: 0.1402,
             term_exponent: 0.35,
             skew_per_sd: 0.07,
             smile_per_sd2: 0.01,
@@ -212,6 +239,31 @@ impl ChainModelParams {
             format!("must be at least 2; got {}", self.long_run_days),
         );
         need(
+            [
+                crate::calibrate::IV_MODEL_CALIBRATED,
+                crate::calibrate::IV_MODEL_LEGACY,
+            ]
+            .contains(&self.iv_model.as_str()),
+            "iv_model",
+            format!(
+                "must be \"calibrated\" or \"realized_plus_premium\"; got {:?}",
+                self.iv_model
+            ),
+        );
+        for (key, v) in [
+            ("iv_coef_intercept", self.iv_coef_intercept),
+            ("iv_coef_rv_short", self.iv_coef_rv_short),
+            ("iv_coef_rv_long", self.iv_coef_rv_long),
+            ("iv_coef_rv_long_run", self.iv_coef_rv_long_run),
+            ("iv_coef_vix", self.iv_coef_vix),
+        ] {
+            need(
+                v.is_finite() && v.abs() <= 5.0,
+                key,
+                format!("must be a number within -5..=5; got {v}"),
+            );
+        }
+        need(
             (0.0..=1.0).contains(&self.term_exponent),
             "term_exponent",
             format!("must be within 0..=1; got {}", self.term_exponent),
@@ -291,6 +343,18 @@ impl ChainModelParams {
             }
         }
         p
+    }
+
+    /// `[intercept, rv_short, rv_long, rv_long_run, vix]` of the
+    /// calibrated ATM model.
+    pub fn iv_coefficients(&self) -> [f64; 5] {
+        [
+            self.iv_coef_intercept,
+            self.iv_coef_rv_short,
+            self.iv_coef_rv_long,
+            self.iv_coef_rv_long_run,
+            self.iv_coef_vix,
+        ]
     }
 
     /// The first date weekly expirations are listed.

@@ -303,6 +303,8 @@ pub fn null_chain_params() -> ChainModelParams {
         skew_per_sd: 0.0,
         smile_per_sd2: 0.0,
         term_exponent: 0.0,
+        iv_model: crate::calibrate::IV_MODEL_LEGACY.into(),
+        iv_anchor: false,
         ..ChainModelParams::default()
     }
 }
@@ -418,6 +420,9 @@ pub fn generate(config: &SyntheticConfig) -> Result<History, String> {
         index,
         vix,
         rates: vec![m.rate; n],
+        implied_vol: Vec::new(),
+        skew_index: Vec::new(),
+        volumes: Vec::new(),
     };
     history.validate()?;
     Ok(history)

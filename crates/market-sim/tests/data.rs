@@ -84,6 +84,12 @@ fn same(a: &History, b: &History) -> bool {
         && bits(&a.index) == bits(&b.index)
         && bits(&a.vix) == bits(&b.vix)
         && bits(&a.rates) == bits(&b.rates)
+        && a.implied_vol.len() == b.implied_vol.len()
+        && a.implied_vol
+            .iter()
+            .zip(&b.implied_vol)
+            .all(|(x, y)| bits(x) == bits(y))
+        && bits(&a.skew_index) == bits(&b.skew_index)
 }
 
 #[test]
@@ -97,32 +103,48 @@ fn test_closes_when_first_and_last_rows_then_equal_the_csv() {
 }
 
 #[test]
-fn test_index_when_aligned_then_equals_csv_inside_1999_to_2018_and_nan_outside() {
+fn test_index_when_aligned_then_equals_csv_inside_1999_to_2018_and_a_proxy_outside() {
     let h = hist();
     assert_eq!(h.index[at(h, "1999-01-04")], 1228.099976);
     assert_eq!(h.index[at(h, "2008-10-10")], 899.219971);
     assert_eq!(h.index[at(h, "2018-12-31")], 2506.850098);
-    for (i, date) in h.dates.iter().enumerate() {
-        let inside = (d("1999-01-04")..=d("2018-12-31")).contains(date);
-        assert_eq!(h.index[i].is_finite(), inside, "index on {date}");
-    }
+    // Outside the file: the equal-weight proxy of the 20 stocks, chained
+    // from the file's first and last closes, so every session has a value.
+    assert!(h.index.iter().all(|v| v.is_finite() && *v > 0.0));
+    let (a, b) = (at(h, "2018-12-31"), at(h, "2019-01-02"));
+    let mean: f64 =
+        h.closes.iter().map(|c| (c[b] / c[a]).ln()).sum::<f64>() / h.closes.len() as f64;
+    assert!((h.index[b] / h.index[a] - mean.exp()).abs() < 1e-12);
 }
 
 #[test]
-fn test_vix_when_aligned_then_nan_before_2014_01_03_and_after_2019_01_03() {
+fn test_vix_when_aligned_then_the_cboe_close_on_every_session() {
     let h = hist();
+    assert_eq!(h.vix[at(h, "1990-01-02")], 17.24);
     assert_eq!(h.vix[at(h, "2014-01-03")], 13.76);
     assert_eq!(h.vix[at(h, "2016-06-24")], 25.76);
     assert_eq!(h.vix[at(h, "2018-02-05")], 37.32);
     assert_eq!(h.vix[at(h, "2019-01-03")], 25.45);
-    assert!(h.vix[at(h, "2014-01-02")].is_nan());
-    assert!(h.vix[at(h, "2019-01-04")].is_nan());
+    assert_eq!(h.vix[at(h, "2020-03-16")], 82.69);
+    assert_eq!(h.vix[at(h, "2022-12-28")], 22.14);
     for (i, date) in h.dates.iter().enumerate() {
-        let inside = (d("2014-01-03")..=d("2019-01-03")).contains(date);
-        // The file's "." rows fall on holidays only, so every session inside
-        // the span has a value.
-        assert_eq!(h.vix[i].is_finite(), inside, "vix on {date}");
+        assert!(h.vix[i].is_finite(), "vix on {date}");
     }
+}
+
+#[test]
+fn test_implied_vol_and_skew_when_aligned_then_inside_their_spans() {
+    let h = hist();
+    let aapl = h.symbol_index(&Symbol::new("AAPL").unwrap()).unwrap();
+    assert_eq!(h.implied_vol.len(), 20);
+    assert!((h.implied_vol(aapl, at(h, "2010-01-04")).unwrap() - 0.3643533094223549).abs() < 1e-15);
+    assert!(h.implied_vol(aapl, at(h, "2009-12-31")).is_none());
+    let covered = (0..20)
+        .filter(|s| h.implied_vol(*s, at(h, "2022-12-28")).is_some())
+        .count();
+    assert_eq!(covered, 20);
+    assert_eq!(h.skew_index.len(), h.dates.len());
+    assert!(h.skew_index.iter().all(|v| v.is_finite() && *v > 90.0));
 }
 
 #[test]
@@ -189,7 +211,17 @@ fn test_embedded_files_when_shared_data_present_then_byte_identical() {
     }
     for name in data::SHIPPED_FILES {
         let embedded = data::embedded_csv(name).unwrap().unwrap();
-        let original = std::fs::read(shared.join(name)).unwrap();
+        let original = match std::fs::read(shared.join(name)) {
+            Ok(bytes) => bytes,
+            // The newer files are kept gzipped in `../shared/data`.
+            Err(_) => {
+                let gz = std::fs::read(shared.join(format!("{name}.gz"))).unwrap();
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out)
+                    .unwrap();
+                out
+            }
+        };
         assert!(embedded == original, "{name} differs from ../shared/data");
     }
     assert!(data::embedded_csv("nope.csv").is_none());
@@ -342,7 +374,7 @@ fn test_build_when_header_lacks_a_needed_column_then_missing_column_error() {
         err,
         DataError::MissingColumn {
             file: VIX_FILE.into(),
-            column: "vix".into()
+            column: "CLOSE".into()
         }
     );
     let err = build(

@@ -60,6 +60,9 @@ pub struct ReportMeta {
     pub config_hash: Option<String>,
     /// When the report was generated.
     pub generated_at: DateTime<Utc>,
+    /// What the reader must know about the data (e.g. survivorship bias),
+    /// one line each, shown under the period.
+    pub caveats: Vec<String>,
 }
 
 /// Where [`write_report`] put each file.
@@ -448,6 +451,9 @@ fn meta_lines(meta: &ReportMeta) -> Vec<(&'static str, String)> {
                 .to_string(),
         ),
     ]
+    .into_iter()
+    .chain(meta.caveats.iter().map(|c| ("Caveat", c.clone())))
+    .collect()
 }
 
 fn render_markdown(title: &str, meta: &ReportMeta, tables: &[Table]) -> String {
@@ -829,6 +835,7 @@ mod tests {
             config_path: Some(PathBuf::from("config/trader.toml")),
             config_hash: Some("sha256:0123abcd".into()),
             generated_at: DateTime::<Utc>::UNIX_EPOCH,
+            caveats: Vec::new(),
         };
         (trades, equity, summary, meta)
     }

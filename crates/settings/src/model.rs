@@ -316,12 +316,27 @@ impl Default for BrokerSettings {
 
 /// The simulated exchange (`market-sim`): how it trades and how it models
 /// option chains. Every field is documented in `docs/MARKET_MODEL.md`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimBrokerSettings {
+    /// Which stocks the simulated market trades: "sp20" (the 20 large caps,
+    /// closes only, 1990–2022) or "us421" (421 stocks with OHLCV and GICS
+    /// sectors, 2005–2017; survivorship-biased, dividend-adjusted).
+    pub universe: String,
     pub exchange: market_sim::ExchangeParams,
     pub chain: market_sim::ChainModelParams,
     pub replay: ReplaySettings,
+}
+
+impl Default for SimBrokerSettings {
+    fn default() -> Self {
+        SimBrokerSettings {
+            universe: market_sim::universe::UNIVERSE_SP20.into(),
+            exchange: market_sim::ExchangeParams::default(),
+            chain: market_sim::ChainModelParams::default(),
+            replay: ReplaySettings::default(),
+        }
+    }
 }
 
 /// What `traderd` replays on the simulated exchange.

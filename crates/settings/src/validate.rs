@@ -360,6 +360,17 @@ pub fn validate(s: &Settings, env: &BTreeMap<String, String>) -> Vec<ConfigIssue
     let b = &s.broker;
     c.one_of("broker.kind", &b.kind, &["sim", "ibkr"]);
     c.one_of("broker.trading_mode", &b.trading_mode, &["paper", "live"]);
+    c.check(
+        market_sim::universe::UNIVERSES.contains(&b.sim.universe.as_str()),
+        "broker.sim.universe",
+        || {
+            format!(
+                "must be one of {}; got {:?}",
+                market_sim::universe::UNIVERSES.join(", "),
+                b.sim.universe
+            )
+        },
+    );
     for (key, message) in b.sim.exchange.problems() {
         c.fail(&format!("broker.sim.exchange.{key}"), message);
     }
@@ -695,6 +706,24 @@ mod tests {
         assert_eq!(
             keys(&s, &[(LIVE_TRADING_ENV, "enabled")]),
             vec!["broker.ibkr.port"]
+        );
+    }
+
+    #[test]
+    fn test_the_universe_and_the_iv_model_are_checked() {
+        let mut s = Settings::default();
+        s.broker.sim.universe = "us421".into();
+        assert!(keys(&s, &[]).is_empty());
+        s.broker.sim.universe = "nasdaq".into();
+        s.broker.sim.chain.iv_model = "vix".into();
+        s.broker.sim.chain.iv_coef_vix = f64::NAN;
+        assert_eq!(
+            keys(&s, &[]),
+            vec![
+                "broker.sim.universe",
+                "broker.sim.chain.iv_model",
+                "broker.sim.chain.iv_coef_vix"
+            ]
         );
     }
 

@@ -30,6 +30,17 @@ const DATES: [(i32, u32, u32); 11] = [
     (2022, 12, 2),
 ];
 
+/// The defaults with a $0.10 premium floor: at real implied-volatility
+/// levels (the surface follows the stocks' real 3-month IV) the default
+/// $0.30 floor at 15–20% OTM and 7–14 days is rarely met on the 20 calm
+/// large caps, and these tests need opportunities to check.
+fn test_params() -> NakedPutParams {
+    NakedPutParams {
+        premium_min: 0.10,
+        ..NakedPutParams::default()
+    }
+}
+
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
@@ -77,7 +88,7 @@ fn scans() -> &'static Vec<(NaiveDate, SimExchange, ScanReport)> {
     static SCANS: OnceLock<Vec<(NaiveDate, SimExchange, ScanReport)>> = OnceLock::new();
     SCANS.get_or_init(|| {
         let rt = runtime();
-        let params = NakedPutParams::default();
+        let params = test_params();
         DATES
             .iter()
             .map(|&(y, m, d)| {
@@ -90,6 +101,20 @@ fn scans() -> &'static Vec<(NaiveDate, SimExchange, ScanReport)> {
             })
             .collect()
     })
+}
+
+/// The first held-out date whose scan finds opportunities on at least two
+/// symbols.
+fn day_with_two_symbols() -> NaiveDate {
+    scans()
+        .iter()
+        .find(|(_, _, r)| {
+            let symbols: std::collections::BTreeSet<_> =
+                r.opportunities.iter().map(|o| o.symbol.clone()).collect();
+            symbols.len() >= 2
+        })
+        .map(|(d, _, _)| *d)
+        .expect("a held-out date with opportunities on two symbols")
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -168,7 +193,7 @@ fn every_listed_opportunity_satisfies_every_entry_criterion_recomputed_independe
             );
             assert_eq!(o.premium, o.bid, "{what}: premium is the bid");
             assert!(
-                o.bid >= Price::from_cents(30) && o.bid <= Price::from_cents(50),
+                o.bid >= Price::from_cents(10) && o.bid <= Price::from_cents(50),
                 "{what}: bid {}",
                 o.bid
             );
@@ -302,10 +327,10 @@ fn opportunities_are_ranked_by_margin_efficiency_and_what_if_equals_reg_t() {
 
 #[test]
 fn a_broker_error_for_one_symbol_is_recorded_and_the_scan_goes_on() {
-    let day = date(2020, 5, 5);
+    let day = day_with_two_symbols();
     let (ex, t) = exchange_at(day);
     let rt = runtime();
-    let params = NakedPutParams::default();
+    let params = test_params();
     let clean = rt
         .block_on(scan(&ex, &ex, &params, &universe(), 0, day, t))
         .unwrap();
@@ -345,7 +370,7 @@ fn a_broker_error_for_one_symbol_is_recorded_and_the_scan_goes_on() {
 
 #[test]
 fn a_failing_what_if_falls_back_to_reg_t_and_says_so_in_the_record() {
-    let day = date(2020, 5, 5);
+    let day = day_with_two_symbols();
     let (ex, t) = exchange_at(day);
     let flaky = StubBroker::new(Arc::new(ex));
     flaky.fail(
@@ -356,15 +381,7 @@ fn a_failing_what_if_falls_back_to_reg_t_and_says_so_in_the_record() {
         },
     );
     let r = runtime()
-        .block_on(scan(
-            &flaky,
-            &flaky,
-            &NakedPutParams::default(),
-            &universe(),
-            0,
-            day,
-            t,
-        ))
+        .block_on(scan(&flaky, &flaky, &test_params(), &universe(), 0, day, t))
         .unwrap();
     assert!(!r.opportunities.is_empty());
     for o in &r.opportunities {
