@@ -122,19 +122,7 @@ pub(crate) fn on_amendment(
     let orders = tx
         .orders_for_trade(&trade_id)
         .map_err(repo(format!("reading the orders of trade {trade_id}")))?;
-    let vwap = |purpose: OrderPurpose| {
-        let (qty, value) = orders
-            .iter()
-            .filter(|o| o.intent.purpose == purpose && o.filled_quantity > 0)
-            .fold((0i64, 0i128), |(q, v), o| {
-                (
-                    q + o.filled_quantity,
-                    v + i128::from(o.avg_fill_price.map_or(0, Price::raw))
-                        * i128::from(o.filled_quantity),
-                )
-            });
-        (qty > 0).then(|| Price::from_raw(round_div(value, i128::from(qty))))
-    };
+    let vwap = |purpose| filled(&orders, purpose).1;
     match order.intent.purpose {
         OrderPurpose::Open => {
             if let Some(p) = vwap(OrderPurpose::Open) {
@@ -152,19 +140,7 @@ pub(crate) fn on_amendment(
         }
         OrderPurpose::Liquidate => return Ok(TradeChange::None),
     }
-    let mut proceeds = Money::ZERO;
-    for o in orders
-        .iter()
-        .filter(|o| o.intent.purpose == OrderPurpose::Open && o.filled_quantity > 0)
-    {
-        let order_ref = &o.intent.order_ref;
-        for f in tx
-            .fills(order_ref)
-            .map_err(repo(format!("reading the fills of order {order_ref}")))?
-        {
-            proceeds += f.price.notional(f.quantity, f.contract.multiplier());
-        }
-    }
+    let (proceeds, _, _) = fills_cash(tx, &orders)?;
     let pl = trade.profit_loss.unwrap_or(Money::ZERO) + (new.cash_flow() - old.cash_flow());
     trade.commissions += new.commission - old.commission;
     trade.profit_loss = Some(pl);
@@ -196,20 +172,17 @@ fn on_open_fill(
         .into_iter()
         .filter(|o| o.intent.purpose == OrderPurpose::Open && o.filled_quantity > 0)
         .collect();
-    let (contracts, premium, commissions) = if opens.is_empty() {
-        let premium = order.avg_fill_price.unwrap_or(fill.price);
-        (order.filled_quantity, premium, order.commission)
-    } else {
-        let contracts: i64 = opens.iter().map(|o| o.filled_quantity).sum();
-        let value: i128 = opens
-            .iter()
-            .map(|o| {
-                i128::from(o.avg_fill_price.map_or(0, Price::raw)) * i128::from(o.filled_quantity)
-            })
-            .sum();
-        let premium = Price::from_raw(round_div(value, i128::from(contracts)));
-        let commissions = opens.iter().fold(Money::ZERO, |a, o| a + o.commission);
-        (contracts, premium, commissions)
+    let (contracts, premium, commissions) = match filled(&opens, OrderPurpose::Open) {
+        (contracts, Some(premium)) => (
+            contracts,
+            premium,
+            opens.iter().fold(Money::ZERO, |a, o| a + o.commission),
+        ),
+        _ => (
+            order.filled_quantity,
+            order.avg_fill_price.unwrap_or(fill.price),
+            order.commission,
+        ),
     };
     if let Some(mut trade) = tx
         .trade(trade_id)
@@ -288,15 +261,11 @@ fn on_close_fill(
         .into_iter()
         .filter(|o| o.intent.purpose == OrderPurpose::Close && o.filled_quantity > 0)
         .collect();
-    let bought: i64 = closes.iter().map(|o| o.filled_quantity).sum();
+    let (bought, vwap) = filled(&closes, OrderPurpose::Close);
     if bought < trade.contracts {
         return Ok(TradeChange::None);
     }
-    let value: i128 = closes
-        .iter()
-        .map(|o| i128::from(o.avg_fill_price.map_or(0, Price::raw)) * i128::from(o.filled_quantity))
-        .sum();
-    let exit_premium = Price::from_raw(round_div(value, i128::from(bought)));
+    let exit_premium = vwap.unwrap_or(Price::ZERO);
     let commission = closes.iter().fold(Money::ZERO, |a, o| a + o.commission);
     let reason = OrderContext::of(order)
         .exit_reason
@@ -334,6 +303,43 @@ fn outcome_from_fills(
     let orders = tx
         .orders_for_trade(&trade_id)
         .map_err(repo(format!("reading the orders of trade {trade_id}")))?;
+    let (proceeds, net, commissions) = fills_cash(tx, &orders)?;
+    if proceeds == Money::ZERO {
+        return Ok(());
+    }
+    let pl = net - exit_cost;
+    trade.commissions = commissions;
+    trade.profit_loss = Some(pl);
+    trade.profit_pct = Some(pl.cents() as f64 / proceeds.cents() as f64);
+    trade.roi = (trade.margin_at_entry.cents() > 0)
+        .then(|| pl.cents() as f64 / trade.margin_at_entry.cents() as f64);
+    Ok(())
+}
+
+/// The contracts the `orders` of `purpose` filled, and their
+/// volume-weighted average fill price rounded to 1/10000 $ (`None` when
+/// none filled).
+fn filled(orders: &[Order], purpose: OrderPurpose) -> (i64, Option<Price>) {
+    let (qty, value) = orders
+        .iter()
+        .filter(|o| o.intent.purpose == purpose && o.filled_quantity > 0)
+        .fold((0i64, 0i128), |(q, v), o| {
+            (
+                q + o.filled_quantity,
+                v + i128::from(o.avg_fill_price.map_or(0, Price::raw))
+                    * i128::from(o.filled_quantity),
+            )
+        });
+    (
+        qty,
+        (qty > 0).then(|| Price::from_raw(round_div(value, i128::from(qty)))),
+    )
+}
+
+/// The cash the fills of a trade's opening and closing `orders` moved:
+/// the opening premium (gross), the net cash (commissions included) and
+/// the commissions.
+fn fills_cash(tx: &StoreTx<'_>, orders: &[Order]) -> Result<(Money, Money, Money), ExecutionError> {
     let (mut proceeds, mut net, mut commissions) = (Money::ZERO, Money::ZERO, Money::ZERO);
     for o in orders.iter().filter(|o| {
         o.filled_quantity > 0
@@ -351,16 +357,7 @@ fn outcome_from_fills(
             commissions += f.commission;
         }
     }
-    if proceeds == Money::ZERO {
-        return Ok(());
-    }
-    let pl = net - exit_cost;
-    trade.commissions = commissions;
-    trade.profit_loss = Some(pl);
-    trade.profit_pct = Some(pl.cents() as f64 / proceeds.cents() as f64);
-    trade.roi = (trade.margin_at_entry.cents() > 0)
-        .then(|| pl.cents() as f64 / trade.margin_at_entry.cents() as f64);
-    Ok(())
+    Ok((proceeds, net, commissions))
 }
 
 fn round_div(num: i128, den: i128) -> i64 {
